@@ -1,0 +1,90 @@
+"""The run context: one object that steps receive, instead of long parameter lists."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runbook.hosts import HostPool
+from runbook.inventory import Inventory
+from runbook.journal import Journal
+
+if TYPE_CHECKING:
+    from runbook.dns import DnsService
+
+
+class Reporter(Protocol):
+    """What the engine tells the front end while it works. Only the front end prints."""
+
+    def message(self, text: str) -> None: ...
+
+    def waiting(self, until: float, why: str) -> None: ...
+
+    def step_event(self, step_id: str, event: str, detail: str = "") -> None: ...
+
+
+class QuietReporter:
+    """A reporter that keeps what it was told (tests, JSON output)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+    def waiting(self, until: float, why: str) -> None:
+        self.lines.append(f"waiting: {why}")
+
+    def step_event(self, step_id: str, event: str, detail: str = "") -> None:
+        self.lines.append(f"{step_id}: {event} {detail}".rstrip())
+
+
+class Clock:
+    """Wall-clock time and waiting; tests may substitute a faster one."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def wait_until(self, until: float, why: str, reporter: Reporter | None) -> None:
+        """Sleep until `until`, telling the reporter once so it can show a countdown."""
+        if until <= self.now():
+            return
+        if reporter is not None:
+            reporter.waiting(until, why)
+        while (left := until - self.now()) > 0:
+            self.sleep(min(left, 0.5))
+
+
+@dataclass
+class RunContext:
+    """Inventory, hosts, DNS, journal, flags and clock for one run."""
+
+    inventory: Inventory
+    journal: Journal
+    hosts: HostPool
+    reporter: Reporter
+    dry_run: bool = False
+    yes: bool = False
+    clock: Clock = field(default_factory=Clock)
+    extra: dict[str, Any] = field(default_factory=dict)
+    _dns: Any = None
+
+    @property
+    def dns(self) -> DnsService:
+        """The DNS service for the inventory's zone, built on first use."""
+        if self._dns is None:
+            from runbook.dns import dns_service
+
+            if self.inventory.dns is None:
+                from runbook.errors import RunbookError
+
+                raise RunbookError(f"{self.inventory.path}: no 'dns' section, but a step needs DNS")
+            self._dns = dns_service(self.inventory.dns, reporter=self.reporter, clock=self.clock)
+        return self._dns
+
+    def close(self) -> None:
+        self.hosts.close()

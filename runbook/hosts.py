@@ -1,0 +1,233 @@
+"""Hosts the engine acts on: over SSH with fabric (strict host keys), or the local machine.
+
+One connection per host, opened on first use and reused for the whole run. Commands are argument
+lists, quoted with shlex on the way out; nothing is ever pasted into a shell line unquoted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runbook.errors import CommandFailed, ConnectionLost, HostError, HostKeyError
+
+if TYPE_CHECKING:
+    from runbook.inventory import HostSpec, Inventory
+
+DEFAULT_BACKUP_DIR = "/var/backups/runbook"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command gave back."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Host:
+    """A machine commands run on. Subclasses implement `_exec`."""
+
+    name: str
+    backup_dir: str = DEFAULT_BACKUP_DIR
+
+    def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
+        raise NotImplementedError
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run argv (quoted) on the host. Raises CommandFailed on a non-zero exit if check."""
+        command = shlex.join(argv)
+        result = self._exec(command, stdin, timeout)
+        if check and result.exit_code != 0:
+            raise CommandFailed(self.name, command, result.exit_code, result.stderr)
+        return result
+
+    def run_script(self, script: str, args: Sequence[str] = (), timeout: float | None = None) -> CommandResult:
+        """Run a POSIX sh script sent on stdin, with args: one round trip for many reads."""
+        return self.run(["sh", "-s", "--", *args], stdin=script, check=False, timeout=timeout)
+
+    def read_file(self, path: str) -> bytes | None:
+        """The file's content, or None if it does not exist. Raises HostError if unreadable."""
+        script = 'if [ -e "$1" ]; then base64 -w0 -- "$1"; else exit 3; fi'
+        result = self.run(["sh", "-c", script, "read", path], check=False)
+        if result.exit_code == 3:
+            return None
+        if result.exit_code != 0:
+            raise CommandFailed(self.name, f"read {path}", result.exit_code, result.stderr)
+        return base64.b64decode(result.stdout.strip())
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write data to path atomically (temp file in the same folder, then rename)."""
+        script = (
+            'set -e; tmp="$1.runbook-tmp"; umask 077; base64 -d > "$tmp"; '
+            'chmod "$2" "$tmp"; mv -f "$tmp" "$1"'
+        )
+        self.run(["sh", "-c", script, "write", path, f"{mode:o}"], stdin=base64.b64encode(data).decode())
+
+    def close(self) -> None:
+        """Close the connection, if any."""
+
+
+class LocalHost(Host):
+    """The machine the engine runs on (tests, and the lab's own helpers)."""
+
+    def __init__(self, name: str = "local", backup_dir: str = DEFAULT_BACKUP_DIR) -> None:
+        self.name = name
+        self.backup_dir = backup_dir
+
+    def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
+        try:
+            proc = subprocess.run(
+                ["sh", "-c", command], input=stdin, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise HostError(f"on {self.name}: command timed out after {timeout} s: {command}") from exc
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH's SHA256 fingerprint of a paramiko key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class SSHHost(Host):
+    """A host reached with fabric, with strict host key checking against known_hosts."""
+
+    def __init__(self, name: str, spec: HostSpec, known_hosts: Path | None) -> None:
+        self.name = name
+        self.spec = spec
+        self.known_hosts = known_hosts
+        self.backup_dir = spec.backup_dir
+        self._connection: Any = None
+
+    def _connect(self) -> Any:
+        import fabric
+        import paramiko
+
+        host_name = self.name
+
+        class RefuseUnknown(paramiko.MissingHostKeyPolicy):
+            def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+                raise HostKeyError(
+                    f"host {host_name} ({hostname}) is unknown: its {key.get_name()} key is "
+                    f"{fingerprint(key)}. Refusing to connect. If that is the right key, pin it "
+                    f"with: inv hosts.trust {host_name}"
+                )
+
+        connect_kwargs: dict[str, Any] = {"look_for_keys": self.spec.identity_file is None}
+        if self.spec.identity_file:
+            connect_kwargs["key_filename"] = [str(self.spec.identity_file)]
+        conn = fabric.Connection(
+            host=self.spec.address,
+            port=self.spec.port,
+            user=self.spec.user,
+            connect_kwargs=connect_kwargs,
+            connect_timeout=10,
+        )
+        # fabric installs AutoAddPolicy; strict checking means refusing instead.
+        conn.client.set_missing_host_key_policy(RefuseUnknown())
+        if self.known_hosts is not None:
+            try:
+                conn.client.load_host_keys(str(self.known_hosts))
+            except OSError as exc:
+                raise HostKeyError(f"host {self.name}: cannot read known_hosts {self.known_hosts}: {exc}") from exc
+        else:
+            conn.client.load_system_host_keys()
+        try:
+            conn.open()
+        except HostKeyError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"HOST KEY CHANGED for host {self.name} ({self.spec.address}:{self.spec.port}): "
+                f"known_hosts has {fingerprint(exc.expected_key)}, the server offers "
+                f"{fingerprint(exc.key)}. This may be an attack; refusing to connect. If the host "
+                f"was really reinstalled, remove its old line from {self.known_hosts} and run "
+                f"inv hosts.trust {self.name}"
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            raise HostError(
+                f"host {self.name}: authentication as {self.spec.user} failed: {exc}"
+            ) from exc
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectionLost(
+                f"host {self.name} ({self.spec.address}:{self.spec.port}): cannot connect: {exc}"
+            ) from exc
+        return conn
+
+    def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
+        import io
+
+        import paramiko
+
+        if self._connection is None:
+            self._connection = self._connect()
+        if self.spec.user != "root":
+            command = "sudo -n -- sh -c " + shlex.quote(command)
+        try:
+            result = self._connection.run(
+                command,
+                hide=True,
+                warn=True,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+                timeout=timeout,
+            )
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._connection = None
+            raise ConnectionLost(f"host {self.name}: connection lost while running a command: {exc}") from exc
+        except Exception as exc:  # invoke's CommandTimedOut and friends
+            if type(exc).__name__ == "CommandTimedOut":
+                raise HostError(f"on {self.name}: command timed out after {timeout} s: {command}") from exc
+            raise
+        if result.exited == -1:
+            self._connection = None
+            raise ConnectionLost(f"host {self.name}: the connection closed before the command ended")
+        return CommandResult(result.exited, result.stdout, result.stderr)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class HostPool:
+    """One connection per host name, made on first use and reused for the whole run."""
+
+    def __init__(self, inventory: Inventory | None, extra: dict[str, Host] | None = None) -> None:
+        self.inventory = inventory
+        self._hosts: dict[str, Host] = dict(extra or {})
+
+    def get(self, name: str) -> Host:
+        """The host called name in the inventory ('local' is this machine)."""
+        if name not in self._hosts:
+            if name == "local":
+                backups = self.inventory.state_dir / "backups" if self.inventory else None
+                self._hosts[name] = LocalHost(backup_dir=str(backups) if backups else DEFAULT_BACKUP_DIR)
+            elif self.inventory is not None and name in self.inventory.hosts:
+                self._hosts[name] = SSHHost(
+                    name, self.inventory.hosts[name], self.inventory.ssh_known_hosts
+                )
+            else:
+                known = sorted(self.inventory.hosts) if self.inventory else []
+                raise HostError(f"unknown host {name!r}; known: {', '.join(known) or 'none'}")
+        return self._hosts[name]
+
+    def close(self) -> None:
+        """Close every connection."""
+        for host in self._hosts.values():
+            host.close()

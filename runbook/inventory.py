@@ -1,0 +1,343 @@
+"""Load an inventory (YAML), validate it against runbook.schema, and give typed access to it.
+
+Every problem is reported at once, with file:line:column and key path. Loading contacts nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runbook import schema
+from runbook.errors import InventoryError
+from runbook.secrets import Secret
+
+Mark = tuple[int, int]
+
+
+def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mark], list[str]]:
+    """Parse YAML keeping the line:column of every key and item. Returns (value, marks, problems)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, {}, [f"{where} (YAML): {problem}"]
+    finally:
+        loader.dispose()
+    marks: dict[tuple[str | int, ...], Mark] = {}
+    problems: list[str] = []
+
+    def build(n: yaml.Node | None, path: tuple[str | int, ...]) -> Any:
+        if n is None:
+            return None
+        marks[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
+        if isinstance(n, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in n.value:
+                key = yaml.SafeLoader.construct_scalar(loader, key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str):
+                    line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                    problems.append(f"{source}:{line}:{col} {schema.format_path(path)}: keys must be plain strings")
+                    continue
+                if key in out:
+                    line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                    problems.append(f"{source}:{line}:{col} {schema.format_path((*path, key))}: duplicate key {key!r}")
+                out[key] = build(value_node, (*path, key))
+                marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, (*path, i)) for i, item in enumerate(n.value)]
+        try:
+            return loader.construct_object(n, deep=True)
+        except yaml.YAMLError as exc:
+            line, col = n.start_mark.line + 1, n.start_mark.column + 1
+            problems.append(f"{source}:{line}:{col} {schema.format_path(path)}: {exc}")
+            return None
+
+    loader = yaml.SafeLoader("")
+    value = build(node, ())
+    return value, marks, problems
+
+
+def _where(source: str, marks: dict[tuple[str | int, ...], Mark], path: tuple[str | int, ...]) -> str:
+    probe = path
+    while probe not in marks and probe:
+        probe = probe[:-1]
+    line, col = marks.get(probe, (1, 1))
+    return f"{source}:{line}:{col}"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to reach a host, and where its data lives."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    identity_file: Path | None
+    web_root: str
+    data_root: str
+    backup_dir: str
+
+
+@dataclass(frozen=True)
+class TsigSpec:
+    name: str
+    algorithm: str
+    secret_file: Path
+
+    def secret(self) -> Secret:
+        """The TSIG secret, read from its file. Raises InventoryError naming the file."""
+        return _read_secret(self.secret_file, "dns.tsig.secret_file")
+
+
+@dataclass(frozen=True)
+class DnsSpec:
+    zone: str
+    provider: str
+    server: str | None
+    port: int
+    tsig: TsigSpec | None
+    resolver: str | None
+    resolver_port: int
+    cutover_ttl: int
+    restore_ttl: int | None
+    propagation_timeout: int
+    lexicon: dict[str, Any] | None
+    manual_timeout: int
+
+
+@dataclass(frozen=True)
+class Expectation:
+    status: int = 200
+    text: str | None = None
+    path: str = "/"
+    same_content: bool = False
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    name: str
+    domains: tuple[str, ...]
+    docroot: str | None
+    data: tuple[str, ...]
+    port: int
+    image: str | None
+    expect: Expectation
+
+
+@dataclass(frozen=True)
+class MailSpec:
+    domain: str
+    host: str
+    maildir_root: str
+    users: tuple[str, ...]
+    password_file: Path | None
+
+    def passwords(self) -> dict[str, Secret]:
+        """Mailbox passwords by address. Raises InventoryError if the file is missing."""
+        if self.password_file is None:
+            return {}
+        text = _read_secret(self.password_file, "mail.password_file").reveal()
+        out: dict[str, Secret] = {}
+        for line in text.splitlines():
+            if ":" in line:
+                user, password = line.split(":", 1)
+                out[user.strip()] = Secret(password.strip(), origin=str(self.password_file))
+        return out
+
+
+@dataclass(frozen=True)
+class AcmeSpec:
+    ca_server: str
+    ca_bundle: Path | None
+    ca_roots_url: str | None
+    email: str
+
+
+@dataclass
+class Inventory:
+    """A validated inventory with typed sections. `raw` keeps the defaults-filled dict."""
+
+    path: Path
+    name: str
+    state_dir: Path
+    ssh_known_hosts: Path | None
+    hosts: dict[str, HostSpec]
+    dns: DnsSpec | None
+    acme: AcmeSpec | None
+    sites: list[SiteSpec]
+    mail: MailSpec | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / f"{self.name}.journal.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / f"{self.name}.lock"
+
+    def site(self, name: str) -> SiteSpec:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(name)
+
+
+def _read_secret(path: Path, key: str) -> Secret:
+    try:
+        return Secret.from_file(path)
+    except OSError as exc:
+        raise InventoryError(str(path), [f"{key}: cannot read {path}: {exc.strerror}"]) from exc
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
+    """Rules across keys that a per-key schema cannot express."""
+    problems: list[schema.Problem] = []
+    hosts = data.get("hosts") or {}
+    if isinstance(hosts, dict):
+        for role in ("old", "new"):
+            if role not in hosts:
+                problems.append((("hosts",), f"missing host {role!r}: the inventory needs an old and a new host"))
+    sites = data.get("sites") or []
+    dns = data.get("dns") if isinstance(data.get("dns"), dict) else None
+    zone = str(dns.get("zone", "")).rstrip(".").lower() if dns else ""
+    seen_names: dict[str, int] = {}
+    seen_domains: dict[str, int] = {}
+    for i, site in enumerate(sites if isinstance(sites, list) else []):
+        if not isinstance(site, dict):
+            continue
+        name = site.get("name")
+        if isinstance(name, str):
+            if name in seen_names:
+                problems.append((("sites", i, "name"), f"site name {name!r} is used twice (also sites[{seen_names[name]}])"))
+            seen_names[name] = i
+        for j, domain in enumerate(site.get("domains") or []):
+            if not isinstance(domain, str):
+                continue
+            d = domain.rstrip(".").lower()
+            if d in seen_domains:
+                problems.append((("sites", i, "domains", j), f"domain {domain!r} already belongs to sites[{seen_domains[d]}]"))
+            seen_domains[d] = i
+            if zone and not (d == zone or d.endswith("." + zone)):
+                problems.append((("sites", i, "domains", j), f"domain {domain!r} is not in the zone {zone!r}"))
+        if isinstance(site.get("domains"), list) and not site["domains"]:
+            problems.append((("sites", i, "domains"), "a site needs at least one domain"))
+    if dns:
+        provider = dns.get("provider")
+        if provider == "rfc2136":
+            for key in ("server", "tsig"):
+                if not dns.get(key):
+                    problems.append((("dns",), f"provider rfc2136 needs dns.{key}"))
+        if provider == "lexicon" and not dns.get("lexicon"):
+            problems.append((("dns",), "provider lexicon needs dns.lexicon (provider, credentials_file)"))
+        ct, rt = dns.get("cutover_ttl"), dns.get("restore_ttl")
+        if isinstance(ct, int) and isinstance(rt, int) and rt < ct:
+            problems.append((("dns", "restore_ttl"), f"restore_ttl {rt} is below cutover_ttl {ct}"))
+    mail = data.get("mail")
+    if isinstance(mail, dict) and zone:
+        for key in ("domain", "host"):
+            value = mail.get(key)
+            if isinstance(value, str) and not (value.rstrip(".").lower() == zone or value.rstrip(".").lower().endswith("." + zone)):
+                problems.append((("mail", key), f"{value!r} is not in the zone {zone!r}"))
+    if (sites or mail) and not dns:
+        problems.append(((), "missing key 'dns': sites and mail move by changing DNS records"))
+    return problems
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory file. Raises InventoryError with every problem found."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError(source, [f"{source}: cannot read the inventory: {exc.strerror}"]) from exc
+    data, marks, problems = _parse(text, source)
+    if problems:
+        raise InventoryError(source, problems)
+    found = schema.validate(schema.INVENTORY, data)
+    if not found and isinstance(data, dict):
+        found = _semantic_problems(data)
+    if data is None:
+        found = [((), "the inventory is empty")]
+    if found:
+        raise InventoryError(source, [f"{_where(source, marks, p)} {schema.format_path(p)}: {msg}" for p, msg in found])
+    return _build(path, schema.with_defaults(schema.INVENTORY, data))
+
+
+def _resolve(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _build(path: Path, data: dict[str, Any]) -> Inventory:
+    base = path.parent.resolve()
+    hosts = {
+        name: HostSpec(name=name, address=h["address"], port=h["port"], user=h["user"],
+                       identity_file=_resolve(base, h["identity_file"]), web_root=h["web_root"],
+                       data_root=h["data_root"], backup_dir=h["backup_dir"])
+        for name, h in data["hosts"].items()
+    }
+    dns = None
+    if data["dns"]:
+        d = data["dns"]
+        tsig = None
+        if d["tsig"]:
+            tsig = TsigSpec(d["tsig"]["name"], d["tsig"]["algorithm"], _resolve(base, d["tsig"]["secret_file"]))  # type: ignore[arg-type]
+        lexicon = dict(d["lexicon"]) if d["lexicon"] else None
+        if lexicon:
+            lexicon["credentials_file"] = _resolve(base, lexicon["credentials_file"])
+        dns = DnsSpec(zone=d["zone"].rstrip(".").lower(), provider=d["provider"], server=d["server"], port=d["port"],
+                      tsig=tsig, resolver=d["resolver"], resolver_port=d["resolver_port"],
+                      cutover_ttl=d["cutover_ttl"], restore_ttl=d["restore_ttl"],
+                      propagation_timeout=d["propagation_timeout"], lexicon=lexicon,
+                      manual_timeout=(d["manual"] or {}).get("timeout", 1800))
+    acme = None
+    if data["acme"]:
+        a = data["acme"]
+        acme = AcmeSpec(a["ca_server"], _resolve(base, a["ca_bundle"]), a["ca_roots_url"], a["email"])
+    sites = [
+        SiteSpec(name=s["name"], domains=tuple(x.rstrip(".").lower() for x in s["domains"]), docroot=s["docroot"],
+                 data=tuple(s["data"]), port=s["port"], image=s["image"],
+                 expect=Expectation(**(s["expect"] or {"status": 200, "text": None, "path": "/", "same_content": False})))
+        for s in data["sites"]
+    ]
+    mail = None
+    if data["mail"]:
+        m = data["mail"]
+        mail = MailSpec(m["domain"].rstrip(".").lower(), m["host"].rstrip(".").lower(), m["maildir_root"],
+                        tuple(m["users"]), _resolve(base, m["password_file"]))
+    known_hosts = _resolve(base, (data["ssh"] or {}).get("known_hosts"))
+    return Inventory(path=path, name=data["name"], state_dir=_resolve(base, data["state_dir"]) or base,
+                     ssh_known_hosts=known_hosts, hosts=hosts, dns=dns, acme=acme, sites=sites, mail=mail, raw=data)
+
+
+def file_problems(inventory: Inventory) -> list[str]:
+    """Files the inventory names that do not exist or are too open (secrets must be 0600)."""
+    problems = []
+    checks: list[tuple[str, Path | None, bool]] = [("ssh.known_hosts", inventory.ssh_known_hosts, False)]
+    for name, host in inventory.hosts.items():
+        checks.append((f"hosts.{name}.identity_file", host.identity_file, True))
+    if inventory.dns and inventory.dns.tsig:
+        checks.append(("dns.tsig.secret_file", inventory.dns.tsig.secret_file, True))
+    if inventory.mail:
+        checks.append(("mail.password_file", inventory.mail.password_file, True))
+    for key, path, secret in checks:
+        if path is None:
+            continue
+        if not path.exists():
+            problems.append(f"{inventory.path}: {key}: {path} does not exist")
+        elif secret and path.stat().st_mode & 0o077:
+            problems.append(f"{inventory.path}: {key}: {path} is readable by others (mode {path.stat().st_mode & 0o777:o}); chmod 600 it")
+    return problems

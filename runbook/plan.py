@@ -1,0 +1,111 @@
+"""A plan is a value: the steps with their live check results and their actions as data.
+
+`build_plan` only reads (checks and previews); rendering is elsewhere (runbook.render).
+The checksum covers step ids, done flags and action data, so `inv migrate --checksum SUM`
+applies only the plan that was reviewed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runbook.errors import RunbookError
+from runbook.secrets import mask
+
+if TYPE_CHECKING:
+    from runbook.context import RunContext
+    from runbook.step import Step
+
+
+@dataclass
+class PlannedAction:
+    """One action as the plan shows it."""
+
+    text: str
+    details: list[str]
+    data: dict[str, Any]
+
+
+@dataclass
+class PlanEntry:
+    """One step in the plan."""
+
+    step_id: str
+    title: str
+    done: bool
+    reason: str
+    actions: list[PlannedAction] = field(default_factory=list)
+    previewable: bool = True
+    note: str = ""
+    touches_dns: bool = False
+    reversible: bool = True
+    error: str = ""
+
+
+@dataclass
+class Plan:
+    """The whole plan, with its checksum."""
+
+    inventory: str
+    entries: list[PlanEntry]
+
+    @property
+    def checksum(self) -> str:
+        core = [[e.step_id, e.done, [a.data for a in e.actions], e.error] for e in self.entries]
+        return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        """The plan for machines; secrets masked."""
+        return json.dumps(mask({"inventory": self.inventory, "checksum": self.checksum,
+                                "steps": [asdict(e) for e in self.entries]}), indent=2, sort_keys=True)
+
+
+def select_steps(steps: list[Step], only: str | None = None, from_step: str | None = None) -> list[Step]:
+    """Steps matching --only (shell pattern, comma-separated) from --from on.
+
+    Raises RunbookError naming the valid ids when --from names no step or --only matches none.
+    """
+    selected = list(steps)
+    if from_step:
+        ids = [s.id for s in selected]
+        if from_step not in ids:
+            raise RunbookError(f"--from {from_step!r}: no such step; steps: {', '.join(ids)}")
+        selected = selected[ids.index(from_step):]
+    if only:
+        patterns = [p.strip() for p in only.split(",") if p.strip()]
+        selected = [s for s in selected if any(fnmatch.fnmatchcase(s.id, p) for p in patterns)]
+        if not selected:
+            raise RunbookError(f"--only {only!r} matches no step; steps: {', '.join(s.id for s in steps)}")
+    return selected
+
+
+def plan_entry(step: Step, ctx: RunContext) -> PlanEntry:
+    """Check one step and compute its actions and previews, read-only."""
+    entry = PlanEntry(step.id, step.title, False, "", previewable=step.previewable,
+                      touches_dns=step.touches_dns, reversible=step.reversible)
+    try:
+        result = step.check(ctx)
+        entry.done, entry.reason = result.done, result.reason
+        if result.done:
+            return entry
+        for action in step.actions(ctx):
+            try:
+                details = action.preview(ctx)
+            except RunbookError as exc:
+                details = [f"cannot preview: {exc}"]
+            entry.actions.append(PlannedAction(action.describe(), details, mask(action.to_dict())))
+        if not step.previewable:
+            entry.note = step.preview_note(ctx)
+    except RunbookError as exc:
+        entry.error = str(exc)
+        entry.reason = "cannot check"
+    return entry
+
+
+def build_plan(steps: list[Step], ctx: RunContext) -> Plan:
+    """The plan for these steps from live read-only checks. Changes nothing."""
+    return Plan(str(ctx.inventory.path), [plan_entry(step, ctx) for step in steps])

@@ -1,0 +1,141 @@
+"""Rendering for the terminal (rich): plan table, progress, countdowns, summary, status.
+
+This module and tasks.py are the only places that print.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.prompt import Prompt
+from rich.table import Table
+from rich.text import Text
+
+from runbook.plan import Plan
+from runbook.runner import Outcome, Summary
+
+STYLE = {"ok": "green", "changed": "yellow", "skipped": "cyan", "failed": "bold red",
+         "rolled-back": "magenta", "done": "green", "pending": "white", "running": "yellow"}
+
+
+def plan_table(plan: Plan, console: Console) -> None:
+    """Print every step: done (and why) or the exact actions a run would take."""
+    table = Table(title=f"Plan for {plan.inventory}", show_lines=True, expand=True)
+    table.add_column("step", style="bold", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("what a run would do")
+    for entry in plan.entries:
+        if entry.error:
+            state, what = Text("cannot check", style="bold red"), Text(entry.error, style="red")
+        elif entry.done:
+            state, what = Text("done", style="green"), Text(entry.reason, style="dim")
+        else:
+            state = Text("to do", style="yellow")
+            lines: list[str] = []
+            if entry.reason:
+                lines.append(f"[dim]{escape(entry.reason)}[/dim]")
+            for action in entry.actions:
+                lines.append(f"• {escape(action.text)}")
+                lines.extend(f"    {_diff_line(d)}" for d in action.details)
+            if not entry.actions:
+                lines.append("[dim](no actions)[/dim]")
+            if not entry.previewable:
+                lines.append(f"[bold magenta]not exact:[/bold magenta] {escape(entry.note)}")
+            what = Text.from_markup("\n".join(lines))
+        flags = " [DNS]" if entry.touches_dns else ""
+        flags += "" if entry.reversible else " [irreversible]"
+        table.add_row(escape(entry.step_id) + flags, state, what)
+    console.print(table)
+    console.print(f"plan checksum: [bold]{plan.checksum}[/bold]  (inv migrate --checksum {plan.checksum})")
+
+
+def _diff_line(line: str) -> str:
+    text = escape(line)
+    if line.startswith("+") and not line.startswith("+++"):
+        return f"[green]{text}[/green]"
+    if line.startswith("-") and not line.startswith("---"):
+        return f"[red]{text}[/red]"
+    return text
+
+
+def summary(result: Summary, console: Console) -> None:
+    """The recap: one line per step and ok / changed / skipped / failed counts."""
+    table = Table(title="Summary")
+    table.add_column("step", style="bold")
+    table.add_column("result")
+    table.add_column("seconds", justify="right")
+    table.add_column("detail")
+    for o in result.outcomes:
+        table.add_row(escape(o.step_id), Text(o.result, style=STYLE.get(o.result, "")), f"{o.seconds:.1f}",
+                      escape(o.detail[:200]))
+    console.print(table)
+    counts = "  ".join(f"{name}={result.count(name)}" for name in ("ok", "changed", "skipped", "failed", "rolled-back"))
+    console.print(f"[bold]recap[/bold]  {counts}")
+    if result.stopped:
+        console.print(f"[bold red]{escape(result.stopped)}[/bold red]")
+
+
+def status_table(inventory: str, rows: dict[str, dict[str, Any]], order: list[str], console: Console) -> None:
+    """Where the migration stands, from the journal."""
+    table = Table(title=f"Status of {inventory}")
+    for column in ("step", "state", "when", "seconds", "detail"):
+        table.add_column(column)
+    for step_id in order + [s for s in rows if s not in order]:
+        row = rows.get(step_id, {"state": "pending"})
+        when = row.get("finished") or row.get("started")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
+        seconds = f"{row['seconds']:.1f}" if row.get("seconds") is not None else ""
+        table.add_row(escape(step_id), Text(row["state"], style=STYLE.get(row["state"], "")), stamp, seconds,
+                      escape(str(row.get("error") or "")[:160]))
+    console.print(table)
+
+
+def outcomes_table(title: str, outcomes: list[Outcome], console: Console) -> None:
+    table = Table(title=title)
+    for column in ("step", "result", "seen"):
+        table.add_column(column)
+    for o in outcomes:
+        table.add_row(escape(o.step_id), Text(o.result, style=STYLE.get(o.result, "")), escape(o.detail[:200]))
+    console.print(table)
+
+
+class ConsoleReporter:
+    """Shows the run as it happens: step events, messages, and waits with a live countdown."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def message(self, text: str) -> None:
+        self.console.print(escape(text))
+
+    def step_event(self, step_id: str, event: str, detail: str = "") -> None:
+        style = STYLE.get(event, "dim" if event in ("action", "undo") else "")
+        self.console.print(f"[bold]{escape(step_id)}[/bold] [{style}]{event}[/{style}] {escape(detail)}" if style
+                           else f"[bold]{escape(step_id)}[/bold] {event} {escape(detail)}")
+
+    def waiting(self, until: float, why: str) -> None:
+        """Show a countdown until `until`. Returns at once if the console is not a terminal;
+        the caller does the waiting."""
+        if not self.console.is_terminal:
+            self.console.print(f"waiting {max(0, until - time.time()):.0f} s: {escape(why)}")
+            return
+        with Live(console=self.console, refresh_per_second=4, transient=True) as live:
+            while (left := until - time.time()) > 0:
+                live.update(Text(f"⏳ {why}: {left:5.0f} s left"))
+                time.sleep(min(left, 0.25))
+
+
+class ConsolePrompter:
+    """Asks on the terminal with rich."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str:
+        keys = [k for k, _ in choices]
+        legend = " / ".join(f"[bold]{k}[/bold]={label}" for k, label in choices)
+        return Prompt.ask(f"{escape(question)}\n  {legend}", choices=keys, console=self.console)

@@ -1,0 +1,261 @@
+"""The runner walks steps: check right before apply, journal every action with its inverse
+before it runs, verify with a bounded retry, and roll back from the journal.
+
+It never prints: it tells a Reporter and asks a Prompter (both provided by the front end).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from runbook import failpoints
+from runbook.context import RunContext
+from runbook.errors import RunbookError, StepError, VerifyError
+from runbook.journal import (
+    ALREADY_DONE,
+    APPLIED,
+    DONE,
+    FAILED,
+    INVERSE_APPLIED,
+    ROLLED_BACK,
+    SKIPPED,
+    STARTED,
+    VERIFIED,
+)
+from runbook.secrets import scrub
+from runbook.step import Step
+
+log = logging.getLogger(__name__)
+
+
+class Prompter(Protocol):
+    """Asks the operator; returns the key of the chosen answer."""
+
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str: ...
+
+
+@dataclass
+class Outcome:
+    step_id: str
+    result: str  # ok (already done), changed, skipped, failed, rolled-back
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class Summary:
+    """The recap: ok / changed / skipped / failed counts, like Ansible's."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    stopped: str = ""
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.result == "failed" for o in self.outcomes)
+
+
+class Quit(Exception):
+    """The operator chose to stop."""
+
+
+class Runner:
+    """Walks a list of steps in a context."""
+
+    def __init__(self, ctx: RunContext, steps: list[Step], prompter: Prompter | None = None) -> None:
+        self.ctx = ctx
+        self.steps = steps
+        self.prompter = prompter
+        self.by_id = {s.id: s for s in steps}
+
+    # -- migrate -----------------------------------------------------------------------------
+    def migrate(self, steps: list[Step], step_mode: bool = False) -> Summary:
+        """Run the given steps in order from the first that is not done. Stops at a failure."""
+        summary = Summary()
+        run_rest = not step_mode
+        for step in steps:
+            try:
+                if not run_rest:
+                    answer = self._ask(f"Run step {step.id} ({step.title})?",
+                                       [("y", "yes"), ("s", "skip"), ("q", "quit"), ("a", "run all the rest")])
+                    if answer == "q":
+                        summary.stopped = f"stopped by the operator before {step.id}"
+                        break
+                    if answer == "s":
+                        self.ctx.journal.append(SKIPPED, step.id, why="skipped by the operator")
+                        summary.outcomes.append(Outcome(step.id, "skipped", detail="by the operator"))
+                        continue
+                    if answer == "a":
+                        run_rest = True
+                outcome = self.run_step(step, interactive=step_mode)
+            except Quit:
+                summary.stopped = f"stopped by the operator at {step.id}"
+                break
+            summary.outcomes.append(outcome)
+            if outcome.result in ("failed", "rolled-back"):
+                summary.stopped = f"stopped at {step.id}: {outcome.detail}"
+                break
+        return summary
+
+    def _ask(self, question: str, choices: list[tuple[str, str]]) -> str:
+        if self.prompter is None:
+            raise RunbookError(f"{question} needs an answer, but there is no terminal; use --yes")
+        return self.prompter.choose(question, choices)
+
+    def run_step(self, step: Step, interactive: bool = False) -> Outcome:
+        """Check, apply, verify one step; journal each phase. Returns the outcome."""
+        ctx, journal, reporter = self.ctx, self.ctx.journal, self.ctx.reporter
+        failpoints.hit(step.id, "before-check")
+        started = time.monotonic()
+        try:
+            result = step.check(ctx)
+        except RunbookError as exc:
+            return self._failed(step, f"check failed: {exc}", started, interactive)
+        if result.done:
+            journal.append(ALREADY_DONE, step.id, reason=result.reason)
+            reporter.step_event(step.id, "ok", result.reason)
+            return Outcome(step.id, "ok", 0.0, result.reason)
+        if step.dangerous and not ctx.yes and not interactive:
+            answer = self._ask(f"Step {step.id} ({step.title}) is a switch users will notice. Go ahead?",
+                               [("y", "yes"), ("q", "quit")])
+            if answer != "y":
+                raise Quit()
+        while True:
+            journal.append(STARTED, step.id, title=step.title, reason=result.reason)
+            reporter.step_event(step.id, "started", step.title)
+            try:
+                self._apply(step)
+                failpoints.hit(step.id, "before-verify")
+                seen = self._verify(step)
+                journal.append(VERIFIED, step.id, seen=seen)
+                failpoints.hit(step.id, "after-verify")
+                seconds = time.monotonic() - started
+                journal.append(DONE, step.id, seconds=seconds)
+                reporter.step_event(step.id, "changed", seen)
+                return Outcome(step.id, "changed", seconds, seen)
+            except RunbookError as exc:
+                message = self._scrubbed(str(exc))
+                journal.append(FAILED, step.id, error=message)
+                reporter.step_event(step.id, "failed", message)
+                if interactive:
+                    answer = self._ask(f"Step {step.id} failed: {message}\nWhat now?",
+                                       [("r", "retry"), ("b", "roll back this step"), ("q", "quit")])
+                    if answer == "r":
+                        continue
+                    if answer == "b":
+                        self.rollback_steps([step.id])
+                        return Outcome(step.id, "rolled-back", time.monotonic() - started, message)
+                    raise Quit() from exc
+                if step.group:
+                    group = [s.id for s in self.steps if s.group == step.group]
+                    reporter.message(f"rolling back {step.group}: {', '.join(reversed(group))}")
+                    self.rollback_steps(group)
+                    return Outcome(step.id, "failed", time.monotonic() - started,
+                                   f"{message} (rolled back {step.group})")
+                return Outcome(step.id, "failed", time.monotonic() - started, message)
+
+    def _failed(self, step: Step, message: str, started: float, interactive: bool) -> Outcome:
+        message = self._scrubbed(message)
+        self.ctx.journal.append(FAILED, step.id, error=message)
+        self.ctx.reporter.step_event(step.id, "failed", message)
+        return Outcome(step.id, "failed", time.monotonic() - started, message)
+
+    def _scrubbed(self, text: str) -> str:
+        secrets = self.ctx.extra.get("secrets", [])
+        return scrub(text, secrets)
+
+    def _apply(self, step: Step) -> None:
+        journal = self.ctx.journal
+        actions = step.actions(self.ctx)
+        failpoints.hit(step.id, "before-apply")
+        for index, action in enumerate(actions):
+            inverse = action.prepare(self.ctx)
+            intent = journal.record_action(step.id, action, inverse)
+            self.ctx.reporter.step_event(step.id, "action", action.describe())
+            try:
+                facts = action.apply(self.ctx)
+            except RunbookError as exc:
+                raise StepError(step.id, str(exc)) from exc
+            journal.append(APPLIED, step.id, of=intent.seq, facts=facts)
+            if index == 0:
+                failpoints.hit(step.id, "mid-actions")
+        failpoints.hit(step.id, "after-apply")
+
+    def _verify(self, step: Step) -> str:
+        try:
+            for attempt in Retrying(stop=stop_after_delay(step.verify_timeout),
+                                    wait=wait_exponential(multiplier=0.1, max=2),
+                                    retry=retry_if_exception_type(VerifyError), reraise=True):
+                with attempt:
+                    return step.verify(self.ctx)
+        except VerifyError as exc:
+            raise StepError(step.id, f"verification failed after {step.verify_timeout:.0f} s: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    # -- rollback ----------------------------------------------------------------------------
+    def rollback_plan(self, to: str | None = None) -> list[str]:
+        """Step ids that `rollback(to)` would undo, latest first."""
+        records = self.ctx.journal.action_records()
+        order: list[str] = []
+        for record in records:
+            if record.step_id not in order:
+                order.append(record.step_id)
+        for step_id, state in self.ctx.journal.status().items():
+            if state["state"] in ("done", "failed", "running") and step_id not in order and step_id in self.by_id:
+                order.append(step_id)
+        if to is not None:
+            known = [s.id for s in self.steps]
+            if to not in known:
+                raise RunbookError(f"--to {to!r}: no such step; steps: {', '.join(known)}")
+            position = {s: i for i, s in enumerate(known)}
+            order = [s for s in order if position.get(s, len(known)) >= position[to]]
+        position = {s.id: i for i, s in enumerate(self.steps)}
+        return sorted(order, key=lambda s: position.get(s, -1), reverse=True)
+
+    def rollback_steps(self, step_ids: list[str]) -> list[str]:
+        """Replay the journaled inverses of these steps in reverse order, then each step's extra
+        rollback actions; mark them rolled back. Returns what was done, one line each."""
+        ctx, journal = self.ctx, self.ctx.journal
+        wanted = set(step_ids)
+        done: list[str] = []
+        for record in reversed(journal.action_records()):
+            if record.step_id not in wanted:
+                continue
+            if record.inverse is None:
+                journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="irreversible")
+                done.append(f"{record.step_id}: cannot undo {record.action.describe()}")
+                continue
+            ctx.reporter.step_event(record.step_id, "undo", record.inverse.describe())
+            record.inverse.apply(ctx)
+            journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, text=record.inverse.describe())
+            done.append(f"{record.step_id}: {record.inverse.describe()}")
+        position = {s.id: i for i, s in enumerate(self.steps)}
+        for step_id in sorted(wanted, key=lambda s: position.get(s, -1), reverse=True):
+            step = self.by_id.get(step_id)
+            if step is not None:
+                for action in step.rollback_actions(ctx):
+                    action.apply(ctx)
+                    done.append(f"{step_id}: {action.describe()}")
+            journal.append(ROLLED_BACK, step_id)
+            ctx.reporter.step_event(step_id, "rolled-back")
+        return done
+
+    # -- verify ------------------------------------------------------------------------------
+    def verify_all(self, steps: list[Step]) -> list[Outcome]:
+        """Every step's verification, read-only, once (no retries)."""
+        outcomes = []
+        for step in steps:
+            started = time.monotonic()
+            try:
+                seen = step.verify(self.ctx)
+                outcomes.append(Outcome(step.id, "ok", time.monotonic() - started, seen))
+            except RunbookError as exc:
+                outcomes.append(Outcome(step.id, "failed", time.monotonic() - started, self._scrubbed(str(exc))))
+        return outcomes

@@ -1,0 +1,260 @@
+"""The inventory's schema: every key with its type, description and example, in one place.
+
+`validate()` checks a parsed inventory against it and returns every problem with its key path;
+`to_markdown()` renders the reference that README.md carries (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$", re.I)
+IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+EMAIL = re.compile(r"^[^@\s'\"]+@[^@\s]+$")
+
+
+@dataclass
+class Field:
+    """One key of the inventory: its type, meaning and an example value."""
+
+    type: str
+    description: str
+    example: Any = None
+    required: bool = False
+    default: Any = None
+    fields: dict[str, Field] = field(default_factory=dict)
+    items: Field | None = None
+    values: Field | None = None  # for maps with free keys (e.g. hosts by name)
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    nullable: bool = False
+
+
+def _f(type_: str, description: str, example: Any = None, **kw: Any) -> Field:
+    return Field(type_, description, example, **kw)
+
+
+HOST = _f("map", "How to reach one host over SSH, and where its data lives.", fields={
+    "address": _f("address", "Host name or IP address to connect to (or an ssh_config alias).", "203.0.113.10", required=True),
+    "port": _f("int", "SSH port.", 22, default=22, minimum=1, maximum=65535),
+    "user": _f("identifier", "SSH user; commands use sudo -n when it is not root.", "root", default="root"),
+    "identity_file": _f("path", "Private key file; without it the agent and ~/.ssh keys are used.", "~/.ssh/id_ed25519", nullable=True),
+    "web_root": _f("abspath", "Where the old host's web data lives.", "/var/www", default="/var/www"),
+    "data_root": _f("abspath", "Where compose projects and their bind mounts live on the new host.", "/srv", default="/srv"),
+    "backup_dir": _f("abspath", "Where the engine keeps copies of files it replaces, for rollback.", "/var/backups/runbook", default="/var/backups/runbook"),
+})
+
+SITE = _f("map", "One web application to move.", fields={
+    "name": _f("identifier", "Short unique name; step ids use it (site:NAME/...).", "www", required=True),
+    "domains": _f("list", "Host names the site answers to; their DNS records move with it.", ["club.example", "www.club.example"], required=True, items=_f("hostname", "A host name.")),
+    "docroot": _f("abspath", "The vhost's DocumentRoot on the old host.", "/var/www/www", nullable=True),
+    "data": _f("list", "Folders on the old host that hold the site's state; they are synced to the new host.", ["/var/www/www"], default=[], items=_f("abspath", "A folder.")),
+    "port": _f("int", "Port the site's container listens on.", 80, default=80, minimum=1, maximum=65535),
+    "image": _f("str", "Container image for the site (built locally when there is no registry).", "lab/busybox:1", nullable=True),
+    "expect": _f("map", "What a correct answer looks like, checked on old and new host.", {"text": "Welcome"}, fields={
+        "status": _f("int", "Expected HTTP status.", 200, default=200, minimum=100, maximum=599),
+        "text": _f("str", "A text the page must contain.", "Welcome", nullable=True),
+        "path": _f("str", "The path to request.", "/", default="/"),
+        "same_content": _f("bool", "The new host's page must have the same content hash as the old host's.", True, default=False),
+    }),
+})
+
+TSIG = _f("map", "TSIG key for RFC 2136 updates.", fields={
+    "name": _f("hostname", "Key name as the DNS server knows it.", "runbook-key", required=True),
+    "algorithm": _f("choice", "HMAC algorithm.", "hmac-sha256", default="hmac-sha256", choices=("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5")),
+    "secret_file": _f("path", "File holding the base64 secret only (mode 0600). Never put the secret itself in the inventory.", "/etc/runbook/tsig.secret", required=True),
+})
+
+DNS = _f("map", "The zone that holds the records to move, and how to change it.", fields={
+    "zone": _f("hostname", "The zone's apex.", "club.example", required=True),
+    "provider": _f("choice", "How records are changed.", "rfc2136", required=True, choices=("rfc2136", "lexicon", "manual")),
+    "server": _f("address", "rfc2136: the primary server that takes updates.", "198.51.100.53", nullable=True),
+    "port": _f("int", "rfc2136: the primary's port.", 53, default=53, minimum=1, maximum=65535),
+    "tsig": TSIG,
+    "lexicon": _f("map", "lexicon: hosted DNS provider settings.", fields={
+        "provider": _f("identifier", "dns-lexicon provider name.", "hetzner", required=True),
+        "credentials_file": _f("path", "YAML file with the provider's auth_* options (mode 0600).", "/etc/runbook/hetzner.yaml", required=True),
+    }),
+    "manual": _f("map", "manual: settings for a hoster without an API.", fields={
+        "timeout": _f("int", "Seconds to wait for the change in non-interactive runs.", 1800, default=1800, minimum=1),
+    }),
+    "resolver": _f("address", "A caching resolver that shows the clients' view.", "9.9.9.9", nullable=True),
+    "resolver_port": _f("int", "The resolver's port.", 53, default=53, minimum=1, maximum=65535),
+    "cutover_ttl": _f("int", "TTL in seconds during the move.", 300, default=300, minimum=1),
+    "restore_ttl": _f("int", "TTL to restore at the end; null restores each record's original TTL.", None, nullable=True, minimum=1),
+    "propagation_timeout": _f("int", "Seconds to wait until every authoritative server serves a change.", 300, default=300, minimum=1),
+})
+
+MAIL = _f("map", "The mail service, moved last.", fields={
+    "domain": _f("hostname", "Mail domain (MX owner).", "club.example", required=True),
+    "host": _f("hostname", "The mail host's name (MX target, IMAP/SMTP name).", "mail.club.example", required=True),
+    "maildir_root": _f("abspath", "Where the old host keeps Maildirs.", "/var/vmail", default="/var/vmail"),
+    "users": _f("list", "Mailboxes to move.", ["vorstand@club.example"], default=[], items=_f("email", "A mail address.")),
+    "password_file": _f("path", "File with 'address:password' lines for IMAP checks (mode 0600).", "/etc/runbook/mail-passwords", nullable=True),
+})
+
+ACME = _f("map", "Where Traefik gets certificates.", fields={
+    "ca_server": _f("url", "ACME directory URL.", "https://acme-v02.api.letsencrypt.org/directory", default="https://acme-v02.api.letsencrypt.org/directory"),
+    "ca_bundle": _f("path", "CA file that signs the ACME server's own HTTPS (test CAs only).", None, nullable=True),
+    "ca_roots_url": _f("url", "Where the ACME server publishes its issuing root (pebble), for verifying served certificates.", None, nullable=True),
+    "email": _f("email", "ACME account e-mail.", "admin@club.example", required=True),
+})
+
+INVENTORY = _f("map", "One migration: old host, new host, DNS, sites and mail.", fields={
+    "name": _f("identifier", "Name of this migration; the journal is named after it.", "club-2026", required=True),
+    "state_dir": _f("path", "Folder for the journal, lock and reports.", "../state", default="../state"),
+    "ssh": _f("map", "SSH settings shared by the hosts.", fields={
+        "known_hosts": _f("path", "known_hosts file with the hosts' pinned keys; default ~/.ssh/known_hosts.", "known_hosts", nullable=True),
+    }),
+    "hosts": _f("map", "The hosts by role; 'old' and 'new' are required.", {"old": {"address": "old.club.example"}, "new": {"address": "new.club.example"}}, required=True, values=HOST),
+    "dns": DNS,
+    "acme": ACME,
+    "sites": _f("list", "The sites, moved one by one in this order.", [{"name": "www", "domains": ["club.example"]}], default=[], items=SITE),
+    "mail": MAIL,
+})
+
+
+def _check_scalar(spec: Field, value: Any) -> str | None:
+    """Return a problem text if value does not fit spec, else None."""
+    kind = spec.type
+    if kind in ("str", "path", "abspath", "identifier", "hostname", "address", "url", "email", "choice"):
+        if not isinstance(value, str):
+            return f"expected {kind_name(spec)}, got {type_name(value)} {value!r}"
+        if kind == "abspath" and not value.startswith("/"):
+            return f"{value!r} is not an absolute path"
+        if kind == "identifier" and not IDENTIFIER.match(value):
+            return f"{value!r} is not a valid name (lower-case letters, digits, - and _)"
+        if kind == "hostname" and (not HOSTNAME.match(value) or ".." in value):
+            return f"{value!r} is not a valid host name"
+        if kind == "address" and not _is_address(value):
+            return f"{value!r} is neither an IP address nor a valid host name"
+        if kind == "url" and not re.match(r"^https?://[^\s/]+", value):
+            return f"{value!r} is not an http(s) URL"
+        if kind == "email" and not EMAIL.match(value):
+            return f"{value!r} is not a mail address"
+        if kind == "choice" and value not in spec.choices:
+            return f"unknown value {value!r}; known: {', '.join(spec.choices)}"
+        return None
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {type_name(value)} {value!r}"
+        if spec.minimum is not None and value < spec.minimum:
+            return f"{value} is below the minimum {spec.minimum}"
+        if spec.maximum is not None and value > spec.maximum:
+            return f"{value} is above the maximum {spec.maximum}"
+        return None
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"expected true or false, got {type_name(value)} {value!r}"
+    raise AssertionError(f"unknown schema type {kind}")
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.match(value)) and ".." not in value
+
+
+def kind_name(spec: Field) -> str:
+    return {"map": "a mapping", "list": "a list", "abspath": "an absolute path", "int": "an integer",
+            "bool": "true or false", "choice": "one of " + ", ".join(spec.choices)}.get(spec.type, f"a {spec.type}")
+
+
+def type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def validate(spec: Field, value: Any, path: tuple[str | int, ...] = ()) -> list[Problem]:
+    """Every problem of value against spec, each with its key path. Does not stop at the first."""
+    if value is None:
+        return [] if spec.nullable or not spec.required else [(path, "must not be empty")]
+    if spec.type == "map":
+        if not isinstance(value, dict):
+            return [(path, f"expected a mapping, got {type_name(value)}")]
+        problems: list[Problem] = []
+        if spec.values is not None:
+            for key, item in value.items():
+                problems += validate(spec.values, item, (*path, str(key)))
+            return problems
+        for key, item in value.items():
+            if key not in spec.fields:
+                problems.append(((*path, str(key)), f"unknown key {key!r}; known: {', '.join(spec.fields)}"))
+            else:
+                problems += validate(spec.fields[key], item, (*path, key))
+        for key, sub in spec.fields.items():
+            if sub.required and key not in value:
+                problems.append((path, f"missing required key {key!r} ({sub.description})"))
+        return problems
+    if spec.type == "list":
+        if not isinstance(value, list):
+            return [(path, f"expected a list, got {type_name(value)}")]
+        problems = []
+        assert spec.items is not None
+        for index, item in enumerate(value):
+            problems += validate(spec.items, item, (*path, index))
+        return problems
+    problem = _check_scalar(spec, value)
+    return [(path, problem)] if problem else []
+
+
+def with_defaults(spec: Field, value: Any) -> Any:
+    """A copy of a valid value with every missing key given its default."""
+    if spec.type == "map" and isinstance(value, dict):
+        if spec.values is not None:
+            return {k: with_defaults(spec.values, v) for k, v in value.items()}
+        out = {}
+        for key, sub in spec.fields.items():
+            if key in value:
+                out[key] = with_defaults(sub, value[key])
+            elif sub.type == "map" and not sub.required and sub.fields and not sub.nullable:
+                out[key] = None
+            else:
+                out[key] = sub.default
+        return out
+    if spec.type == "list" and isinstance(value, list) and spec.items is not None:
+        return [with_defaults(spec.items, v) for v in value]
+    return value
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """sites[2].domains[0] style."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+def to_markdown(spec: Field = INVENTORY, prefix: str = "") -> str:
+    """The schema as a Markdown table: key path, type, default, description, example."""
+    rows: list[str] = []
+
+    def walk(node: Field, path: str) -> None:
+        for key, sub in node.fields.items():
+            full = f"{path}.{key}" if path else key
+            _row(full, sub)
+            if sub.type == "map":
+                if sub.values is not None:
+                    walk(sub.values, f"{full}.NAME")
+                else:
+                    walk(sub, full)
+            elif sub.type == "list" and sub.items is not None and sub.items.type == "map":
+                walk(sub.items, f"{full}[]")
+
+    def _row(full: str, sub: Field) -> None:
+        kind = sub.type if sub.type != "choice" else " \\| ".join(sub.choices)
+        need = "required" if sub.required else (f"default `{sub.default}`" if sub.default not in (None, []) else "optional")
+        example = "" if sub.example is None else f"`{sub.example}`"
+        rows.append(f"| `{full}` | {kind} | {need} | {sub.description} | {example} |")
+
+    walk(spec, prefix)
+    header = "| key | type | | meaning | example |\n|---|---|---|---|---|\n"
+    return header + "\n".join(rows) + "\n"

@@ -1,0 +1,68 @@
+"""The step protocol. The base class owns the workflow; a step overrides only its hooks.
+
+A step has a stable id ("ttl/lower", "site:www/switch-dns") and:
+- check(ctx): read-only; is the step's effect already there? (runs in dry runs too)
+- actions(ctx): what applying it would do, as data (runbook.actions), computed from live state;
+- verify(ctx): proves the effect from outside; the runner retries it within `verify_timeout`;
+- rollback_actions(ctx): extra actions after the journaled inverses have been replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from runbook.actions import Action
+    from runbook.context import RunContext
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Whether a step is done, and why (shown in plans and status)."""
+
+    done: bool
+    reason: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class Step:
+    """Base class of all steps. Subclasses set `id` and `title` and override the hooks."""
+
+    id: str = ""
+    title: str = ""
+    #: Its actions record inverses, so it can be rolled back.
+    reversible: ClassVar[bool] = True
+    #: It changes DNS records (the plan shows it; --step asks twice as loud).
+    touches_dns: ClassVar[bool] = False
+    #: Its exact actions can be shown before earlier steps ran; if not, `preview_note` says why.
+    previewable: ClassVar[bool] = True
+    #: Asks for confirmation unless --yes (DNS switch, mail switch).
+    dangerous: ClassVar[bool] = False
+    #: Seconds the runner keeps retrying verify() before the step fails.
+    verify_timeout: ClassVar[float] = 30.0
+    #: Steps that roll back together when one of them fails (e.g. "site:www"); None: alone.
+    group: str | None = None
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        """Read-only: is the step already done? Default: not done."""
+        return CheckResult(False, "not checked")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        """What applying the step does, from live state. Default: nothing."""
+        return []
+
+    def verify(self, ctx: RunContext) -> str:
+        """Prove the step's effect; return what was seen. Raise VerifyError if it is not there."""
+        return "nothing to verify"
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        """Actions to run after the journaled inverses when rolling back. Default: none."""
+        return []
+
+    def preview_note(self, ctx: RunContext) -> str:
+        """Why the actions shown in a dry run are not exact (for previewable = False steps)."""
+        return "its actions depend on the steps before it; the plan shows what it would do now"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"

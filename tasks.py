@@ -1,0 +1,230 @@
+"""The runbook's front door: `inv --list` shows the tasks, `inv -h TASK` their flags.
+
+The inventory comes from --inventory, or invoke's configuration (`runbook.inventory` in
+invoke.yaml, or INVOKE_RUNBOOK_INVENTORY), and defaults to the lab's, hosts/lab.yaml.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, Exit, task
+from rich.console import Console
+
+from runbook import render
+from runbook.context import RunContext
+from runbook.errors import InventoryError, RunbookError
+from runbook.hosts import HostPool
+from runbook.inventory import Inventory, file_problems, load_inventory
+from runbook.journal import Journal
+from runbook.lock import RunLock
+from runbook.plan import build_plan, select_steps
+from runbook.runner import Runner
+from runbook.step import Step
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_INVENTORY = ROOT / "hosts" / "lab.yaml"
+INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
+
+console = Console(highlight=False)
+
+
+def _setting(c: Context, key: str, default: Any = None) -> Any:
+    section = c.config.get("runbook", None) or {}
+    return section.get(key, default)
+
+
+def _inventory(c: Context, inventory: str | None) -> Inventory:
+    return load_inventory(inventory or _setting(c, "inventory") or DEFAULT_INVENTORY)
+
+
+def _steps(c: Context, inventory: Inventory) -> list[Step]:
+    """The step library: `runbook.steps` in invoke config ("module:function"), default steps."""
+    spec = _setting(c, "steps") or "steps:build_steps"
+    module_name, _, function = spec.partition(":")
+    builder: Callable[[Inventory], list[Step]] = getattr(importlib.import_module(module_name), function)
+    return builder(inventory)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures become a clear message and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except RunbookError as exc:
+        raise Exit(f"error: {exc}", code=2 if isinstance(exc, InventoryError) else 1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted; the journal holds what was applied: inv status", code=130) from None
+
+
+@contextmanager
+def _session(c: Context, inventory: str | None, dry_run: bool = False, yes: bool = False,
+             lock: bool = True) -> Iterator[tuple[RunContext, list[Step]]]:
+    inv = _inventory(c, inventory)
+    steps = _steps(c, inv)
+    journal = Journal(inv.journal_path)
+    ctx = RunContext(inventory=inv, journal=journal, hosts=HostPool(inv),
+                     reporter=render.ConsoleReporter(console), dry_run=dry_run, yes=yes)
+    _collect_secrets(ctx)
+    try:
+        if lock and not dry_run:
+            with RunLock(inv.lock_path):
+                _journal_warnings(journal)
+                yield ctx, steps
+        else:
+            _journal_warnings(journal)
+            yield ctx, steps
+    finally:
+        ctx.close()
+
+
+def _collect_secrets(ctx: RunContext) -> None:
+    """Secrets the run may see, so that error texts from libraries can be scrubbed."""
+    secrets = []
+    inv = ctx.inventory
+    try:
+        if inv.dns and inv.dns.tsig:
+            secrets.append(inv.dns.tsig.secret())
+        if inv.mail:
+            secrets.extend(inv.mail.passwords().values())
+    except RunbookError:
+        pass  # a missing file is reported where it is needed
+    ctx.extra["secrets"] = secrets
+
+
+def _journal_warnings(journal: Journal) -> None:
+    journal.records()
+    for warning in journal.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@task(help={
+    "inventory": INVENTORY_HELP,
+    "step": "ask before each step (yes / skip / quit / run all the rest); on failure offer retry / roll back / quit",
+    "dry_run": "show each step's state and the exact actions a run would take; change nothing",
+    "yes": "answer yes to every question (non-interactive runs)",
+    "only": "run only steps whose id matches this shell pattern (comma-separated), e.g. 'site:www*'",
+    "from_": "start at this step id, skipping the ones before it",
+    "checksum": "refuse to run unless the plan's checksum (from inv plan) is this one",
+})
+def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, from_=None, checksum=None):
+    """Walk the migration plan from the first step that is not done."""
+    with _errors(), _session(c, inventory, dry_run=dry_run, yes=yes) as (ctx, steps):
+        selected = select_steps(steps, only, from_)
+        if dry_run or checksum:
+            plan = build_plan(selected, ctx)
+            if dry_run:
+                render.plan_table(plan, console)
+                return
+            if plan.checksum != checksum:
+                raise Exit(f"error: the plan changed since it was reviewed: checksum is {plan.checksum}, "
+                           f"--checksum says {checksum}. Review it again with inv plan.", code=1)
+        prompter = render.ConsolePrompter(console) if sys.stdin.isatty() else None
+        summary = Runner(ctx, steps, prompter).migrate(selected, step_mode=step)
+        render.summary(summary, console)
+        if summary.failed or summary.stopped:
+            raise Exit(code=1)
+
+
+@task(help={
+    "inventory": INVENTORY_HELP,
+    "json": "print the plan as JSON (secrets masked) instead of a table",
+    "only": "plan only steps matching this shell pattern (comma-separated)",
+    "from_": "plan from this step id on",
+})
+def plan(c, inventory=None, json=False, only=None, from_=None):  # noqa: A002 - the flag's name
+    """Show the dry-run plan and its checksum; change nothing."""
+    with _errors(), _session(c, inventory, dry_run=True) as (ctx, steps):
+        result = build_plan(select_steps(steps, only, from_), ctx)
+        if json:
+            print(result.to_json())
+        else:
+            render.plan_table(result, console)
+
+
+@task(help={"inventory": INVENTORY_HELP, "json": "print the status as JSON"})
+def status(c, inventory=None, json=False):  # noqa: A002
+    """Show where the migration stands, from the journal."""
+    with _errors():
+        inv = _inventory(c, inventory)
+        journal = Journal(inv.journal_path)
+        rows = journal.status()
+        _journal_warnings(journal)
+        order = [s.id for s in _steps(c, inv)]
+        if json:
+            print(_json_dumps({"inventory": str(inv.path), "steps": {s: rows.get(s, {"state": "pending"}) for s in order}}))
+        else:
+            render.status_table(str(inv.path), rows, order, console)
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@task(help={
+    "inventory": INVENTORY_HELP,
+    "to": "roll back down to and including this step id (default: everything)",
+    "yes": "do not ask for confirmation",
+})
+def rollback(c, inventory=None, to=None, yes=False):
+    """Replay the journaled inverses in reverse order."""
+    with _errors(), _session(c, inventory, yes=yes) as (ctx, steps):
+        runner = Runner(ctx, steps, render.ConsolePrompter(console) if sys.stdin.isatty() else None)
+        targets = runner.rollback_plan(to)
+        if not targets:
+            console.print("nothing to roll back")
+            return
+        console.print("will roll back, in this order: " + ", ".join(targets))
+        if not yes:
+            if not sys.stdin.isatty():
+                raise Exit("error: rollback needs --yes when there is no terminal to ask", code=1)
+            if render.ConsolePrompter(console).choose("Roll back?", [("y", "yes"), ("n", "no")]) != "y":
+                raise Exit("nothing rolled back", code=1)
+        for line in runner.rollback_steps(targets):
+            console.print(f"  undone: {line}")
+        console.print(f"[magenta]rolled back {len(targets)} step(s)[/magenta]")
+
+
+@task(help={"inventory": INVENTORY_HELP, "only": "verify only steps matching this pattern"})
+def verify(c, inventory=None, only=None):
+    """Run every step's verification, read-only."""
+    with _errors(), _session(c, inventory, dry_run=True) as (ctx, steps):
+        outcomes = Runner(ctx, steps).verify_all(select_steps(steps, only))
+        render.outcomes_table("Verification", outcomes, console)
+        if any(o.result == "failed" for o in outcomes):
+            raise Exit(code=1)
+
+
+@task(name="check-config", help={"inventory": INVENTORY_HELP})
+def check_config(c, inventory=None):
+    """Validate the inventory and print every problem."""
+    with _errors():
+        inv = _inventory(c, inventory)
+        problems = file_problems(inv)
+        for problem in problems:
+            console.print(f"[red]problem:[/red] {problem}")
+        if problems:
+            raise Exit(f"error: {len(problems)} problem(s) with files the inventory names", code=2)
+        steps = _steps(c, inv)
+        console.print(f"[green]{inv.path} is valid[/green]: {len(inv.sites)} site(s), "
+                      f"{'mail' if inv.mail else 'no mail'}, {len(steps)} step(s)")
+
+
+ns = Collection(migrate, plan, status, rollback, verify, check_config)
+# Defaults, so that invoke.yaml and INVOKE_RUNBOOK_* environment variables can override them.
+ns.configure({"runbook": {"inventory": str(DEFAULT_INVENTORY), "steps": "steps:build_steps"}})
+
+for optional in ("lab.tasks", "runbook.devtasks", "runbook.hosttasks"):
+    try:
+        module = importlib.import_module(optional)
+    except ModuleNotFoundError as exc:
+        if exc.name != optional:
+            raise
+        continue
+    ns.add_collection(module.ns)
