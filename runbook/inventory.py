@@ -31,6 +31,7 @@ def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mar
     finally:
         loader.dispose()
     marks: dict[tuple[str | int, ...], Mark] = {}
+    key_marks: dict[tuple[str | int, ...], Mark] = {}
     problems: list[str] = []
 
     def build(n: yaml.Node | None, path: tuple[str | int, ...]) -> Any:
@@ -48,8 +49,8 @@ def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mar
                 if key in out:
                     line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
                     problems.append(f"{source}:{line}:{col} {schema.format_path((*path, key))}: duplicate key {key!r}")
+                key_marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 out[key] = build(value_node, (*path, key))
-                marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             return out
         if isinstance(n, yaml.SequenceNode):
             return [build(item, (*path, i)) for i, item in enumerate(n.value)]
@@ -62,10 +63,16 @@ def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mar
 
     loader = yaml.SafeLoader("")
     value = build(node, ())
+    # A problem about a key itself (unknown, duplicate) points at the key, others at the value.
+    marks.update({("key", *path): mark for path, mark in key_marks.items()})
     return value, marks, problems
 
 
-def _where(source: str, marks: dict[tuple[str | int, ...], Mark], path: tuple[str | int, ...]) -> str:
+def _where(source: str, marks: dict[tuple[str | int, ...], Mark], path: tuple[str | int, ...],
+           about_key: bool = False) -> str:
+    if about_key and ("key", *path) in marks:
+        line, col = marks[("key", *path)]
+        return f"{source}:{line}:{col}"
     probe = path
     while probe not in marks and probe:
         probe = probe[:-1]
@@ -270,7 +277,8 @@ def load_inventory(path: str | Path) -> Inventory:
     if data is None:
         found = [((), "the inventory is empty")]
     if found:
-        raise InventoryError(source, [f"{_where(source, marks, p)} {schema.format_path(p)}: {msg}" for p, msg in found])
+        raise InventoryError(source, [f"{_where(source, marks, p, msg.startswith('unknown key'))} {schema.format_path(p)}: {msg}"
+                                      for p, msg in found])
     return _build(path, schema.with_defaults(schema.INVENTORY, data))
 
 
