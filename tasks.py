@@ -64,13 +64,20 @@ def _errors() -> Iterator[None]:
 
 
 @contextmanager
-def _session(c: Context, inventory: str | None, dry_run: bool = False, yes: bool = False,
-             lock: bool = True) -> Iterator[tuple[RunContext, list[Step]]]:
+def _session(
+    c: Context, inventory: str | None, dry_run: bool = False, yes: bool = False, lock: bool = True
+) -> Iterator[tuple[RunContext, list[Step]]]:
     inv = _inventory(c, inventory)
     steps = _steps(c, inv)
     journal = Journal(inv.journal_path)
-    ctx = RunContext(inventory=inv, journal=journal, hosts=HostPool(inv),
-                     reporter=render.ConsoleReporter(console), dry_run=dry_run, yes=yes)
+    ctx = RunContext(
+        inventory=inv,
+        journal=journal,
+        hosts=HostPool(inv),
+        reporter=render.ConsoleReporter(console),
+        dry_run=dry_run,
+        yes=yes,
+    )
     _collect_secrets(ctx)
     try:
         if lock and not dry_run:
@@ -104,15 +111,17 @@ def _journal_warnings(journal: Journal) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
-@task(help={
-    "inventory": INVENTORY_HELP,
-    "step": "ask before each step (yes / skip / quit / run all the rest); on failure offer retry / roll back / quit",
-    "dry_run": "show each step's state and the exact actions a run would take; change nothing",
-    "yes": "answer yes to every question (non-interactive runs)",
-    "only": "run only steps whose id matches this shell pattern (comma-separated), e.g. 'site:www*'",
-    "from_": "start at this step id, skipping the ones before it",
-    "checksum": "refuse to run unless the plan's checksum (from inv plan) is this one",
-})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "step": "ask before each step (yes / skip / quit / run all the rest); on failure: retry / roll back / quit",
+        "dry_run": "show each step's state and the exact actions a run would take; change nothing",
+        "yes": "answer yes to every question (non-interactive runs)",
+        "only": "run only steps whose id matches this shell pattern (comma-separated), e.g. 'site:www*'",
+        "from_": "start at this step id, skipping the ones before it",
+        "checksum": "refuse to run unless the plan's checksum (from inv plan) is this one",
+    }
+)
 def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, from_=None, checksum=None):
     """Walk the migration plan from the first step that is not done."""
     with _errors(), _session(c, inventory, dry_run=dry_run, yes=yes) as (ctx, steps):
@@ -123,8 +132,11 @@ def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, 
                 render.plan_table(plan, console)
                 return
             if plan.checksum != checksum:
-                raise Exit(f"error: the plan changed since it was reviewed: checksum is {plan.checksum}, "
-                           f"--checksum says {checksum}. Review it again with inv plan.", code=1)
+                raise Exit(
+                    f"error: the plan changed since it was reviewed: checksum is {plan.checksum}, "
+                    f"--checksum says {checksum}. Review it again with inv plan.",
+                    code=1,
+                )
         prompter = render.ConsolePrompter(console) if sys.stdin.isatty() else None
         summary = Runner(ctx, steps, prompter).migrate(selected, step_mode=step)
         render.summary(summary, console)
@@ -132,12 +144,14 @@ def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, 
             raise Exit(code=1)
 
 
-@task(help={
-    "inventory": INVENTORY_HELP,
-    "json": "print the plan as JSON (secrets masked) instead of a table",
-    "only": "plan only steps matching this shell pattern (comma-separated)",
-    "from_": "plan from this step id on",
-})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "json": "print the plan as JSON (secrets masked) instead of a table",
+        "only": "plan only steps matching this shell pattern (comma-separated)",
+        "from_": "plan from this step id on",
+    }
+)
 def plan(c, inventory=None, json=False, only=None, from_=None):  # noqa: A002 - the flag's name
     """Show the dry-run plan and its checksum; change nothing."""
     with _errors(), _session(c, inventory, dry_run=True) as (ctx, steps):
@@ -158,7 +172,11 @@ def status(c, inventory=None, json=False):  # noqa: A002
         _journal_warnings(journal)
         order = [s.id for s in _steps(c, inv)]
         if json:
-            print(_json_dumps({"inventory": str(inv.path), "steps": {s: rows.get(s, {"state": "pending"}) for s in order}}))
+            print(
+                _json_dumps(
+                    {"inventory": str(inv.path), "steps": {s: rows.get(s, {"state": "pending"}) for s in order}}
+                )
+            )
         else:
             render.status_table(str(inv.path), rows, order, console)
 
@@ -167,11 +185,13 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-@task(help={
-    "inventory": INVENTORY_HELP,
-    "to": "roll back down to and including this step id (default: everything)",
-    "yes": "do not ask for confirmation",
-})
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "to": "roll back down to and including this step id (default: everything)",
+        "yes": "do not ask for confirmation",
+    }
+)
 def rollback(c, inventory=None, to=None, yes=False):
     """Replay the journaled inverses in reverse order."""
     with _errors(), _session(c, inventory, yes=yes) as (ctx, steps):
@@ -212,8 +232,10 @@ def check_config(c, inventory=None):
         if problems:
             raise Exit(f"error: {len(problems)} problem(s) with files the inventory names", code=2)
         steps = _steps(c, inv)
-        console.print(f"[green]{inv.path} is valid[/green]: {len(inv.sites)} site(s), "
-                      f"{'mail' if inv.mail else 'no mail'}, {len(steps)} step(s)")
+        console.print(
+            f"[green]{inv.path} is valid[/green]: {len(inv.sites)} site(s), "
+            f"{'mail' if inv.mail else 'no mail'}, {len(steps)} step(s)"
+        )
 
 
 ns = Collection(migrate, plan, status, rollback, verify, check_config)

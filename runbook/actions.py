@@ -93,18 +93,56 @@ class RunCommand(Action):
     undo: tuple[str, ...] = ()
     why: str = ""
     timeout: float | None = None
+    kept: str = ""  # when there is no undo on purpose: what rollback leaves in place, and why
 
     def describe(self) -> str:
         return f"{self.host}$ {command_line(self.argv)}"
 
     def prepare(self, ctx: RunContext) -> Action | None:
         if not self.undo:
-            return None
+            return Note(f"kept on rollback: {self.kept}") if self.kept else None
         return RunCommand(host=self.host, argv=self.undo, why=f"undo: {self.why or self.argv[0]}")
 
     def apply(self, ctx: RunContext) -> dict[str, Any]:
+        started = time.monotonic()
         result = ctx.hosts.get(self.host).run(list(self.argv), timeout=self.timeout)
-        return {"exit": result.exit_code}
+        facts: dict[str, Any] = {"exit": result.exit_code, "seconds": round(time.monotonic() - started, 3)}
+        if self.argv and self.argv[0] == "rsync":
+            facts.update(rsync_stats(result.stdout))
+        return facts
+
+
+def rsync_stats(output: str) -> dict[str, int]:
+    """Sizes from `rsync --stats`: files and bytes in the tree, and what was transferred."""
+    keys = {
+        "Number of files": "files",
+        "Number of regular files transferred": "files_transferred",
+        "Total file size": "tree_bytes",
+        "Total transferred file size": "transferred_bytes",
+    }
+    stats: dict[str, int] = {}
+    for line in output.splitlines():
+        label, _, value = line.partition(":")
+        if label.strip() in keys:
+            number = value.strip().split(" ")[0].replace(",", "").replace(".", "")
+            if number.isdigit():
+                stats[keys[label.strip()]] = int(number)
+    return stats
+
+
+@_register
+@dataclass(frozen=True)
+class Note(Action):
+    """Does nothing; stands for a deliberate 'nothing to undo' (e.g. synced data is kept)."""
+
+    kind: ClassVar[str] = "note"
+    text: str
+
+    def describe(self) -> str:
+        return self.text
+
+    def apply(self, ctx: RunContext) -> dict[str, Any]:
+        return {}
 
 
 def _digest(data: bytes | None) -> str | None:
@@ -274,8 +312,9 @@ class ReplaceRRset(Action):
         return lines
 
     def prepare(self, ctx: RunContext) -> Action | None:
-        return ReplaceRRset(self.name, self.rdtype, expected=self.new, new=self.expected,
-                            why=f"undo: {self.why or 'replace'}")
+        return ReplaceRRset(
+            self.name, self.rdtype, expected=self.new, new=self.expected, why=f"undo: {self.why or 'replace'}"
+        )
 
     def apply(self, ctx: RunContext) -> dict[str, Any]:
         serial = ctx.dns.replace(self.name, self.rdtype, self.expected, self.new)

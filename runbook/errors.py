@@ -67,8 +67,7 @@ class CommandFailed(HostError):
         self.stderr = stderr
         tail = "\n".join(stderr.strip().splitlines()[-8:])
         super().__init__(
-            f"on {host}: command failed with exit code {exit_code}: {command}"
-            + (f"\n  stderr: {tail}" if tail else "")
+            f"on {host}: command failed with exit code {exit_code}: {command}" + (f"\n  stderr: {tail}" if tail else "")
         )
 
 

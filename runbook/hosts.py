@@ -72,10 +72,7 @@ class Host:
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write data to path atomically (temp file in the same folder, then rename)."""
-        script = (
-            'set -e; tmp="$1.runbook-tmp"; umask 077; base64 -d > "$tmp"; '
-            'chmod "$2" "$tmp"; mv -f "$tmp" "$1"'
-        )
+        script = 'set -e; tmp="$1.runbook-tmp"; umask 077; base64 -d > "$tmp"; chmod "$2" "$tmp"; mv -f "$tmp" "$1"'
         self.run(["sh", "-c", script, "write", path, f"{mode:o}"], stdin=base64.b64encode(data).decode())
 
     def close(self) -> None:
@@ -91,9 +88,7 @@ class LocalHost(Host):
 
     def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
         try:
-            proc = subprocess.run(
-                ["sh", "-c", command], input=stdin, capture_output=True, text=True, timeout=timeout
-            )
+            proc = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise HostError(f"on {self.name}: command timed out after {timeout} s: {command}") from exc
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
@@ -106,17 +101,44 @@ def fingerprint(key: Any) -> str:
 
 
 class SSHHost(Host):
-    """A host reached with fabric, with strict host key checking against known_hosts."""
+    """A host reached with fabric, with strict host key checking against known_hosts.
 
-    def __init__(self, name: str, spec: HostSpec, known_hosts: Path | None) -> None:
+    The user's ssh_config is honoured (Host aliases, HostName, Port, User, IdentityFile,
+    ProxyJump); every hop of a ProxyJump chain is checked as strictly as the host itself.
+    """
+
+    def __init__(self, name: str, spec: HostSpec, known_hosts: Path | None, ssh_config: Path | None = None) -> None:
         self.name = name
         self.spec = spec
         self.known_hosts = known_hosts
+        self.ssh_config = ssh_config
         self.backup_dir = spec.backup_dir
         self._connection: Any = None
+        self.user = spec.user or "root"
 
-    def _connect(self) -> Any:
+    def connection(self) -> Any:
+        """A fabric Connection, not yet opened, with strict host key checking on every hop."""
         import fabric
+
+        config = fabric.Config(runtime_ssh_path=str(self.ssh_config)) if self.ssh_config else fabric.Config()
+        connect_kwargs: dict[str, Any] = {}
+        if self.spec.identity_file:
+            connect_kwargs["key_filename"] = [str(self.spec.identity_file)]
+        conn = fabric.Connection(
+            host=self.spec.address,
+            port=self.spec.port,
+            user=self.spec.user,
+            config=config,
+            connect_kwargs=connect_kwargs,
+            connect_timeout=10,
+        )
+        hop: Any = conn
+        while hop is not None and not isinstance(hop, str):
+            self._make_strict(hop)
+            hop = hop.gateway
+        return conn
+
+    def _make_strict(self, conn: Any) -> None:
         import paramiko
 
         host_name = self.name
@@ -129,45 +151,37 @@ class SSHHost(Host):
                     f"with: inv hosts.trust {host_name}"
                 )
 
-        connect_kwargs: dict[str, Any] = {"look_for_keys": self.spec.identity_file is None}
-        if self.spec.identity_file:
-            connect_kwargs["key_filename"] = [str(self.spec.identity_file)]
-        conn = fabric.Connection(
-            host=self.spec.address,
-            port=self.spec.port,
-            user=self.spec.user,
-            connect_kwargs=connect_kwargs,
-            connect_timeout=10,
-        )
         # fabric installs AutoAddPolicy; strict checking means refusing instead.
         conn.client.set_missing_host_key_policy(RefuseUnknown())
-        if self.known_hosts is not None:
-            try:
+        try:
+            if self.known_hosts is not None:
                 conn.client.load_host_keys(str(self.known_hosts))
-            except OSError as exc:
-                raise HostKeyError(f"host {self.name}: cannot read known_hosts {self.known_hosts}: {exc}") from exc
-        else:
-            conn.client.load_system_host_keys()
+            else:
+                conn.client.load_system_host_keys()
+        except OSError as exc:
+            raise HostKeyError(f"host {self.name}: cannot read known_hosts {self.known_hosts}: {exc.strerror}") from exc
+
+    def _connect(self) -> Any:
+        import paramiko
+
+        conn = self.connection()
+        where = f"{conn.host}:{conn.port}"
         try:
             conn.open()
         except HostKeyError:
             raise
         except paramiko.BadHostKeyException as exc:
             raise HostKeyError(
-                f"HOST KEY CHANGED for host {self.name} ({self.spec.address}:{self.spec.port}): "
-                f"known_hosts has {fingerprint(exc.expected_key)}, the server offers "
-                f"{fingerprint(exc.key)}. This may be an attack; refusing to connect. If the host "
-                f"was really reinstalled, remove its old line from {self.known_hosts} and run "
-                f"inv hosts.trust {self.name}"
+                f"HOST KEY CHANGED for host {self.name} ({where}): known_hosts has "
+                f"{fingerprint(exc.expected_key)}, the server offers {fingerprint(exc.key)}. This may be "
+                f"an attack; refusing to connect. If the host was really reinstalled, remove its old line "
+                f"from {self.known_hosts or '~/.ssh/known_hosts'} and run: inv hosts.trust {self.name}"
             ) from exc
         except paramiko.AuthenticationException as exc:
-            raise HostError(
-                f"host {self.name}: authentication as {self.spec.user} failed: {exc}"
-            ) from exc
-        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
-            raise ConnectionLost(
-                f"host {self.name} ({self.spec.address}:{self.spec.port}): cannot connect: {exc}"
-            ) from exc
+            raise HostError(f"host {self.name} ({where}): authentication as {conn.user} failed: {exc}") from exc
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectionLost(f"host {self.name} ({where}): cannot connect: {exc}") from exc
+        self.user = conn.user
         return conn
 
     def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
@@ -177,32 +191,35 @@ class SSHHost(Host):
 
         if self._connection is None:
             self._connection = self._connect()
-        if self.spec.user != "root":
+        if self.user != "root":
             command = "sudo -n -- sh -c " + shlex.quote(command)
         try:
             result = self._connection.run(
                 command,
                 hide=True,
                 warn=True,
-                in_stream=io.StringIO(stdin) if stdin is not None else False,
                 timeout=timeout,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
             )
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            self._connection = None
+            self.close()
             raise ConnectionLost(f"host {self.name}: connection lost while running a command: {exc}") from exc
-        except Exception as exc:  # invoke's CommandTimedOut and friends
+        except Exception as exc:  # invoke's CommandTimedOut
             if type(exc).__name__ == "CommandTimedOut":
+                self.close()
                 raise HostError(f"on {self.name}: command timed out after {timeout} s: {command}") from exc
             raise
-        if result.exited == -1:
-            self._connection = None
+        if result.exited == -1 or result.exited is None:
+            self.close()
             raise ConnectionLost(f"host {self.name}: the connection closed before the command ended")
         return CommandResult(result.exited, result.stdout, result.stderr)
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
 
 
 class HostPool:
@@ -219,9 +236,8 @@ class HostPool:
                 backups = self.inventory.state_dir / "backups" if self.inventory else None
                 self._hosts[name] = LocalHost(backup_dir=str(backups) if backups else DEFAULT_BACKUP_DIR)
             elif self.inventory is not None and name in self.inventory.hosts:
-                self._hosts[name] = SSHHost(
-                    name, self.inventory.hosts[name], self.inventory.ssh_known_hosts
-                )
+                inv = self.inventory
+                self._hosts[name] = SSHHost(name, inv.hosts[name], inv.ssh_known_hosts, inv.ssh_config)
             else:
                 known = sorted(self.inventory.hosts) if self.inventory else []
                 raise HostError(f"unknown host {name!r}; known: {', '.join(known) or 'none'}")

@@ -41,7 +41,11 @@ def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mar
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
-                key = yaml.SafeLoader.construct_scalar(loader, key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                key = (
+                    yaml.SafeLoader.construct_scalar(loader, key_node)
+                    if isinstance(key_node, yaml.ScalarNode)
+                    else None
+                )
                 if not isinstance(key, str):
                     line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
                     problems.append(f"{source}:{line}:{col} {schema.format_path(path)}: keys must be plain strings")
@@ -68,8 +72,9 @@ def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mar
     return value, marks, problems
 
 
-def _where(source: str, marks: dict[tuple[str | int, ...], Mark], path: tuple[str | int, ...],
-           about_key: bool = False) -> str:
+def _where(
+    source: str, marks: dict[tuple[str | int, ...], Mark], path: tuple[str | int, ...], about_key: bool = False
+) -> str:
     if about_key and ("key", *path) in marks:
         line, col = marks[("key", *path)]
         return f"{source}:{line}:{col}"
@@ -86,8 +91,9 @@ class HostSpec:
 
     name: str
     address: str
-    port: int
-    user: str
+    port: int | None
+    user: str | None
+    publish_address: str | None
     identity_file: Path | None
     web_root: str
     data_root: str
@@ -137,6 +143,7 @@ class SiteSpec:
     data: tuple[str, ...]
     port: int
     image: str | None
+    command: tuple[str, ...] | None
     expect: Expectation
 
 
@@ -169,6 +176,14 @@ class AcmeSpec:
     email: str
 
 
+@dataclass(frozen=True)
+class TraefikSpec:
+    image: str = "traefik:v3.1"
+    network_mode: str = "bridge"
+    cert_resolver: str = "letsencrypt"
+    challenge: str = "http"
+
+
 @dataclass
 class Inventory:
     """A validated inventory with typed sections. `raw` keeps the defaults-filled dict."""
@@ -177,11 +192,14 @@ class Inventory:
     name: str
     state_dir: Path
     ssh_known_hosts: Path | None
+    ssh_config: Path | None
     hosts: dict[str, HostSpec]
     dns: DnsSpec | None
     acme: AcmeSpec | None
     sites: list[SiteSpec]
     mail: MailSpec | None
+    traefik: TraefikSpec = field(default_factory=TraefikSpec)
+    apps_dir: Path = Path("apps")
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -225,14 +243,18 @@ def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
         name = site.get("name")
         if isinstance(name, str):
             if name in seen_names:
-                problems.append((("sites", i, "name"), f"site name {name!r} is used twice (also sites[{seen_names[name]}])"))
+                problems.append(
+                    (("sites", i, "name"), f"site name {name!r} is used twice (also sites[{seen_names[name]}])")
+                )
             seen_names[name] = i
         for j, domain in enumerate(site.get("domains") or []):
             if not isinstance(domain, str):
                 continue
             d = domain.rstrip(".").lower()
             if d in seen_domains:
-                problems.append((("sites", i, "domains", j), f"domain {domain!r} already belongs to sites[{seen_domains[d]}]"))
+                problems.append(
+                    (("sites", i, "domains", j), f"domain {domain!r} already belongs to sites[{seen_domains[d]}]")
+                )
             seen_domains[d] = i
             if zone and not (d == zone or d.endswith("." + zone)):
                 problems.append((("sites", i, "domains", j), f"domain {domain!r} is not in the zone {zone!r}"))
@@ -253,7 +275,9 @@ def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
     if isinstance(mail, dict) and zone:
         for key in ("domain", "host"):
             value = mail.get(key)
-            if isinstance(value, str) and not (value.rstrip(".").lower() == zone or value.rstrip(".").lower().endswith("." + zone)):
+            if isinstance(value, str) and not (
+                value.rstrip(".").lower() == zone or value.rstrip(".").lower().endswith("." + zone)
+            ):
                 problems.append((("mail", key), f"{value!r} is not in the zone {zone!r}"))
     if (sites or mail) and not dns:
         problems.append(((), "missing key 'dns': sites and mail move by changing DNS records"))
@@ -277,8 +301,13 @@ def load_inventory(path: str | Path) -> Inventory:
     if data is None:
         found = [((), "the inventory is empty")]
     if found:
-        raise InventoryError(source, [f"{_where(source, marks, p, msg.startswith('unknown key'))} {schema.format_path(p)}: {msg}"
-                                      for p, msg in found])
+        raise InventoryError(
+            source,
+            [
+                f"{_where(source, marks, p, msg.startswith('unknown key'))} {schema.format_path(p)}: {msg}"
+                for p, msg in found
+            ],
+        )
     return _build(path, schema.with_defaults(schema.INVENTORY, data))
 
 
@@ -292,9 +321,17 @@ def _resolve(base: Path, value: str | None) -> Path | None:
 def _build(path: Path, data: dict[str, Any]) -> Inventory:
     base = path.parent.resolve()
     hosts = {
-        name: HostSpec(name=name, address=h["address"], port=h["port"], user=h["user"],
-                       identity_file=_resolve(base, h["identity_file"]), web_root=h["web_root"],
-                       data_root=h["data_root"], backup_dir=h["backup_dir"])
+        name: HostSpec(
+            name=name,
+            address=h["address"],
+            port=h["port"],
+            user=h["user"],
+            publish_address=h["publish_address"],
+            identity_file=_resolve(base, h["identity_file"]),
+            web_root=h["web_root"],
+            data_root=h["data_root"],
+            backup_dir=h["backup_dir"],
+        )
         for name, h in data["hosts"].items()
     }
     dns = None
@@ -306,29 +343,64 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
         lexicon = dict(d["lexicon"]) if d["lexicon"] else None
         if lexicon:
             lexicon["credentials_file"] = _resolve(base, lexicon["credentials_file"])
-        dns = DnsSpec(zone=d["zone"].rstrip(".").lower(), provider=d["provider"], server=d["server"], port=d["port"],
-                      tsig=tsig, resolver=d["resolver"], resolver_port=d["resolver_port"],
-                      cutover_ttl=d["cutover_ttl"], restore_ttl=d["restore_ttl"],
-                      propagation_timeout=d["propagation_timeout"], lexicon=lexicon,
-                      manual_timeout=(d["manual"] or {}).get("timeout", 1800))
+        dns = DnsSpec(
+            zone=d["zone"].rstrip(".").lower(),
+            provider=d["provider"],
+            server=d["server"],
+            port=d["port"],
+            tsig=tsig,
+            resolver=d["resolver"],
+            resolver_port=d["resolver_port"],
+            cutover_ttl=d["cutover_ttl"],
+            restore_ttl=d["restore_ttl"],
+            propagation_timeout=d["propagation_timeout"],
+            lexicon=lexicon,
+            manual_timeout=(d["manual"] or {}).get("timeout", 1800),
+        )
     acme = None
     if data["acme"]:
         a = data["acme"]
         acme = AcmeSpec(a["ca_server"], _resolve(base, a["ca_bundle"]), a["ca_roots_url"], a["email"])
     sites = [
-        SiteSpec(name=s["name"], domains=tuple(x.rstrip(".").lower() for x in s["domains"]), docroot=s["docroot"],
-                 data=tuple(s["data"]), port=s["port"], image=s["image"],
-                 expect=Expectation(**(s["expect"] or {"status": 200, "text": None, "path": "/", "same_content": False})))
+        SiteSpec(
+            name=s["name"],
+            domains=tuple(x.rstrip(".").lower() for x in s["domains"]),
+            docroot=s["docroot"],
+            data=tuple(s["data"]),
+            port=s["port"],
+            image=s["image"],
+            command=tuple(s["command"]) if s["command"] else None,
+            expect=Expectation(**(s["expect"] or {"status": 200, "text": None, "path": "/", "same_content": False})),
+        )
         for s in data["sites"]
     ]
     mail = None
     if data["mail"]:
         m = data["mail"]
-        mail = MailSpec(m["domain"].rstrip(".").lower(), m["host"].rstrip(".").lower(), m["maildir_root"],
-                        tuple(m["users"]), _resolve(base, m["password_file"]))
+        mail = MailSpec(
+            m["domain"].rstrip(".").lower(),
+            m["host"].rstrip(".").lower(),
+            m["maildir_root"],
+            tuple(m["users"]),
+            _resolve(base, m["password_file"]),
+        )
     known_hosts = _resolve(base, (data["ssh"] or {}).get("known_hosts"))
-    return Inventory(path=path, name=data["name"], state_dir=_resolve(base, data["state_dir"]) or base,
-                     ssh_known_hosts=known_hosts, hosts=hosts, dns=dns, acme=acme, sites=sites, mail=mail, raw=data)
+    ssh_config = _resolve(base, (data["ssh"] or {}).get("config"))
+    return Inventory(
+        path=path,
+        name=data["name"],
+        state_dir=_resolve(base, data["state_dir"]) or base,
+        ssh_known_hosts=known_hosts,
+        ssh_config=ssh_config,
+        hosts=hosts,
+        dns=dns,
+        acme=acme,
+        sites=sites,
+        mail=mail,
+        traefik=TraefikSpec(**(data["traefik"] or {})),
+        apps_dir=_resolve(base, data["apps_dir"]) or base,
+        raw=data,
+    )
 
 
 def file_problems(inventory: Inventory) -> list[str]:
@@ -347,5 +419,6 @@ def file_problems(inventory: Inventory) -> list[str]:
         if not path.exists():
             problems.append(f"{inventory.path}: {key}: {path} does not exist")
         elif secret and path.stat().st_mode & 0o077:
-            problems.append(f"{inventory.path}: {key}: {path} is readable by others (mode {path.stat().st_mode & 0o777:o}); chmod 600 it")
+            mode = path.stat().st_mode & 0o777
+            problems.append(f"{inventory.path}: {key}: {path} is readable by others (mode {mode:o}); chmod 600 it")
     return problems

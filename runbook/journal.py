@@ -25,7 +25,15 @@ log = logging.getLogger(__name__)
 
 # Step events, in the order they happen.
 STARTED, ACTION, APPLIED, VERIFIED, DONE, FAILED, SKIPPED, ALREADY_DONE = (
-    "started", "action", "applied", "verified", "done", "failed", "skipped", "already-done")
+    "started",
+    "action",
+    "applied",
+    "verified",
+    "done",
+    "failed",
+    "skipped",
+    "already-done",
+)
 INVERSE_APPLIED, ROLLED_BACK, DATA = "inverse-applied", "rolled-back", "data"
 
 
@@ -84,10 +92,18 @@ class Journal:
     def append(self, event: str, step: str, **body: Any) -> Record:
         """Write one record and fsync it before returning. Secrets are masked on the way."""
         records = self.records()
-        record = Record(seq=(records[-1].seq + 1) if records else 1, event=event, step=step,
-                        ts=time.time(), run=self.run_id, body=mask(body))
-        line = json.dumps({"seq": record.seq, "event": event, "step": step, "ts": record.ts,
-                           "run": record.run, "body": record.body}, sort_keys=True)
+        record = Record(
+            seq=(records[-1].seq + 1) if records else 1,
+            event=event,
+            step=step,
+            ts=time.time(),
+            run=self.run_id,
+            body=mask(body),
+        )
+        line = json.dumps(
+            {"seq": record.seq, "event": event, "step": step, "ts": record.ts, "run": record.run, "body": record.body},
+            sort_keys=True,
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_torn_tail()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -155,16 +171,27 @@ class Journal:
             if r.event != ACTION or r.seq in undone:
                 continue
             inverse = r.body.get("inverse")
-            out.append(ActionRecord(
-                seq=r.seq, step_id=r.step, action=action_from_dict(r.body["action"]),
-                inverse=action_from_dict(inverse) if inverse else None,
-                applied=r.seq in applied, facts=applied.get(r.seq, {})))
+            out.append(
+                ActionRecord(
+                    seq=r.seq,
+                    step_id=r.step,
+                    action=action_from_dict(r.body["action"]),
+                    inverse=action_from_dict(inverse) if inverse else None,
+                    applied=r.seq in applied,
+                    facts=applied.get(r.seq, {}),
+                )
+            )
         return out
 
     def record_action(self, step: str, action: Action, inverse: Action | None) -> Record:
         """Journal an action before it runs, with its inverse (the intent)."""
-        return self.append(ACTION, step, action=action.to_dict(),
-                           inverse=inverse.to_dict() if inverse else None, text=action.describe())
+        return self.append(
+            ACTION,
+            step,
+            action=action.to_dict(),
+            inverse=inverse.to_dict() if inverse else None,
+            text=action.describe(),
+        )
 
 
 def lock_owner_text(path: Path) -> str:

@@ -60,8 +60,11 @@ class Plan:
 
     def to_json(self) -> str:
         """The plan for machines; secrets masked."""
-        return json.dumps(mask({"inventory": self.inventory, "checksum": self.checksum,
-                                "steps": [asdict(e) for e in self.entries]}), indent=2, sort_keys=True)
+        return json.dumps(
+            mask({"inventory": self.inventory, "checksum": self.checksum, "steps": [asdict(e) for e in self.entries]}),
+            indent=2,
+            sort_keys=True,
+        )
 
 
 def select_steps(steps: list[Step], only: str | None = None, from_step: str | None = None) -> list[Step]:
@@ -74,7 +77,7 @@ def select_steps(steps: list[Step], only: str | None = None, from_step: str | No
         ids = [s.id for s in selected]
         if from_step not in ids:
             raise RunbookError(f"--from {from_step!r}: no such step; steps: {', '.join(ids)}")
-        selected = selected[ids.index(from_step):]
+        selected = selected[ids.index(from_step) :]
     if only:
         patterns = [p.strip() for p in only.split(",") if p.strip()]
         selected = [s for s in selected if any(fnmatch.fnmatchcase(s.id, p) for p in patterns)]
@@ -85,8 +88,15 @@ def select_steps(steps: list[Step], only: str | None = None, from_step: str | No
 
 def plan_entry(step: Step, ctx: RunContext) -> PlanEntry:
     """Check one step and compute its actions and previews, read-only."""
-    entry = PlanEntry(step.id, step.title, False, "", previewable=step.previewable,
-                      touches_dns=step.touches_dns, reversible=step.reversible)
+    entry = PlanEntry(
+        step.id,
+        step.title,
+        False,
+        "",
+        previewable=step.previewable,
+        touches_dns=step.touches_dns,
+        reversible=step.reversible,
+    )
     try:
         result = step.check(ctx)
         entry.done, entry.reason = result.done, result.reason

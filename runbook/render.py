@@ -18,8 +18,16 @@ from rich.text import Text
 from runbook.plan import Plan
 from runbook.runner import Outcome, Summary
 
-STYLE = {"ok": "green", "changed": "yellow", "skipped": "cyan", "failed": "bold red",
-         "rolled-back": "magenta", "done": "green", "pending": "white", "running": "yellow"}
+STYLE = {
+    "ok": "green",
+    "changed": "yellow",
+    "skipped": "cyan",
+    "failed": "bold red",
+    "rolled-back": "magenta",
+    "done": "green",
+    "pending": "white",
+    "running": "yellow",
+}
 
 
 def plan_table(plan: Plan, console: Console) -> None:
@@ -70,8 +78,9 @@ def summary(result: Summary, console: Console) -> None:
     table.add_column("seconds", justify="right")
     table.add_column("detail")
     for o in result.outcomes:
-        table.add_row(escape(o.step_id), Text(o.result, style=STYLE.get(o.result, "")), f"{o.seconds:.1f}",
-                      escape(o.detail[:200]))
+        table.add_row(
+            escape(o.step_id), Text(o.result, style=STYLE.get(o.result, "")), f"{o.seconds:.1f}", escape(o.detail[:200])
+        )
     console.print(table)
     counts = "  ".join(f"{name}={result.count(name)}" for name in ("ok", "changed", "skipped", "failed", "rolled-back"))
     console.print(f"[bold]recap[/bold]  {counts}")
@@ -89,8 +98,13 @@ def status_table(inventory: str, rows: dict[str, dict[str, Any]], order: list[st
         when = row.get("finished") or row.get("started")
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
         seconds = f"{row['seconds']:.1f}" if row.get("seconds") is not None else ""
-        table.add_row(escape(step_id), Text(row["state"], style=STYLE.get(row["state"], "")), stamp, seconds,
-                      escape(str(row.get("error") or "")[:160]))
+        table.add_row(
+            escape(step_id),
+            Text(row["state"], style=STYLE.get(row["state"], "")),
+            stamp,
+            seconds,
+            escape(str(row.get("error") or "")[:160]),
+        )
     console.print(table)
 
 
@@ -114,8 +128,11 @@ class ConsoleReporter:
 
     def step_event(self, step_id: str, event: str, detail: str = "") -> None:
         style = STYLE.get(event, "dim" if event in ("action", "undo") else "")
-        self.console.print(f"[bold]{escape(step_id)}[/bold] [{style}]{event}[/{style}] {escape(detail)}" if style
-                           else f"[bold]{escape(step_id)}[/bold] {event} {escape(detail)}")
+        self.console.print(
+            f"[bold]{escape(step_id)}[/bold] [{style}]{event}[/{style}] {escape(detail)}"
+            if style
+            else f"[bold]{escape(step_id)}[/bold] {event} {escape(detail)}"
+        )
 
     def waiting(self, until: float, why: str) -> None:
         """Show a countdown until `until`. Returns at once if the console is not a terminal;

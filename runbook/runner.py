@@ -83,8 +83,10 @@ class Runner:
         for step in steps:
             try:
                 if not run_rest:
-                    answer = self._ask(f"Run step {step.id} ({step.title})?",
-                                       [("y", "yes"), ("s", "skip"), ("q", "quit"), ("a", "run all the rest")])
+                    answer = self._ask(
+                        f"Run step {step.id} ({step.title})?",
+                        [("y", "yes"), ("s", "skip"), ("q", "quit"), ("a", "run all the rest")],
+                    )
                     if answer == "q":
                         summary.stopped = f"stopped by the operator before {step.id}"
                         break
@@ -123,8 +125,9 @@ class Runner:
             reporter.step_event(step.id, "ok", result.reason)
             return Outcome(step.id, "ok", 0.0, result.reason)
         if step.dangerous and not ctx.yes and not interactive:
-            answer = self._ask(f"Step {step.id} ({step.title}) is a switch users will notice. Go ahead?",
-                               [("y", "yes"), ("q", "quit")])
+            answer = self._ask(
+                f"Step {step.id} ({step.title}) is a switch users will notice. Go ahead?", [("y", "yes"), ("q", "quit")]
+            )
             if answer != "y":
                 raise Quit()
         while True:
@@ -145,8 +148,10 @@ class Runner:
                 journal.append(FAILED, step.id, error=message)
                 reporter.step_event(step.id, "failed", message)
                 if interactive:
-                    answer = self._ask(f"Step {step.id} failed: {message}\nWhat now?",
-                                       [("r", "retry"), ("b", "roll back this step"), ("q", "quit")])
+                    answer = self._ask(
+                        f"Step {step.id} failed: {message}\nWhat now?",
+                        [("r", "retry"), ("b", "roll back this step"), ("q", "quit")],
+                    )
                     if answer == "r":
                         continue
                     if answer == "b":
@@ -157,8 +162,9 @@ class Runner:
                     group = [s.id for s in self.steps if s.group == step.group]
                     reporter.message(f"rolling back {step.group}: {', '.join(reversed(group))}")
                     self.rollback_steps(group)
-                    return Outcome(step.id, "failed", time.monotonic() - started,
-                                   f"{message} (rolled back {step.group})")
+                    return Outcome(
+                        step.id, "failed", time.monotonic() - started, f"{message} (rolled back {step.group})"
+                    )
                 return Outcome(step.id, "failed", time.monotonic() - started, message)
 
     def _failed(self, step: Step, message: str, started: float, interactive: bool) -> Outcome:
@@ -190,9 +196,12 @@ class Runner:
 
     def _verify(self, step: Step) -> str:
         try:
-            for attempt in Retrying(stop=stop_after_delay(step.verify_timeout),
-                                    wait=wait_exponential(multiplier=0.1, max=2),
-                                    retry=retry_if_exception_type(VerifyError), reraise=True):
+            for attempt in Retrying(
+                stop=stop_after_delay(step.verify_timeout),
+                wait=wait_exponential(multiplier=0.1, max=2),
+                retry=retry_if_exception_type(VerifyError),
+                reraise=True,
+            ):
                 with attempt:
                     return step.verify(self.ctx)
         except VerifyError as exc:

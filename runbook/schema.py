@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$", re.I)
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$", re.I
+)
 IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s'\"]+@[^@\s]+$")
 
@@ -38,84 +40,286 @@ def _f(type_: str, description: str, example: Any = None, **kw: Any) -> Field:
     return Field(type_, description, example, **kw)
 
 
-HOST = _f("map", "How to reach one host over SSH, and where its data lives.", fields={
-    "address": _f("address", "Host name or IP address to connect to (or an ssh_config alias).", "203.0.113.10", required=True),
-    "port": _f("int", "SSH port.", 22, default=22, minimum=1, maximum=65535),
-    "user": _f("identifier", "SSH user; commands use sudo -n when it is not root.", "root", default="root"),
-    "identity_file": _f("path", "Private key file; without it the agent and ~/.ssh keys are used.", "~/.ssh/id_ed25519", nullable=True),
-    "web_root": _f("abspath", "Where the old host's web data lives.", "/var/www", default="/var/www"),
-    "data_root": _f("abspath", "Where compose projects and their bind mounts live on the new host.", "/srv", default="/srv"),
-    "backup_dir": _f("abspath", "Where the engine keeps copies of files it replaces, for rollback.", "/var/backups/runbook", default="/var/backups/runbook"),
-})
+HOST = _f(
+    "map",
+    "How to reach one host over SSH, and where its data lives.",
+    fields={
+        "address": _f(
+            "address", "Host name or IP address to connect to (or an ssh_config alias).", "203.0.113.10", required=True
+        ),
+        "port": _f("int", "SSH port; default: from ssh_config, else 22.", 22, nullable=True, minimum=1, maximum=65535),
+        "user": _f(
+            "identifier",
+            "SSH user (default: from ssh_config, else yours); commands use sudo -n when it is not root.",
+            "root",
+            nullable=True,
+        ),
+        "publish_address": _f(
+            "address",
+            "Address the new host's Traefik publishes ports 80/443/993 on; default: address.",
+            "203.0.113.20",
+            nullable=True,
+        ),
+        "identity_file": _f(
+            "path",
+            "Private key file; without it the agent and ~/.ssh keys are used.",
+            "~/.ssh/id_ed25519",
+            nullable=True,
+        ),
+        "web_root": _f("abspath", "Where the old host's web data lives.", "/var/www", default="/var/www"),
+        "data_root": _f(
+            "abspath", "Where compose projects and their bind mounts live on the new host.", "/srv", default="/srv"
+        ),
+        "backup_dir": _f(
+            "abspath",
+            "Where the engine keeps copies of files it replaces, for rollback.",
+            "/var/backups/runbook",
+            default="/var/backups/runbook",
+        ),
+    },
+)
 
-SITE = _f("map", "One web application to move.", fields={
-    "name": _f("identifier", "Short unique name; step ids use it (site:NAME/...).", "www", required=True),
-    "domains": _f("list", "Host names the site answers to; their DNS records move with it.", ["club.example", "www.club.example"], required=True, items=_f("hostname", "A host name.")),
-    "docroot": _f("abspath", "The vhost's DocumentRoot on the old host.", "/var/www/www", nullable=True),
-    "data": _f("list", "Folders on the old host that hold the site's state; they are synced to the new host.", ["/var/www/www"], default=[], items=_f("abspath", "A folder.")),
-    "port": _f("int", "Port the site's container listens on.", 80, default=80, minimum=1, maximum=65535),
-    "image": _f("str", "Container image for the site (built locally when there is no registry).", "lab/busybox:1", nullable=True),
-    "expect": _f("map", "What a correct answer looks like, checked on old and new host.", {"text": "Welcome"}, fields={
-        "status": _f("int", "Expected HTTP status.", 200, default=200, minimum=100, maximum=599),
-        "text": _f("str", "A text the page must contain.", "Welcome", nullable=True),
-        "path": _f("str", "The path to request.", "/", default="/"),
-        "same_content": _f("bool", "The new host's page must have the same content hash as the old host's.", True, default=False),
-    }),
-})
+SITE = _f(
+    "map",
+    "One web application to move.",
+    fields={
+        "name": _f("identifier", "Short unique name; step ids use it (site:NAME/...).", "www", required=True),
+        "domains": _f(
+            "list",
+            "Host names the site answers to; their DNS records move with it.",
+            ["club.example", "www.club.example"],
+            required=True,
+            items=_f("hostname", "A host name."),
+        ),
+        "docroot": _f("abspath", "The vhost's DocumentRoot on the old host.", "/var/www/www", nullable=True),
+        "data": _f(
+            "list",
+            "Folders on the old host that hold the site's state; they are synced to the new host.",
+            ["/var/www/www"],
+            default=[],
+            items=_f("abspath", "A folder."),
+        ),
+        "port": _f("int", "Port the site's container listens on.", 80, default=80, minimum=1, maximum=65535),
+        "image": _f(
+            "str",
+            "Container image for the site; it must exist on the new host or in a registry it can pull from.",
+            "wordpress:6-apache",
+            nullable=True,
+        ),
+        "command": _f(
+            "list",
+            "The container's command, as a list.",
+            ["httpd", "-f", "-p", "80", "-h", "/var/www/www"],
+            nullable=True,
+            items=_f("str", "An argument."),
+        ),
+        "expect": _f(
+            "map",
+            "What a correct answer looks like, checked on old and new host.",
+            {"text": "Welcome"},
+            fields={
+                "status": _f("int", "Expected HTTP status.", 200, default=200, minimum=100, maximum=599),
+                "text": _f("str", "A text the page must contain.", "Welcome", nullable=True),
+                "path": _f("str", "The path to request.", "/", default="/"),
+                "same_content": _f(
+                    "bool",
+                    "The new host's page must have the same content hash as the old host's.",
+                    True,
+                    default=False,
+                ),
+            },
+        ),
+    },
+)
 
-TSIG = _f("map", "TSIG key for RFC 2136 updates.", fields={
-    "name": _f("hostname", "Key name as the DNS server knows it.", "runbook-key", required=True),
-    "algorithm": _f("choice", "HMAC algorithm.", "hmac-sha256", default="hmac-sha256", choices=("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5")),
-    "secret_file": _f("path", "File holding the base64 secret only (mode 0600). Never put the secret itself in the inventory.", "/etc/runbook/tsig.secret", required=True),
-})
+TSIG = _f(
+    "map",
+    "TSIG key for RFC 2136 updates.",
+    fields={
+        "name": _f("hostname", "Key name as the DNS server knows it.", "runbook-key", required=True),
+        "algorithm": _f(
+            "choice",
+            "HMAC algorithm.",
+            "hmac-sha256",
+            default="hmac-sha256",
+            choices=("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5"),
+        ),
+        "secret_file": _f(
+            "path",
+            "File holding the base64 secret only (mode 0600). Never put the secret itself in the inventory.",
+            "/etc/runbook/tsig.secret",
+            required=True,
+        ),
+    },
+)
 
-DNS = _f("map", "The zone that holds the records to move, and how to change it.", fields={
-    "zone": _f("hostname", "The zone's apex.", "club.example", required=True),
-    "provider": _f("choice", "How records are changed.", "rfc2136", required=True, choices=("rfc2136", "lexicon", "manual")),
-    "server": _f("address", "rfc2136: the primary server that takes updates.", "198.51.100.53", nullable=True),
-    "port": _f("int", "rfc2136: the primary's port.", 53, default=53, minimum=1, maximum=65535),
-    "tsig": TSIG,
-    "lexicon": _f("map", "lexicon: hosted DNS provider settings.", fields={
-        "provider": _f("identifier", "dns-lexicon provider name.", "hetzner", required=True),
-        "credentials_file": _f("path", "YAML file with the provider's auth_* options (mode 0600).", "/etc/runbook/hetzner.yaml", required=True),
-    }),
-    "manual": _f("map", "manual: settings for a hoster without an API.", fields={
-        "timeout": _f("int", "Seconds to wait for the change in non-interactive runs.", 1800, default=1800, minimum=1),
-    }),
-    "resolver": _f("address", "A caching resolver that shows the clients' view.", "9.9.9.9", nullable=True),
-    "resolver_port": _f("int", "The resolver's port.", 53, default=53, minimum=1, maximum=65535),
-    "cutover_ttl": _f("int", "TTL in seconds during the move.", 300, default=300, minimum=1),
-    "restore_ttl": _f("int", "TTL to restore at the end; null restores each record's original TTL.", None, nullable=True, minimum=1),
-    "propagation_timeout": _f("int", "Seconds to wait until every authoritative server serves a change.", 300, default=300, minimum=1),
-})
+DNS = _f(
+    "map",
+    "The zone that holds the records to move, and how to change it.",
+    fields={
+        "zone": _f("hostname", "The zone's apex.", "club.example", required=True),
+        "provider": _f(
+            "choice", "How records are changed.", "rfc2136", required=True, choices=("rfc2136", "lexicon", "manual")
+        ),
+        "server": _f("address", "rfc2136: the primary server that takes updates.", "198.51.100.53", nullable=True),
+        "port": _f("int", "rfc2136: the primary's port.", 53, default=53, minimum=1, maximum=65535),
+        "tsig": TSIG,
+        "lexicon": _f(
+            "map",
+            "lexicon: hosted DNS provider settings.",
+            fields={
+                "provider": _f("identifier", "dns-lexicon provider name.", "hetzner", required=True),
+                "credentials_file": _f(
+                    "path",
+                    "YAML file with the provider's auth_* options (mode 0600).",
+                    "/etc/runbook/hetzner.yaml",
+                    required=True,
+                ),
+            },
+        ),
+        "manual": _f(
+            "map",
+            "manual: settings for a hoster without an API.",
+            fields={
+                "timeout": _f(
+                    "int", "Seconds to wait for the change in non-interactive runs.", 1800, default=1800, minimum=1
+                ),
+            },
+        ),
+        "resolver": _f("address", "A caching resolver that shows the clients' view.", "9.9.9.9", nullable=True),
+        "resolver_port": _f("int", "The resolver's port.", 53, default=53, minimum=1, maximum=65535),
+        "cutover_ttl": _f("int", "TTL in seconds during the move.", 300, default=300, minimum=1),
+        "restore_ttl": _f(
+            "int",
+            "TTL to restore at the end; null restores each record's original TTL.",
+            None,
+            nullable=True,
+            minimum=1,
+        ),
+        "propagation_timeout": _f(
+            "int", "Seconds to wait until every authoritative server serves a change.", 300, default=300, minimum=1
+        ),
+    },
+)
 
-MAIL = _f("map", "The mail service, moved last.", fields={
-    "domain": _f("hostname", "Mail domain (MX owner).", "club.example", required=True),
-    "host": _f("hostname", "The mail host's name (MX target, IMAP/SMTP name).", "mail.club.example", required=True),
-    "maildir_root": _f("abspath", "Where the old host keeps Maildirs.", "/var/vmail", default="/var/vmail"),
-    "users": _f("list", "Mailboxes to move.", ["vorstand@club.example"], default=[], items=_f("email", "A mail address.")),
-    "password_file": _f("path", "File with 'address:password' lines for IMAP checks (mode 0600).", "/etc/runbook/mail-passwords", nullable=True),
-})
+MAIL = _f(
+    "map",
+    "The mail service, moved last.",
+    fields={
+        "domain": _f("hostname", "Mail domain (MX owner).", "club.example", required=True),
+        "host": _f("hostname", "The mail host's name (MX target, IMAP/SMTP name).", "mail.club.example", required=True),
+        "maildir_root": _f("abspath", "Where the old host keeps Maildirs.", "/var/vmail", default="/var/vmail"),
+        "users": _f(
+            "list", "Mailboxes to move.", ["vorstand@club.example"], default=[], items=_f("email", "A mail address.")
+        ),
+        "password_file": _f(
+            "path",
+            "File with 'address:password' lines for IMAP checks (mode 0600).",
+            "/etc/runbook/mail-passwords",
+            nullable=True,
+        ),
+    },
+)
 
-ACME = _f("map", "Where Traefik gets certificates.", fields={
-    "ca_server": _f("url", "ACME directory URL.", "https://acme-v02.api.letsencrypt.org/directory", default="https://acme-v02.api.letsencrypt.org/directory"),
-    "ca_bundle": _f("path", "CA file that signs the ACME server's own HTTPS (test CAs only).", None, nullable=True),
-    "ca_roots_url": _f("url", "Where the ACME server publishes its issuing root (pebble), for verifying served certificates.", None, nullable=True),
-    "email": _f("email", "ACME account e-mail.", "admin@club.example", required=True),
-})
+ACME = _f(
+    "map",
+    "Where Traefik gets certificates.",
+    fields={
+        "ca_server": _f(
+            "url",
+            "ACME directory URL.",
+            "https://acme-v02.api.letsencrypt.org/directory",
+            default="https://acme-v02.api.letsencrypt.org/directory",
+        ),
+        "ca_bundle": _f("path", "CA file that signs the ACME server's own HTTPS (test CAs only).", None, nullable=True),
+        "ca_roots_url": _f(
+            "url",
+            "Where the ACME server publishes its issuing root (pebble), for verifying served certificates.",
+            None,
+            nullable=True,
+        ),
+        "email": _f("email", "ACME account e-mail.", "admin@club.example", required=True),
+    },
+)
 
-INVENTORY = _f("map", "One migration: old host, new host, DNS, sites and mail.", fields={
-    "name": _f("identifier", "Name of this migration; the journal is named after it.", "club-2026", required=True),
-    "state_dir": _f("path", "Folder for the journal, lock and reports.", "../state", default="../state"),
-    "ssh": _f("map", "SSH settings shared by the hosts.", fields={
-        "known_hosts": _f("path", "known_hosts file with the hosts' pinned keys; default ~/.ssh/known_hosts.", "known_hosts", nullable=True),
-    }),
-    "hosts": _f("map", "The hosts by role; 'old' and 'new' are required.", {"old": {"address": "old.club.example"}, "new": {"address": "new.club.example"}}, required=True, values=HOST),
-    "dns": DNS,
-    "acme": ACME,
-    "sites": _f("list", "The sites, moved one by one in this order.", [{"name": "www", "domains": ["club.example"]}], default=[], items=SITE),
-    "mail": MAIL,
-})
+TRAEFIK = _f(
+    "map",
+    "Traefik on the new host.",
+    fields={
+        "image": _f("str", "Traefik image.", "traefik:v3.1", default="traefik:v3.1"),
+        "network_mode": _f(
+            "choice",
+            "bridge: ports published on the host's publish_address; host: Traefik shares the host's network (needed when the ACME server is on the host's loopback).",
+            "bridge",
+            default="bridge",
+            choices=("bridge", "host"),
+        ),
+        "cert_resolver": _f(
+            "identifier",
+            "Name of the ACME certificate resolver in the routers' labels.",
+            "letsencrypt",
+            default="letsencrypt",
+        ),
+        "challenge": _f(
+            "choice",
+            "ACME challenge; http needs port 80 of the site's current address to reach Traefik (the engine relays it from the old host).",
+            "http",
+            default="http",
+            choices=("http", "tls"),
+        ),
+    },
+)
+
+INVENTORY = _f(
+    "map",
+    "One migration: old host, new host, DNS, sites and mail.",
+    fields={
+        "name": _f("identifier", "Name of this migration; the journal is named after it.", "club-2026", required=True),
+        "state_dir": _f("path", "Folder for the journal, lock and reports.", "../state", default="../state"),
+        "ssh": _f(
+            "map",
+            "SSH settings shared by the hosts.",
+            fields={
+                "known_hosts": _f(
+                    "path",
+                    "known_hosts file with the hosts' pinned keys; default ~/.ssh/known_hosts.",
+                    "known_hosts",
+                    nullable=True,
+                ),
+                "config": _f(
+                    "path",
+                    "ssh_config file to use instead of ~/.ssh/config (Host aliases, ProxyJump, IdentityFile).",
+                    "~/.ssh/config",
+                    nullable=True,
+                ),
+            },
+        ),
+        "hosts": _f(
+            "map",
+            "The hosts by role; 'old' and 'new' are required.",
+            {"old": {"address": "old.club.example"}, "new": {"address": "new.club.example"}},
+            required=True,
+            values=HOST,
+        ),
+        "dns": DNS,
+        "acme": ACME,
+        "traefik": TRAEFIK,
+        "apps_dir": _f(
+            "path",
+            "Folder of the compose projects (apps/SITE/docker-compose.yml) that `inv containerize` writes and the operator commits.",
+            "../apps",
+            default="../apps",
+        ),
+        "sites": _f(
+            "list",
+            "The sites, moved one by one in this order.",
+            [{"name": "www", "domains": ["club.example"]}],
+            default=[],
+            items=SITE,
+        ),
+        "mail": MAIL,
+    },
+)
 
 
 def _check_scalar(spec: Field, value: Any) -> str | None:
@@ -161,13 +365,26 @@ def _is_address(value: str) -> bool:
 
 
 def kind_name(spec: Field) -> str:
-    return {"map": "a mapping", "list": "a list", "abspath": "an absolute path", "int": "an integer",
-            "bool": "true or false", "choice": "one of " + ", ".join(spec.choices)}.get(spec.type, f"a {spec.type}")
+    return {
+        "map": "a mapping",
+        "list": "a list",
+        "abspath": "an absolute path",
+        "int": "an integer",
+        "bool": "true or false",
+        "choice": "one of " + ", ".join(spec.choices),
+    }.get(spec.type, f"a {spec.type}")
 
 
 def type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 Problem = tuple[tuple[str | int, ...], str]
@@ -251,7 +468,11 @@ def to_markdown(spec: Field = INVENTORY, prefix: str = "") -> str:
 
     def _row(full: str, sub: Field) -> None:
         kind = sub.type if sub.type != "choice" else " \\| ".join(sub.choices)
-        need = "required" if sub.required else (f"default `{sub.default}`" if sub.default not in (None, []) else "optional")
+        need = (
+            "required"
+            if sub.required
+            else (f"default `{sub.default}`" if sub.default not in (None, []) else "optional")
+        )
         example = "" if sub.example is None else f"`{sub.example}`"
         rows.append(f"| `{full}` | {kind} | {need} | {sub.description} | {example} |")
 

@@ -7,8 +7,16 @@ from runbook.step import Step
 
 
 def build_steps(inventory: Inventory) -> list[Step]:
-    """The migration's steps in order: preflight, provision, TTL, sites, mail, backups, finish."""
-    from steps import preflight
+    """The migration's steps in order: preflight, provision, transfer key, TTL, each site,
+    then the finish (TTL restore, transfer key removed)."""
+    from steps import preflight, provision, site, transfer, ttl
 
-    steps: list[Step] = [*preflight.steps(inventory)]
-    return steps
+    return [
+        *preflight.steps(inventory),
+        *provision.steps(inventory),
+        *transfer.steps(inventory),
+        *ttl.steps(inventory),
+        *site.steps(inventory),
+        *ttl.final_steps(inventory),
+        *transfer.final_steps(inventory),
+    ]

@@ -31,18 +31,26 @@ class Workspace:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(INVOKE_RUNBOOK_STEPS="tests.filesteps:build_steps", INVOKE_RUNBOOK_INVENTORY=str(self.inventory),
-                   PYTHONPATH=str(ROOT), COLUMNS="200", **extra)
+        env.update(
+            INVOKE_RUNBOOK_STEPS="tests.filesteps:build_steps",
+            INVOKE_RUNBOOK_INVENTORY=str(self.inventory),
+            PYTHONPATH=str(ROOT),
+            COLUMNS="200",
+            **extra,
+        )
         env.pop("RUNBOOK_FAILPOINT", None)
         env.update(extra)
         return env
 
     def inv(self, *args: str, check: bool = False, **extra: str) -> subprocess.CompletedProcess[str]:
         """Run `inv ARGS` in a subprocess, as a user would."""
-        result = subprocess.run([INV, "-r", str(ROOT), *args], cwd=ROOT, env=self.env(**extra),
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [INV, "-r", str(ROOT), *args], cwd=ROOT, env=self.env(**extra), capture_output=True, text=True, timeout=120
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"inv {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"inv {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def snapshot(self) -> dict[str, bytes]:

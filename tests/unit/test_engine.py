@@ -128,7 +128,7 @@ def test_a_torn_last_journal_line_is_ignored_with_a_warning(workspace: Workspace
 def test_a_second_concurrent_run_is_refused_naming_the_holder(workspace: Workspace) -> None:
     import fcntl
 
-    lock_path = (workspace.root / "state" / "files.lock")
+    lock_path = workspace.root / "state" / "files.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

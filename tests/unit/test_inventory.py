@@ -50,27 +50,81 @@ def problems_of(tmp_path: Path, text: str) -> list[str]:
 
 CASES = [
     # (what, a replacement applied to GOOD, expected location, expected text)
-    ("bad host name", ("www.club.test]", "www..club.test]"), "12:26 sites[0].domains[1]", "'www..club.test' is not a valid host name"),
+    (
+        "bad host name",
+        ("www.club.test]", "www..club.test]"),
+        "12:26 sites[0].domains[1]",
+        "'www..club.test' is not a valid host name",
+    ),
     ("unknown key", ("name: t\n", "name: t\nsitez: []\n"), "2:1 sitez", "unknown key 'sitez'; known: name, state_dir"),
-    ("unknown provider", ("provider: rfc2136", "provider: hetzer"), "7:13 dns.provider", "unknown value 'hetzer'; known: rfc2136, lexicon, manual"),
-    ("port out of range", ("{address: 127.0.0.11}", "{address: 127.0.0.11, port: 70000}"), "3:36 hosts.old.port", "70000 is above the maximum 65535"),
-    ("port as text", ("{address: 127.0.0.11}", "{address: 127.0.0.11, port: ssh}"), "3:36 hosts.old.port", "expected an integer, got a string 'ssh'"),
+    (
+        "unknown provider",
+        ("provider: rfc2136", "provider: hetzer"),
+        "7:13 dns.provider",
+        "unknown value 'hetzer'; known: rfc2136, lexicon, manual",
+    ),
+    (
+        "port out of range",
+        ("{address: 127.0.0.11}", "{address: 127.0.0.11, port: 70000}"),
+        "3:36 hosts.old.port",
+        "70000 is above the maximum 65535",
+    ),
+    (
+        "port as text",
+        ("{address: 127.0.0.11}", "{address: 127.0.0.11, port: ssh}"),
+        "3:36 hosts.old.port",
+        "expected an integer, got a string 'ssh'",
+    ),
     ("missing new host", ("  new: {address: 127.0.0.12}\n", ""), "3:3 hosts", "missing host 'new'"),
-    ("domain outside zone", ("www.club.test]", "www.other.test]"), "12:26 sites[0].domains[1]", "is not in the zone 'club.test'"),
-    ("duplicate site", ("    domains: [club.test, www.club.test]\n", "    domains: [club.test]\n  - name: www\n    domains: [www.club.test]\n"), "13:11 sites[1].name", "site name 'www' is used twice"),
+    (
+        "domain outside zone",
+        ("www.club.test]", "www.other.test]"),
+        "12:26 sites[0].domains[1]",
+        "is not in the zone 'club.test'",
+    ),
+    (
+        "duplicate site",
+        (
+            "    domains: [club.test, www.club.test]\n",
+            "    domains: [club.test]\n  - name: www\n    domains: [www.club.test]\n",
+        ),
+        "13:11 sites[1].name",
+        "site name 'www' is used twice",
+    ),
     ("duplicate key", ("name: t\n", "name: t\nname: u\n"), "2:1 name", "duplicate key 'name'"),
-    ("rfc2136 without tsig", ("  tsig: {name: k, secret_file: tsig.secret}\n", ""), "6:3 dns", "provider rfc2136 needs dns.tsig"),
-    ("list instead of map", ("  old: {address: 127.0.0.11}", "  old: [127.0.0.11]"), "3:8 hosts.old", "expected a mapping, got a list"),
-    ("relative data path", ("    domains: [club.test, www.club.test]\n", "    domains: [club.test, www.club.test]\n    data: [var/www]\n"), "13:12 sites[0].data[0]", "'var/www' is not an absolute path"),
+    (
+        "rfc2136 without tsig",
+        ("  tsig: {name: k, secret_file: tsig.secret}\n", ""),
+        "6:3 dns",
+        "provider rfc2136 needs dns.tsig",
+    ),
+    (
+        "list instead of map",
+        ("  old: {address: 127.0.0.11}", "  old: [127.0.0.11]"),
+        "3:8 hosts.old",
+        "expected a mapping, got a list",
+    ),
+    (
+        "relative data path",
+        ("    domains: [club.test, www.club.test]\n", "    domains: [club.test, www.club.test]\n    data: [var/www]\n"),
+        "13:12 sites[0].data[0]",
+        "'var/www' is not an absolute path",
+    ),
     ("missing name", ("name: t\n", ""), "1:1 (top)", "missing required key 'name'"),
     ("yaml syntax", ("name: t\n", "name: [t\n"), "inv.yaml:", "(YAML)"),
-    ("injection in a site name", ("- name: www", "- name: \"a'; rm -rf / #\""), "11:11 sites[0].name", "is not a valid name"),
+    (
+        "injection in a site name",
+        ("- name: www", '- name: "a\'; rm -rf / #"'),
+        "11:11 sites[0].name",
+        "is not a valid name",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("what", "change", "where", "text"), CASES, ids=[c[0] for c in CASES])
-def test_a_bad_inventory_names_the_problem_and_its_place(tmp_path: Path, what: str, change: tuple[str, str],
-                                                         where: str, text: str) -> None:
+def test_a_bad_inventory_names_the_problem_and_its_place(
+    tmp_path: Path, what: str, change: tuple[str, str], where: str, text: str
+) -> None:
     old, new = change
     assert old in GOOD, what
     problems = problems_of(tmp_path, GOOD.replace(old, new, 1))

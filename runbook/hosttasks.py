@@ -1,0 +1,82 @@
+"""`inv hosts.trust NAME` and `inv hosts.check`: host keys and SSH reachability."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Collection, Exit, task
+from rich.console import Console
+from rich.prompt import Confirm
+
+from runbook.errors import RunbookError
+from runbook.hosts import HostPool, SSHHost
+from runbook.inventory import load_inventory
+from runbook.trust import offered_key, pin
+
+console = Console(highlight=False)
+INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
+
+
+def _inventory(c, inventory):  # type: ignore[no-untyped-def]
+    return load_inventory(inventory or (c.config.get("runbook", None) or {}).get("inventory"))
+
+
+@task(
+    help={
+        "name": "the host's role in the inventory (old, new, ...)",
+        "inventory": INVENTORY_HELP,
+        "yes": "pin without asking (only after checking the fingerprint another way)",
+    }
+)
+def trust(c, name, inventory=None, yes=False):
+    """Show a host's key fingerprint and pin it in known_hosts after confirmation."""
+    try:
+        inv = _inventory(c, inventory)
+        if name not in inv.hosts:
+            raise Exit(f"error: unknown host {name!r}; known: {', '.join(sorted(inv.hosts))}", code=1)
+        host = HostPool(inv).get(name)
+        assert isinstance(host, SSHHost)
+        offer = offered_key(host)
+        console.print(f"host {name} ({offer.entry}) offers {offer.key.get_name()} {offer.fingerprint}")
+        if offer.state == "pinned":
+            console.print(f"[green]already pinned in {offer.known_hosts}[/green]")
+            return
+        if offer.state == "changed":
+            raise Exit(
+                f"error: {offer.known_hosts} pins a DIFFERENT key for {offer.entry}. If the host was "
+                "reinstalled, remove the old line by hand, then run this again.",
+                code=1,
+            )
+        if not yes:
+            if not sys.stdin.isatty():
+                raise Exit("error: pinning needs --yes when there is no terminal to ask", code=1)
+            if not Confirm.ask("Compare it with the host's own `ssh-keygen -lf` output. Pin it?", console=console):
+                raise Exit("not pinned", code=1)
+        pin(offer)
+        console.print(f"[green]pinned in {offer.known_hosts}[/green]")
+    except RunbookError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+@task(help={"inventory": INVENTORY_HELP})
+def check(c, inventory=None):
+    """Log in to every host with strict host key checking and show who and where."""
+    try:
+        inv = _inventory(c, inventory)
+        pool = HostPool(inv)
+        failed = 0
+        for name in sorted(inv.hosts):
+            try:
+                result = pool.get(name).run(["sh", "-c", 'echo "$(id -un)@$(hostname) $(uname -sr)"'])
+                console.print(f"[green]{name}[/green]: {result.stdout.strip()}")
+            except RunbookError as exc:
+                failed += 1
+                console.print(f"[red]{name}[/red]: {exc}")
+        pool.close()
+        if failed:
+            raise Exit(code=1)
+    except RunbookError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+ns = Collection("hosts", trust, check)

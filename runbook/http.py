@@ -1,0 +1,97 @@
+"""HTTP(S) requests to a chosen address with the site's Host header and SNI: the view from
+outside, aimed at one host (old or new) regardless of what DNS says."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from runbook.errors import RunbookError
+
+if TYPE_CHECKING:
+    from runbook.context import RunContext
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    peer_cert_issuer: str = ""
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()[:16]
+
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+def request(
+    address: str,
+    host: str,
+    path: str = "/",
+    *,
+    port: int | None = None,
+    tls: bool = False,
+    context: ssl.SSLContext | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    timeout: float = 5.0,
+) -> Response:
+    """One request to address:port with Host and SNI set to `host`; TLS verified with `context`.
+
+    Raises RunbookError naming the address and host on connection or TLS failures.
+    """
+    port = port or (443 if tls else 80)
+    where = f"{'https' if tls else 'http'}://{host}{path} at {address}:{port}"
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+        issuer = ""
+        if tls:
+            ctx = context or ssl.create_default_context()
+            sock = ctx.wrap_socket(sock, server_hostname=host)
+            cert = sock.getpeercert() or {}
+            issuer = ", ".join("=".join(x) for rdn in cert.get("issuer", ()) for x in rdn)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.sock = sock
+        headers = {"Host": host, "User-Agent": "runbook-verify", "Connection": "close"}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        return Response(response.status, data, {k.lower(): v for k, v in response.getheaders()}, issuer)
+    except ssl.SSLCertVerificationError as exc:
+        raise RunbookError(f"{where}: the certificate does not verify: {exc.verify_message}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise RunbookError(f"{where}: {exc or type(exc).__name__}") from exc
+
+
+def acme_context(ctx: RunContext) -> ssl.SSLContext:
+    """An SSL context that trusts what the ACME server issues.
+
+    With `acme.ca_roots_url` (pebble) the issuing root is fetched once per run (it changes on
+    every pebble start); otherwise the system's trust store (Let's Encrypt is in it).
+    """
+    cached = ctx.extra.get("acme_context")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    acme = ctx.inventory.acme
+    if acme and acme.ca_roots_url:
+        import urllib.request
+
+        fetch_ctx = ssl.create_default_context(cafile=str(acme.ca_bundle) if acme.ca_bundle else None)
+        try:
+            with urllib.request.urlopen(acme.ca_roots_url, context=fetch_ctx, timeout=10) as answer:
+                pem = answer.read().decode()
+        except OSError as exc:
+            raise RunbookError(f"cannot fetch the ACME server's root from {acme.ca_roots_url}: {exc}") from exc
+        context = ssl.create_default_context(cadata=pem)
+    else:
+        context = ssl.create_default_context()
+    ctx.extra["acme_context"] = context
+    return context

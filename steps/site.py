@@ -1,0 +1,395 @@
+"""site: move one site with zero downtime, verified at every sub-step, rolled back on failure.
+
+For each site, in inventory order: pre-sync, start, verify-new, freeze, final-sync, switch-dns,
+verify-live (ids site:NAME/...). They form a group: when one fails, the runner rolls the site's
+sub-steps back in reverse (DNS back with compare-and-swap, the vhost restored and reloaded, the
+new containers stopped, the data kept), so the old host serves as before.
+"""
+
+from __future__ import annotations
+
+from runbook import apache, compose
+from runbook.actions import Action, PutFile, RRsetValue, RunCommand
+from runbook.context import RunContext
+from runbook.errors import RunbookError, VerifyError
+from runbook.facts import compose_argv, host_facts
+from runbook.http import Response, acme_context, request
+from runbook.inventory import Inventory, SiteSpec
+from runbook.step import CheckResult, Step
+from steps import ttl
+from steps.provision import sha
+from steps.transfer import rsync_pull
+
+ACME_ROOT_ON_OLD = "/etc/apache2/runbook-acme-root.pem"
+
+
+class SiteStep(Step):
+    """Base of a site's sub-steps: knows the inventory, the site and the hosts' addresses."""
+
+    part = ""
+
+    def __init__(self, inventory: Inventory, site: SiteSpec) -> None:
+        self.inventory = inventory
+        self.site = site
+        self.id = f"site:{site.name}/{self.part}"
+        self.group = f"site:{site.name}"
+        self.title = f"{site.name}: {self.part}"
+        old, new = inventory.hosts["old"], inventory.hosts["new"]
+        self.old_address = old.address
+        self.new_address = new.publish_address or new.address
+        self.site_dir = compose.site_dir(inventory, site)
+
+    def marker(self, name: str) -> str:
+        return f"{self.site_dir}/.runbook-{name}"
+
+    def sync_actions(self, *options: str, why: str) -> list[Action]:
+        actions: list[Action] = []
+        for path in self.site.data:
+            dest = compose.data_path(self.inventory, self.site, path)
+            actions.append(RunCommand("new", ("mkdir", "-p", dest), why="data folder"))
+            actions.append(
+                RunCommand(
+                    "new",
+                    rsync_pull(self.inventory, path, dest, *options),
+                    why=why,
+                    kept="the synced data stays on the new host",
+                )
+            )
+        return actions
+
+    def _verified(self, ctx: RunContext) -> CheckResult:
+        """For verification-only sub-steps: done when the verification passes now."""
+        try:
+            return CheckResult(True, self.verify(ctx))
+        except RunbookError as exc:
+            return CheckResult(False, f"not verified yet: {str(exc)[:200]}")
+
+
+class PreSync(SiteStep):
+    """The site's data folders go from the old to the new host with rsync, host to host."""
+
+    part = "pre-sync"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.hosts.get("new").read_file(self.marker("pre-sync")) is not None:
+            return CheckResult(True, "pre-synced (the final sync brings the rest)")
+        return CheckResult(False, f"{len(self.site.data)} folder(s) to copy")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        return [
+            *self.sync_actions("--delete", why="copy the data (delta)"),
+            PutFile("new", self.marker("pre-sync"), "pre-synced by runbook\n", 0o600, why="mark the pre-sync"),
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        missing = [
+            p
+            for p in self.site.data
+            if ctx.hosts.get("new")
+            .run(["test", "-d", compose.data_path(self.inventory, self.site, p)], check=False)
+            .exit_code
+        ]
+        if missing:
+            raise VerifyError(f"not on the new host: {', '.join(missing)}")
+        return f"{len(self.site.data)} folder(s) on the new host"
+
+
+class Start(SiteStep):
+    """The site's compose project comes up on the new host."""
+
+    part = "start"
+
+    @property
+    def container(self) -> str:
+        return f"{self.site.name}_app"
+
+    def _state(self, ctx: RunContext) -> tuple[dict[str, str], str, str]:
+        text = compose.site_compose_text(self.inventory, self.site)
+        path = f"{self.site_dir}/docker-compose.yml"
+        return host_facts(ctx.hosts.get("new"), [path], [self.container]), text, path
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        facts, text, path = self._state(ctx)
+        same = facts.get(f"file.{path}", "").startswith(sha(text))
+        running = facts.get(f"container.{self.container}", "").startswith("running")
+        if same and running:
+            return CheckResult(True, f"{self.container} runs the current compose file")
+        return CheckResult(
+            False, ", ".join(x for x in ("" if same else "compose file differs", "" if running else "not running") if x)
+        )
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        facts, text, path = self._state(ctx)
+        flavour = facts.get("compose") or "v1"
+        project = self.site.name
+        actions: list[Action] = [RunCommand("new", ("mkdir", "-p", self.site_dir), why="project folder")]
+        if not facts.get(f"file.{path}", "").startswith(sha(text)):
+            actions.append(PutFile("new", path, text, 0o644, why="the site's compose project"))
+        actions.append(
+            RunCommand(
+                "new",
+                compose_argv(flavour, self.site_dir, project, "up", "-d"),
+                undo=compose_argv(flavour, self.site_dir, project, "down"),
+                why="start the site on the new host",
+            )
+        )
+        return actions
+
+    def verify(self, ctx: RunContext) -> str:
+        state = host_facts(ctx.hosts.get("new"), [], [self.container]).get(f"container.{self.container}", "")
+        if not state.startswith("running") or state.endswith("/unhealthy") or state.endswith("/starting"):
+            raise VerifyError(f"container {self.container} is {state or 'missing'} on the new host")
+        return f"{self.container} {state.rstrip('/')}"
+
+
+def _compare(site: SiteSpec, domain: str, new: Response, old: Response | None) -> str | None:
+    """What is wrong with the new host's answer, or None."""
+    expect = site.expect
+    if new.status != expect.status:
+        return f"{domain}: the new host answers {new.status}, expected {expect.status}"
+    if old is not None and old.status != new.status:
+        return f"{domain}: the new host answers {new.status}, the old host {old.status}"
+    if expect.text and expect.text not in new.text():
+        return f"{domain}: the new host's page lacks {expect.text!r}"
+    if expect.same_content and old is not None and old.digest != new.digest:
+        return f"{domain}: content differs (old {old.digest}, new {new.digest})"
+    return None
+
+
+class VerifyNew(SiteStep):
+    """Before any DNS change: the new host serves every name over HTTPS with a certificate that
+    verifies against the ACME root, and answers like the old host."""
+
+    part = "verify-new"
+    reversible = False
+    verify_timeout = 120.0
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        return self._verified(ctx)
+
+    def verify(self, ctx: RunContext) -> str:
+        tls = acme_context(ctx)
+        seen = []
+        for domain in self.site.domains:
+            try:
+                new = request(self.new_address, domain, self.site.expect.path, tls=True, context=tls)
+                old = request(self.old_address, domain, self.site.expect.path)
+            except RunbookError as exc:
+                raise VerifyError(str(exc)) from exc
+            problem = _compare(self.site, domain, new, old)
+            if problem:
+                raise VerifyError(problem)
+            seen.append(f"{domain} {new.status}")
+        return f"new host serves {', '.join(seen)} with a verified certificate"
+
+
+class Freeze(SiteStep):
+    """The old host stops writing its copy: a last catch-up sync, then its vhost becomes a reverse
+    proxy to the new host (Host header kept) and Apache reloads gracefully."""
+
+    part = "freeze"
+
+    def _vhosts(self, ctx: RunContext) -> dict[str, list[int]]:
+        output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
+        refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), self.site.domains)
+        if not refs:
+            raise RunbookError(
+                f"site {self.site.name}: apache2ctl -S on the old host shows no vhost for "
+                f"{', '.join(self.site.domains)}"
+            )
+        files: dict[str, list[int]] = {}
+        for ref in refs:
+            files.setdefault(ref.file, []).append(ref.line)
+        return files
+
+    def _frozen_files(self, ctx: RunContext) -> dict[str, tuple[str, str]]:
+        """file -> (current text, frozen text)."""
+        ca_file = ACME_ROOT_ON_OLD if self._acme_root(ctx) else None
+        out = {}
+        for path, lines in self._vhosts(ctx).items():
+            current = (ctx.hosts.get("old").read_file(path) or b"").decode()
+            out[path] = (current, apache.freeze_text(current, lines, f"https://{self.new_address}", ca_file))
+        return out
+
+    def _acme_root(self, ctx: RunContext) -> str | None:
+        acme = self.inventory.acme
+        if not (acme and acme.ca_roots_url):
+            return None
+        import ssl
+        import urllib.request
+
+        fetch = ssl.create_default_context(cafile=str(acme.ca_bundle) if acme.ca_bundle else None)
+        try:
+            with urllib.request.urlopen(acme.ca_roots_url, context=fetch, timeout=10) as answer:
+                return str(answer.read().decode())
+        except OSError as exc:
+            raise RunbookError(f"cannot fetch the ACME root from {acme.ca_roots_url}: {exc}") from exc
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        pending = [p for p, (now, frozen) in self._frozen_files(ctx).items() if now != frozen]
+        if pending:
+            return CheckResult(False, f"old vhost serves its own copy: {', '.join(pending)}")
+        return CheckResult(True, "the old vhost proxies to the new host")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        actions: list[Action] = self.sync_actions("--delete", why="catch up just before the freeze")
+        root = self._acme_root(ctx)
+        modules = ["proxy", "proxy_http", "headers"]
+        if root:
+            modules.append("ssl")
+            actions.append(PutFile("old", ACME_ROOT_ON_OLD, root, 0o644, why="trust the new host's certificates"))
+        actions.append(RunCommand("old", ("a2enmod", "-q", *modules), why="modules for the proxy"))
+        for path, (now, frozen) in self._frozen_files(ctx).items():
+            if now != frozen:
+                actions.append(PutFile("old", path, frozen, 0o644, why="vhost becomes a proxy to the new host"))
+        actions.append(RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"))
+        actions.append(RunCommand("old", ("apache2ctl", "graceful"), why="reload gracefully"))
+        return actions
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        return [RunCommand("old", ("apache2ctl", "graceful"), why="serve the old copy again")]
+
+    def verify(self, ctx: RunContext) -> str:
+        domain = self.site.domains[0]
+        try:
+            answer = request(self.old_address, domain, self.site.expect.path)
+        except RunbookError as exc:
+            raise VerifyError(str(exc)) from exc
+        if "via" not in answer.headers and not self.check(ctx).done:
+            raise VerifyError(f"{domain} on the old host is not proxied to the new host")
+        return f"{domain} on the old host is proxied to the new host ({answer.status})"
+
+
+class FinalSync(SiteStep):
+    """What the old copy got before the freeze reaches the new host. --update keeps anything the
+    new host wrote since the freeze; nothing is deleted on the new host."""
+
+    part = "final-sync"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None:
+            return CheckResult(True, "final sync done")
+        return CheckResult(False, "the delta since the pre-sync is still on the old host only")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        actions = [
+            a
+            for a in self.sync_actions("--update", why="the delta since the pre-sync")
+            if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
+        ]
+        return [
+            *actions,
+            PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync"),
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        pending = []
+        for path in self.site.data:
+            dest = compose.data_path(self.inventory, self.site, path)
+            dry = ctx.hosts.get("new").run(
+                list(rsync_pull(self.inventory, path, dest, "--update", "-n", "--out-format=%n")),
+                check=False,
+                timeout=120,
+            )
+            changed = [
+                line
+                for line in dry.stdout.splitlines()
+                if line
+                and not line.endswith("/")
+                and not line.startswith(
+                    ("Number", "Total", "Literal", "Matched", "File list", "sent", "total", "Unmatched")
+                )
+            ]
+            if dry.exit_code != 0:
+                raise VerifyError(f"cannot compare {path}: {dry.stderr.strip()[-200:]}")
+            pending += changed[:5]
+        if pending:
+            raise VerifyError(f"still newer on the old host: {', '.join(pending)}")
+        return "nothing on the old host is newer than on the new host"
+
+
+class SwitchDns(SiteStep):
+    """After the old-TTL gate, the site's A records go from the old to the new host with
+    compare-and-swap; every authoritative server must serve them."""
+
+    part = "switch-dns"
+    touches_dns = True
+    dangerous = True
+    verify_timeout = 60.0
+
+    def _records(self, ctx: RunContext) -> list[tuple[str, list[str]]]:
+        """(name, old values) of the site's own A records; CNAMEs follow their target."""
+        originals = ttl.original_values(ctx)
+        records = []
+        for domain in self.site.domains:
+            if (domain, "CNAME") in originals or ctx.dns.read(domain, "CNAME") is not None:
+                continue
+            original = originals.get((domain, "A"))
+            old = list(original.values) if original else [self.old_address]
+            records.append((domain, old))
+        return records
+
+    def _wanted(self, ctx: RunContext) -> RRsetValue:
+        assert self.inventory.dns is not None
+        return RRsetValue.of(self.inventory.dns.cutover_ttl, [self.new_address])
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        wanted = self._wanted(ctx)
+        pending = [name for name, _ in self._records(ctx) if ctx.dns.read(name, "A") != wanted]
+        if pending:
+            return CheckResult(False, f"still on the old host: {', '.join(pending)}")
+        return CheckResult(True, f"{', '.join(self.site.domains)} point to the new host")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        if ttl.old_ttl_gate(ctx) is None:
+            raise RunbookError(f"{self.id}: the old-TTL gate is unknown; run ttl/lower first")
+        actions: list[Action] = list(ttl.old_ttl_wait(ctx))
+        for name, old in self._records(ctx):
+            actions += ttl.switch_records(ctx, name, "A", old, [self.new_address], why=f"move {name} to the new host")
+        return actions
+
+    def verify(self, ctx: RunContext) -> str:
+        wanted = self._wanted(ctx)
+        return ttl.verify_records(ctx, [(name, "A", wanted) for name, _ in self._records(ctx)], timeout=10)
+
+
+class VerifyLive(SiteStep):
+    """Through the clients' resolver, every name answers from the new host."""
+
+    part = "verify-live"
+    reversible = False
+
+    @property
+    def verify_timeout(self) -> float:  # type: ignore[override]
+        dns = self.inventory.dns
+        return float((dns.cutover_ttl if dns else 300) * 2 + 30)
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        return self._verified(ctx)
+
+    def verify(self, ctx: RunContext) -> str:
+        tls = acme_context(ctx)
+        seen = []
+        for domain in self.site.domains:
+            value, left = ctx.dns.client_view(domain, "A")
+            addresses = list(value.values) if value else []
+            if self.new_address not in addresses:
+                raise VerifyError(
+                    f"{domain}: the resolver still answers {addresses or 'nothing'} (cached for {left} s more)"
+                )
+            try:
+                answer = request(self.new_address, domain, self.site.expect.path, tls=True, context=tls)
+            except RunbookError as exc:
+                raise VerifyError(str(exc)) from exc
+            problem = _compare(self.site, domain, answer, None)
+            if problem:
+                raise VerifyError(problem)
+            seen.append(domain)
+        return f"clients reach {', '.join(seen)} on the new host"
+
+
+PARTS: list[type[SiteStep]] = [PreSync, Start, VerifyNew, Freeze, FinalSync, SwitchDns, VerifyLive]
+
+
+def steps(inventory: Inventory) -> list[Step]:
+    return [part(inventory, site) for site in inventory.sites for part in PARTS]

@@ -1,0 +1,68 @@
+"""Shared pytest fixtures: the lab (real servers on loopback), brought up once per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LabHandle:
+    """What a test needs to reach the lab: the Lab object, its paths, addresses and inventory."""
+
+    lab: object  # lab.manager.Lab (imported lazily: unit tests must not need the lab's deps)
+    root: Path
+    inventory: Path
+    key: Path
+    known_hosts: Path
+    tsig_secret: Path
+    passwords: Path
+    old: str
+    new: str
+    ns1: str
+    ns2: str
+    resolver: str
+    pebble: str
+    ssh_port: int
+
+
+@pytest.fixture(scope="session")
+def lab() -> LabHandle:
+    """The running lab: started once (``Lab.up`` reuses servers that already run)."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (namespaces, loopback aliases, port 53/80)")
+    from lab.manager import ADDRESSES, Lab
+
+    handle = Lab(REPO / ".lab")
+    handle.up(variant=os.environ.get("LAB_VARIANT", "fast"))
+    p = handle.paths
+    return LabHandle(
+        lab=handle,
+        root=p.root,
+        inventory=REPO / "hosts" / "lab.yaml",
+        key=p.key,
+        known_hosts=p.known_hosts,
+        tsig_secret=p.tsig_secret,
+        passwords=p.passwords,
+        old=str(ADDRESSES["old"]),
+        new=str(ADDRESSES["new"]),
+        ns1=str(ADDRESSES["ns1"]),
+        ns2=str(ADDRESSES["ns2"]),
+        resolver=str(ADDRESSES["resolver"]),
+        pebble=str(ADDRESSES["pebble"]),
+        ssh_port=int(ADDRESSES["ssh_port"]),
+    )
+
+
+@pytest.fixture
+def clean_lab(lab: LabHandle) -> Iterator[LabHandle]:
+    """The lab in its state before the migration (reset before the test, and after it)."""
+    lab.lab.reset()  # type: ignore[attr-defined]
+    yield lab
+    lab.lab.reset()  # type: ignore[attr-defined]
