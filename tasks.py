@@ -250,3 +250,8 @@ for optional in ("lab.tasks", "runbook.devtasks", "runbook.hosttasks"):
             raise
         continue
     ns.add_collection(module.ns)
+
+from runbook.discovertasks import containerize, discover  # noqa: E402
+
+ns.add_task(discover)
+ns.add_task(containerize)

@@ -20,7 +20,7 @@ from lab.proc import LabError
 from lab.render import sync_tree
 from lab.topology import ALIASES, NEW, NS1, NS2, OLD, OLD_MOUNTS, PEBBLE, RESOLVER, SSH_PORT, VARIANTS, Paths
 
-PRISTINE_VERSION = "1"
+PRISTINE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ class Lab:
         marker = self.paths.pristine / "version"
         if not marker.exists() or marker.read_text().strip() != PRISTINE_VERSION:
             web.build_pristine(self.paths)
+            (self.paths.pristine / "old" / "root-ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
             mail.build_pristine(self.paths)
             (self.paths.state / "mail-seeded").unlink(missing_ok=True)
             (self.paths.state / "db-seeded").unlink(missing_ok=True)
@@ -192,6 +193,7 @@ class Lab:
         elif not (self.paths.old / "etc" / "apache2" / "apache2.conf").exists():
             self._restore_old_files()
         (self.paths.new / "srv").mkdir(parents=True, exist_ok=True)
+        (self.paths.new / "root-ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
         db.prepare(self.paths)
 
     def _restore_old_files(self) -> None:
@@ -241,13 +243,15 @@ class Lab:
                     self._stop_dependents(server.name.removeprefix("sshd-"))
                 self._start(server.name)
         docker_engine.clean()
-        srv = p.new / "srv"
-        for child in srv.iterdir():
+        for child in [*(p.new / "srv").iterdir(), *(p.new / "root-ssh").iterdir()]:
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
         web.wait_ready()
+        # The lab inventory's journal describes a migration that no longer exists.
+        for journal in (p.root.parent / "state").glob("lab.journal.jsonl"):
+            journal.unlink()
         return time.monotonic() - t0
 
     # -- down --------------------------------------------------------------------------------

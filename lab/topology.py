@@ -38,13 +38,14 @@ OLD_MOUNTS = (
     ("/etc/dovecot", "etc/dovecot"),
     ("/var/www", "www"),
     ("/var/vmail", "vmail"),
+    ("/root/.ssh", "root-ssh"),  # root's own authorized_keys (the engine's transfer key goes here)
 )
 #: Runtime folders of the old host (MariaDB); bound like OLD_MOUNTS but never synced by reset
 OLD_RUNTIME_MOUNTS = (
     ("/var/lib/mysql", "mysql"),
     ("/run/mysqld", "run/mysqld"),
 )
-NEW_MOUNTS = (("/srv", "srv"),)
+NEW_MOUNTS = (("/srv", "srv"), ("/root/.ssh", "root-ssh"))
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,10 @@ class PutFile(Action):
     def describe(self) -> str:
         return f"{self.host}: write {self.path} (mode {self.mode:o}, sha256 {_digest(self.content.encode())})"
 
-    def _backup_path(self, ctx: RunContext) -> str:
-        tag = hashlib.sha256(f"{self.path}\0{self.content}".encode()).hexdigest()[:12]
+    def _backup_path(self, ctx: RunContext, current: bytes) -> str:
+        """Named after the path and the content it keeps, so a backup is never confused with
+        one of another content (backups outlive runs)."""
+        tag = hashlib.sha256(self.path.encode() + b"\0" + current).hexdigest()[:12]
         name = self.path.strip("/").replace("/", "__")
         return f"{ctx.hosts.get(self.host).backup_dir}/{name}.{tag}"
 
@@ -182,16 +184,20 @@ class PutFile(Action):
 
     def prepare(self, ctx: RunContext) -> Action | None:
         host = ctx.hosts.get(self.host)
-        if host.read_file(self.path) is None:
+        current = host.read_file(self.path)
+        if current is None:
             return RemoveFile(host=self.host, path=self.path, why=f"undo: {self.why or 'write'}")
-        return RestoreFile(host=self.host, path=self.path, backup=self._backup_path(ctx))
+        return RestoreFile(host=self.host, path=self.path, backup=self._backup_path(ctx, current))
 
     def apply(self, ctx: RunContext) -> dict[str, Any]:
         host = ctx.hosts.get(self.host)
-        backup = self._backup_path(ctx)
-        if host.read_file(self.path) is not None and host.read_file(backup) is None:
-            host.run(["mkdir", "-p", "-m", "700", host.backup_dir])
-            host.run(["cp", "-a", self.path, backup])
+        current = host.read_file(self.path)
+        if current is not None and current != self.content.encode():
+            backup = self._backup_path(ctx, current)
+            if host.read_file(backup) is None:
+                # -L: a symlinked file (sites-enabled -> sites-available) is backed up by content
+                host.run(["sh", "-c", 'umask 077; mkdir -p "$1" && cp -pL "$2" "$3"', "backup", host.backup_dir,
+                          self.path, backup])
         host.write_file(self.path, self.content.encode(), self.mode)
         return {"bytes": len(self.content.encode())}
 
@@ -214,7 +220,7 @@ class RestoreFile(Action):
         host = ctx.hosts.get(self.host)
         if host.read_file(self.backup) is None:
             return {"restored": False}
-        host.run(["cp", "-a", self.backup, self.path])
+        host.write_file(self.path, host.read_file(self.backup) or b"", None)
         return {"restored": True}
 
 

@@ -207,13 +207,16 @@ class AcmeRelay(Step):
         if not self.inventory.sites:
             return "no sites"
         site = self.inventory.sites[0]
-        old = self.inventory.hosts["old"]
+        old, new = self.inventory.hosts["old"], self.inventory.hosts["new"]
+        path = "/.well-known/acme-challenge/runbook-relay-check"
         try:
-            answer = request(old.address, site.domains[0], "/.well-known/acme-challenge/runbook-relay-check")
+            relayed = request(old.address, site.domains[0], path)
+            direct = request(new.publish_address or new.address, site.domains[0], path)
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
-        if answer.status != 404 or b"404 page not found" not in answer.body:
-            raise VerifyError(f"the old host answers the challenge path itself ({answer.status}), not Traefik")
+        if (relayed.status, relayed.body) != (direct.status, direct.body):
+            raise VerifyError(f"the old host answers the challenge path itself ({relayed.status}), "
+                              f"not the new host's Traefik ({direct.status})")
         return f"{site.domains[0]}/.well-known/acme-challenge/ on the old host reaches Traefik"
 
 

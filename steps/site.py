@@ -251,12 +251,15 @@ class Freeze(SiteStep):
 
     def verify(self, ctx: RunContext) -> str:
         domain = self.site.domains[0]
+        if not self.check(ctx).done:
+            raise VerifyError(f"{domain}: the old vhost is not frozen")
         try:
             answer = request(self.old_address, domain, self.site.expect.path)
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
-        if "via" not in answer.headers and not self.check(ctx).done:
-            raise VerifyError(f"{domain} on the old host is not proxied to the new host")
+        problem = _compare(self.site, domain, answer, None)
+        if problem:
+            raise VerifyError(f"through the old host's proxy: {problem}")
         return f"{domain} on the old host is proxied to the new host ({answer.status})"
 
 

@@ -33,16 +33,27 @@ class LabHandle:
 
 
 @pytest.fixture(scope="session")
-def lab() -> LabHandle:
-    """The running lab: started once (``Lab.up`` reuses servers that already run)."""
+def lab() -> Iterator[LabHandle]:
+    """The running lab: started once (``Lab.up`` reuses servers that already run).
+
+    One pytest session at a time uses the lab: the fixture holds .lab/pytest.lock (flock) for the
+    whole session, so two sessions on one machine wait for each other instead of resetting the
+    lab under each other's feet.
+    """
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (namespaces, loopback aliases, port 53/80)")
+    import fcntl
+
     from lab.manager import ADDRESSES, Lab
+
+    (REPO / ".lab").mkdir(exist_ok=True)
+    session_lock = open(REPO / ".lab" / "pytest.lock", "w")  # noqa: SIM115 - held for the session
+    fcntl.flock(session_lock, fcntl.LOCK_EX)
 
     handle = Lab(REPO / ".lab")
     handle.up(variant=os.environ.get("LAB_VARIANT", "fast"))
     p = handle.paths
-    return LabHandle(
+    yield LabHandle(
         lab=handle,
         root=p.root,
         inventory=REPO / "hosts" / "lab.yaml",
@@ -58,6 +69,7 @@ def lab() -> LabHandle:
         pebble=str(ADDRESSES["pebble"]),
         ssh_port=int(ADDRESSES["ssh_port"]),
     )
+    session_lock.close()
 
 
 @pytest.fixture

@@ -1,0 +1,214 @@
+"""What `inv discover` writes: the Markdown report, and a starting inventory the operator edits.
+
+Both are pure text built from a `Discovery`. The starting inventory validates with
+`load_inventory` as written; the values the operator must decide are marked `# TODO`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from runbook import schema
+from runbook.discover import Discovery, Vhost
+from runbook.inventory import Inventory
+
+PUBLIC_PORTS = (80, 443)
+
+
+def size(kib: int | None) -> str:
+    """A KiB count for humans."""
+    if kib is None:
+        return "missing"
+    value, unit = float(kib), "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.0f} {unit}" if unit == "KiB" else f"{value:.1f} {unit}"
+
+
+@dataclass
+class SiteGuess:
+    """A site for the starting inventory: the vhosts that answer for one name, merged."""
+
+    name: str
+    domains: list[str]
+    docroot: str | None
+    data: list[str]
+    vhosts: list[Vhost] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
+    return name[:63] if name and schema.IDENTIFIER.match(name[:63]) else ""
+
+
+def guess_sites(found: Discovery) -> list[SiteGuess]:
+    """One site per public name; a vhost on another port with the same name (a backend behind a
+    cache, say) joins it. The site is named after its vhost file (www.conf: www)."""
+    groups: dict[str, list[Vhost]] = {}
+    for vhost in sorted(found.vhosts, key=lambda v: v.port not in PUBLIC_PORTS):
+        groups.setdefault(vhost.name.lower(), []).append(vhost)
+    sites: list[SiteGuess] = []
+    used: set[str] = set()
+    for vhosts in groups.values():
+        public = [v for v in vhosts if v.port in PUBLIC_PORTS] or vhosts
+        main = public[0]
+        stem = main.file.rsplit("/", 1)[-1].removesuffix(".conf")
+        stem = re.sub(r"^\d+-", "", stem)
+        name = _identifier(stem) or _identifier(main.name.split(".")[0]) or "site"
+        base, n = name, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        domains: list[str] = []
+        data: list[str] = []
+        for vhost in [*public, *[v for v in vhosts if v not in public]]:
+            domains += [d.lower() for d in vhost.domains if d.lower() not in domains]
+            data += [f.path for f in vhost.data if f.path not in data]
+        docroot = next((v.document_root for v in public if v.document_root), None) or next(
+            (v.document_root for v in vhosts if v.document_root), None
+        )
+        guess = SiteGuess(name, domains, docroot, data, vhosts)
+        for vhost in vhosts:
+            for proxy in vhost.proxies:
+                behind = f" ({proxy['backend']})" if proxy.get("backend") else ""
+                guess.notes.append(f"{vhost.name}:{vhost.port} proxies {proxy['path']} to {proxy['target']}{behind}")
+            if vhost.php:
+                guess.notes.append(f"{vhost.name}:{vhost.port} uses PHP: pick an image with PHP")
+            if vhost.cgi:
+                guess.notes.append(f"{vhost.name}:{vhost.port} runs CGI scripts: the image needs a CGI-capable server")
+        for db in found.databases:
+            if db.name.lower() in (name, *(d.split(".")[0] for d in domains)):
+                guess.notes.append(f"database {db.name} ({size(db.bytes // 1024)}) probably belongs to this site")
+        sites.append(guess)
+    return sites
+
+
+def guess_zone(domains: list[str]) -> str | None:
+    """The most common registrable-looking suffix (the last two labels) of the names."""
+    zones = Counter(".".join(d.split(".")[-2:]) for d in domains if "." in d)
+    return zones.most_common(1)[0][0] if zones else None
+
+
+def markdown(found: Discovery) -> str:
+    """The report as Markdown."""
+    out = [f"# What runs on {found.host} ({found.hostname}, {found.os})", "", "## Apache virtual hosts", ""]
+    out += ["| name | aliases | port | DocumentRoot | proxy | PHP | CGI | TLS | data (size) | file |"]
+    out += ["|---|---|---|---|---|---|---|---|---|---|"]
+    for v in found.vhosts:
+        proxies = "<br>".join(
+            f"{p['path']} → {p['target']}" + (f" ({p['backend']})" if p.get("backend") else "") for p in v.proxies
+        )
+        data = "<br>".join(f"{d.path} ({size(d.kib)})" for d in v.data)
+        out.append(
+            f"| {v.name} | {', '.join(v.aliases)} | {v.port} | {v.document_root or ''} | {proxies} | "
+            f"{'yes' if v.php else ''} | {'yes' if v.cgi else ''} | {'yes' if v.tls else ''} | {data} | "
+            f"{v.file}:{v.line} |"
+        )
+    out += ["", "## Databases", ""]
+    if found.database_error:
+        out.append(f"Could not list databases: `{found.database_error}`")
+    elif found.databases:
+        out += ["| database | size | tables |", "|---|---|---|"]
+        out += [f"| {d.name} | {size(d.bytes // 1024)} | {d.tables} |" for d in found.databases]
+    else:
+        out.append("none found")
+    out += ["", "## Mail", ""]
+    out.append(f"- domains: {', '.join(found.mail_domains) or 'none'}")
+    out.append(f"- mail host name (Postfix myhostname): {found.mail_host or 'unknown'}")
+    out.append(
+        f"- Dovecot mail_location: `{found.mail_location or 'unknown'}`; Maildir root {found.maildir_root or '-'}"
+    )
+    total = sum(m.kib for m in found.mailboxes)
+    out.append(f"- {len(found.mailboxes)} mailbox(es), {size(total)} in all")
+    if found.mailboxes:
+        out += ["", "| mailbox | messages | size | path |", "|---|---|---|---|"]
+        out += [f"| {m.address or '?'} | {m.messages} | {size(m.kib)} | {m.path} |" for m in found.mailboxes]
+    out += ["", "## Scheduled jobs (cron)", ""]
+    out += [f"- `{c.source}`: `{c.line}`" for c in found.crontabs] or ["none"]
+    return "\n".join(out) + "\n"
+
+
+def _j(value: object) -> str:
+    """A YAML scalar or flow list (JSON is YAML: hostile text stays quoted)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def starting_inventory(found: Discovery, current: Inventory, name: str) -> str:
+    """A starting inventory for moving this host: hosts and SSH copied from `current`, sites,
+    mail from what was found. Loads with load_inventory; `# TODO` marks what the operator decides."""
+    sites = guess_sites(found)
+    all_domains = [d for s in sites for d in s.domains] + found.mail_domains
+    zone = guess_zone(all_domains) or "example.org"
+    in_zone = lambda d: d == zone or d.endswith("." + zone)  # noqa: E731
+    lines = [
+        f"# Starting inventory written by `inv discover` from {found.host} ({found.hostname}).",
+        "# Edit every line marked TODO, move the file next to your other inventories, then run",
+        "# `inv check-config --inventory FILE`. Paths are absolute so the file works from anywhere.",
+        f"name: {_j(name)}  # TODO: name this migration; the journal is named after it",
+        f"state_dir: {_j(str(current.state_dir))}",
+    ]
+    ssh = {"known_hosts": current.ssh_known_hosts, "config": current.ssh_config}
+    if any(ssh.values()):
+        lines.append("ssh:")
+        lines += [f"  {k}: {_j(str(v))}" for k, v in ssh.items() if v]
+    lines.append("hosts:")
+    for role, host in current.hosts.items():
+        lines.append(f"  {role}:")
+        lines.append(f"    address: {_j(host.address)}")
+        for key in ("port", "user", "publish_address"):
+            if getattr(host, key) is not None:
+                lines.append(f"    {key}: {_j(getattr(host, key))}")
+        if host.identity_file:
+            lines.append(f"    identity_file: {_j(str(host.identity_file))}")
+        lines.append(
+            f"    {'web_root' if role == 'old' else 'data_root'}: "
+            f"{_j(host.web_root if role == 'old' else host.data_root)}"
+        )
+    lines += [
+        "dns:",
+        f"  zone: {_j(zone)}  # TODO: check; guessed from the names the vhosts answer to",
+        '  provider: "manual"  # TODO: rfc2136 (server, tsig) or lexicon (provider, credentials_file) if you can',
+        "  cutover_ttl: 300",
+        "acme:",
+        f"  email: {_j('admin@' + zone)}  # TODO: the ACME account's e-mail",
+        f"apps_dir: {_j(str(current.apps_dir))}",
+        "sites:",
+    ]
+    for site in sites:
+        domains = [d for d in site.domains if in_zone(d) and schema.HOSTNAME.match(d)]
+        skipped = [d for d in site.domains if d not in domains]
+        if not domains:
+            lines.append(f"  # TODO: vhost(s) {', '.join(skipped)} left out: not in zone {zone}")
+            continue
+        lines += [f"  - name: {_j(site.name)}", f"    domains: {_j(domains)}"]
+        if skipped:
+            lines.append(f"    # TODO: also answers to {', '.join(skipped)} (not in zone {zone}): another inventory")
+        if site.docroot and site.docroot.startswith("/"):
+            lines.append(f"    docroot: {_j(site.docroot)}")
+        lines.append(f"    data: {_j([d for d in site.data if d.startswith('/')])}")
+        lines.append("    image: null  # TODO: the container image that serves this site on the new host")
+        lines.append("    port: 80  # TODO: the port the image listens on")
+        for note in site.notes:
+            lines.append(f"    # note: {note}")
+    if found.mail_domains and in_zone(found.mail_domains[0]):
+        domain = found.mail_domains[0]
+        host = found.mail_host if found.mail_host and in_zone(found.mail_host) else f"mail.{domain}"
+        users = [m.address for m in found.mailboxes if m.address and m.address.endswith("@" + domain)]
+        lines += [
+            "mail:",
+            f"  domain: {_j(domain)}",
+            f"  host: {_j(host)}  # TODO: check (Postfix myhostname)",
+            f"  maildir_root: {_j(found.maildir_root or '/var/vmail')}",
+            f"  users: {_j(users)}",
+            "  password_file: null  # TODO: a 0600 file of address:password lines for the IMAP checks",
+        ]
+        others = [d for d in found.mail_domains if d != domain]
+        if others:
+            lines.append(f"  # TODO: more mail domains found: {', '.join(others)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""`inv discover` (read the old server) and `inv containerize` (write each site's compose project)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from invoke import Exit, task
+from rich.console import Console
+from rich.prompt import Confirm
+from rich.syntax import Syntax
+from rich.table import Table
+
+from runbook import containerize as containerizing
+from runbook.discover import Discovery
+from runbook.discover import discover as read_host
+from runbook.discoverreport import guess_sites, markdown, size, starting_inventory
+from runbook.errors import InventoryError, RunbookError
+from runbook.hosts import HostPool
+from runbook.inventory import Inventory, load_inventory
+
+console = Console(highlight=False)
+INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
+DEFAULT_INVENTORY = Path(__file__).resolve().parent.parent / "hosts" / "lab.yaml"
+
+
+def _inventory(c, inventory):  # type: ignore[no-untyped-def]
+    return load_inventory(inventory or (c.config.get("runbook", None) or {}).get("inventory") or DEFAULT_INVENTORY)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write text to path with mode 0600 (reports name folders, databases and mailboxes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
+def _tables(found: Discovery) -> None:
+    vhosts = Table(title=f"Apache virtual hosts on {found.host} ({found.hostname})")
+    for column in ("name", "aliases", "port", "DocumentRoot", "proxy", "PHP", "CGI", "TLS", "data", "file"):
+        vhosts.add_column(column)
+    for v in found.vhosts:
+        proxy = "\n".join(
+            f"{p['path']} → {p['target']}" + (f" ({p['backend']})" if p.get("backend") else "") for p in v.proxies
+        )
+        vhosts.add_row(
+            v.name,
+            ", ".join(v.aliases),
+            str(v.port),
+            v.document_root or "",
+            proxy,
+            "yes" if v.php else "",
+            "yes" if v.cgi else "",
+            "yes" if v.tls else "",
+            "\n".join(f"{d.path} ({size(d.kib)})" for d in v.data),
+            f"{v.file}:{v.line}",
+        )
+    console.print(vhosts)
+    other = Table(title="Databases, mail and cron")
+    other.add_column("kind")
+    other.add_column("what")
+    other.add_column("size")
+    if found.database_error:
+        other.add_row("database", f"[red]cannot list: {found.database_error}[/red]", "")
+    for db in found.databases:
+        other.add_row("database", f"{db.name} ({db.tables} tables)", size(db.bytes // 1024))
+    for domain in found.mail_domains:
+        boxes = [m for m in found.mailboxes if (m.address or "").endswith("@" + domain)]
+        other.add_row("mail domain", f"{domain}: {len(boxes)} mailbox(es)", size(sum(m.kib for m in boxes)))
+    for m in found.mailboxes:
+        other.add_row("mailbox", f"{m.address or m.path}: {m.messages} message(s)", size(m.kib))
+    for cron in found.crontabs:
+        other.add_row("cron", f"{cron.source}: {cron.line}", "")
+    console.print(other)
+
+
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "host": "the host to read (default: old)",
+        "name": "name for the starting inventory's migration (default: INVENTORY-NAME-next)",
+    }
+)
+def discover(c, inventory=None, host="old", name=None):
+    """Read what runs on the old server; write a report (Markdown, JSON) and a starting inventory."""
+    try:
+        inv: Inventory = _inventory(c, inventory)
+        if host not in inv.hosts:
+            raise Exit(f"error: unknown host {host!r}; known: {', '.join(sorted(inv.hosts))}", code=1)
+        pool = HostPool(inv)
+        try:
+            found = read_host(pool.get(host), host)
+        finally:
+            pool.close()
+        _tables(found)
+        stem = f"discover-{inv.name}" if host == "old" else f"discover-{inv.name}-{host}"
+        base = inv.state_dir / stem
+        written = {
+            base.with_suffix(".md"): markdown(found),
+            base.with_suffix(".json"): json.dumps(found.to_dict(), indent=2, sort_keys=True) + "\n",
+            inv.state_dir / f"{stem}.inventory.yaml": starting_inventory(found, inv, name or f"{inv.name}-next"),
+        }
+        for path, text in written.items():
+            _write_private(path, text)
+            console.print(f"wrote {path}")
+        sites = guess_sites(found)
+        console.print(f"{len(found.vhosts)} vhost(s) → {len(sites)} site(s): {', '.join(s.name for s in sites)}")
+        start = inv.state_dir / f"{stem}.inventory.yaml"
+        try:
+            load_inventory(start)
+            console.print(f"[green]{start} loads[/green]; edit the lines marked TODO before using it")
+        except InventoryError as exc:
+            console.print(f"[yellow]{start} needs editing before it loads:[/yellow]\n{exc}")
+    except RunbookError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+
+
+@task(
+    help={
+        "inventory": INVENTORY_HELP,
+        "site": "only this site",
+        "yes": "overwrite files that differ from what would be generated (operator edits are lost)",
+        "keep": "keep files that differ, without asking",
+    }
+)
+def containerize(c, inventory=None, site=None, yes=False, keep=False):
+    """Write apps/SITE/docker-compose.yml for each site and validate it with compose."""
+    if yes and keep:
+        raise Exit("error: --yes and --keep contradict each other; give one", code=1)
+    try:
+        inv = _inventory(c, inventory)
+        files = containerizing.compose_files(inv, site)
+        command = containerizing.compose_command()
+        problems = 0
+        for file in files:
+            state = file.state
+            if state == "new":
+                containerizing.write(file)
+                console.print(f"[green]{file.site}[/green]: wrote {file.path}")
+            elif state == "same":
+                console.print(f"{file.site}: {file.path} is up to date")
+            else:
+                console.print(f"[yellow]{file.site}[/yellow]: {file.path} differs from what would be generated:")
+                console.print(Syntax(file.diff(), "diff", theme="ansi_dark", background_color="default"))
+                if yes:
+                    overwrite = True
+                elif keep:
+                    overwrite = False
+                elif sys.stdin.isatty():
+                    overwrite = Confirm.ask(f"Overwrite {file.path} (your edits are lost)?", default=False)
+                else:
+                    overwrite = False
+                    console.print("  no terminal to ask and neither --yes nor --keep: keeping the file")
+                if overwrite:
+                    containerizing.write(file)
+                    console.print(f"  overwrote {file.path}")
+                else:
+                    console.print(f"  kept {file.path}")
+            problem = containerizing.validate(file.path, command)
+            if problem:
+                problems += 1
+                console.print(f"[red]{file.site}: {' '.join(command)} config rejects {file.path}:[/red]\n{problem}")
+            else:
+                console.print(f"  {' '.join(command)} config: valid")
+        if problems:
+            raise Exit(f"error: {problems} compose file(s) are not valid", code=1)
+    except RunbookError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
