@@ -64,5 +64,12 @@ class Step:
         """Why the actions shown in a dry run are not exact (for previewable = False steps)."""
         return "its actions depend on the steps before it; the plan shows what it would do now"
 
+    def finished_by(self, ctx: RunContext, later_step: str) -> CheckResult | None:
+        """For set-up steps undone on purpose at the end (a transfer key, the lowered TTL): done
+        once the step that cleans up after them is journaled done. None otherwise."""
+        if ctx.journal.status().get(later_step, {}).get("state") == "done":
+            return CheckResult(True, f"used, then cleaned up by {later_step}")
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"

@@ -96,6 +96,8 @@ class TransferKey(Step):
         self.inventory = inventory
 
     def check(self, ctx: RunContext) -> CheckResult:
+        if finished := self.finished_by(ctx, TransferRevoke.id):
+            return finished
         new = ctx.hosts.get("new")
         has_key = new.run(["test", "-s", f"{KEY}.pub"], check=False).exit_code == 0
         known = new.read_file(KNOWN_HOSTS)
@@ -164,6 +166,8 @@ class TransferAuthorize(Step):
         return f"{options} {public.decode().strip()}"
 
     def check(self, ctx: RunContext) -> CheckResult:
+        if finished := self.finished_by(ctx, TransferRevoke.id):
+            return finished
         line = self._line(ctx)
         current = ctx.hosts.get("old").read_file(self.authorized_keys)
         if line and current is not None and line in current.decode().splitlines():
