@@ -145,6 +145,7 @@ class SiteSpec:
     image: str | None
     command: tuple[str, ...] | None
     expect: Expectation
+    verify_timeout: int = 120
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,10 @@ class MailSpec:
     maildir_root: str
     users: tuple[str, ...]
     password_file: Path | None
+    image: str = "mail:latest"
+    imaps: str = "traefik"
+    certs_dumper: str = "ldez/traefik-certs-dumper:v2.7.0"
+    passdb: str | None = None
 
     def passwords(self) -> dict[str, Secret]:
         """Mailbox passwords by address. Raises InventoryError if the file is missing."""
@@ -184,6 +189,46 @@ class TraefikSpec:
     challenge: str = "http"
 
 
+@dataclass(frozen=True)
+class DumpSpec:
+    """One daily database dump on the new host: NAME.sql is the output of command."""
+
+    name: str
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    """Borg repositories, the passphrase file, database dumps and the nightly schedule."""
+
+    repository: str
+    safety_net_repository: str
+    passphrase_file: Path
+    databases: tuple[str, ...] = ()
+    dumps: tuple[DumpSpec, ...] = ()
+    dump_dir: str = "/var/backups/dumps"
+    config_dir: str = "/etc/borg-backup"
+    cron_file: str = "/etc/cron.d/borg-backup"
+    schedule: str = "30 2 * * *"
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 6
+
+    def passphrase(self) -> Secret:
+        """The repositories' passphrase, read from its file. Raises InventoryError naming the file."""
+        return _read_secret(self.passphrase_file, "backup.passphrase_file")
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """Where the blackbox exporter answers, where its configuration goes on the new host."""
+
+    exporter_url: str | None
+    config_dir: str = "/srv/monitoring"
+    ca_file: str | None = None
+    interval: str = "60s"
+
+
 @dataclass
 class Inventory:
     """A validated inventory with typed sections. `raw` keeps the defaults-filled dict."""
@@ -201,6 +246,8 @@ class Inventory:
     traefik: TraefikSpec = field(default_factory=TraefikSpec)
     apps_dir: Path = Path("apps")
     raw: dict[str, Any] = field(default_factory=dict)
+    backup: BackupSpec | None = None
+    monitoring: MonitoringSpec | None = None
 
     @property
     def journal_path(self) -> Path:
@@ -370,6 +417,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             port=s["port"],
             image=s["image"],
             command=tuple(s["command"]) if s["command"] else None,
+            verify_timeout=s["verify_timeout"],
             expect=Expectation(**(s["expect"] or {"status": 200, "text": None, "path": "/", "same_content": False})),
         )
         for s in data["sites"]
@@ -383,6 +431,10 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             m["maildir_root"],
             tuple(m["users"]),
             _resolve(base, m["password_file"]),
+            image=m["image"],
+            imaps=m["imaps"],
+            certs_dumper=m["certs_dumper"],
+            passdb=m["passdb"],
         )
     known_hosts = _resolve(base, (data["ssh"] or {}).get("known_hosts"))
     ssh_config = _resolve(base, (data["ssh"] or {}).get("config"))
@@ -400,6 +452,34 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
         traefik=TraefikSpec(**(data["traefik"] or {})),
         apps_dir=_resolve(base, data["apps_dir"]) or base,
         raw=data,
+        backup=_backup(base, data.get("backup")),
+        monitoring=_monitoring(base, data.get("monitoring")),
+    )
+
+
+def _monitoring(base: Path, m: dict[str, Any] | None) -> MonitoringSpec | None:
+    if not m:
+        return None
+    ca_file = _resolve(base, m["ca_file"])
+    return MonitoringSpec(m["exporter_url"], m["config_dir"], str(ca_file) if ca_file else None, m["interval"])
+
+
+def _backup(base: Path, b: dict[str, Any] | None) -> BackupSpec | None:
+    if not b:
+        return None
+    return BackupSpec(
+        repository=b["repository"],
+        safety_net_repository=b["safety_net_repository"],
+        passphrase_file=_resolve(base, b["passphrase_file"]),  # type: ignore[arg-type]
+        databases=tuple(b["databases"]),
+        dumps=tuple(DumpSpec(d["name"], tuple(d["command"])) for d in b["dumps"]),
+        dump_dir=b["dump_dir"],
+        config_dir=b["config_dir"],
+        cron_file=b["cron_file"],
+        schedule=b["schedule"],
+        keep_daily=b["keep_daily"],
+        keep_weekly=b["keep_weekly"],
+        keep_monthly=b["keep_monthly"],
     )
 
 
@@ -413,6 +493,8 @@ def file_problems(inventory: Inventory) -> list[str]:
         checks.append(("dns.tsig.secret_file", inventory.dns.tsig.secret_file, True))
     if inventory.mail:
         checks.append(("mail.password_file", inventory.mail.password_file, True))
+    if inventory.backup:
+        checks.append(("backup.passphrase_file", inventory.backup.passphrase_file, True))
     for key, path, secret in checks:
         if path is None:
             continue

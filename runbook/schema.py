@@ -113,6 +113,13 @@ SITE = _f(
             nullable=True,
             items=_f("str", "An argument."),
         ),
+        "verify_timeout": _f(
+            "int",
+            "Seconds verify-new keeps trying the new host (certificate issuance included) before the site rolls back.",
+            120,
+            default=120,
+            minimum=1,
+        ),
         "expect": _f(
             "map",
             "What a correct answer looks like, checked on old and new host.",
@@ -218,6 +225,34 @@ MAIL = _f(
             "/etc/runbook/mail-passwords",
             nullable=True,
         ),
+        "image": _f(
+            "str",
+            "Image of the new host's mail server: Dovecot (imapd, lmtpd), Postfix, openssl and python3; it must "
+            "exist on the new host or in a registry it can pull from.",
+            "registry.club.example/mail:1",
+            default="mail:latest",
+        ),
+        "imaps": _f(
+            "choice",
+            "How IMAPS reaches Dovecot: traefik (a TCP router by SNI on the imaps entrypoint, TLS passed "
+            "through) or direct (port 993 published on the new host's publish_address).",
+            "traefik",
+            default="traefik",
+            choices=("traefik", "direct"),
+        ),
+        "certs_dumper": _f(
+            "str",
+            "Image that dumps the mail name's certificate out of Traefik's acme.json for Dovecot: an "
+            "ldez/traefik-certs-dumper image, or 'builtin' (a small dumper run with the mail image's python3).",
+            "ldez/traefik-certs-dumper:v2.7.0",
+            default="ldez/traefik-certs-dumper:v2.7.0",
+        ),
+        "passdb": _f(
+            "abspath",
+            "The old Dovecot's passwd-file, copied to the new server; default: what doveconf on the old host says.",
+            "/etc/dovecot/users",
+            nullable=True,
+        ),
     },
 )
 
@@ -270,6 +305,99 @@ TRAEFIK = _f(
     },
 )
 
+BACKUP = _f(
+    "map",
+    "Borg backups: the safety net of the old host before the move, and the new host's nightly backup.",
+    fields={
+        "repository": _f(
+            "str",
+            "Borg repository of the new host's nightly backup, as the new host sees it (a path there, or ssh://).",
+            "ssh://u123@u123.your-storagebox.de:23/./borg",
+            required=True,
+        ),
+        "safety_net_repository": _f(
+            "str",
+            "Borg repository for the old host's safety-net archive, as the old host sees it.",
+            "/var/backups/borg-safety-net",
+            default="/var/backups/borg-safety-net",
+        ),
+        "passphrase_file": _f(
+            "path",
+            "File holding the repositories' passphrase only (mode 0600); put on the hosts as a 0600 file.",
+            "/etc/runbook/borg.passphrase",
+            required=True,
+        ),
+        "databases": _f(
+            "list",
+            "MariaDB/MySQL databases on the old host, dumped with mysqldump into the safety net.",
+            ["shop"],
+            default=[],
+            items=_f("identifier", "A database name."),
+        ),
+        "dumps": _f(
+            "list",
+            "Daily database dumps on the new host: a name and a command whose output is the dump.",
+            [{"name": "shop", "command": ["docker", "exec", "shop_db", "mariadb-dump", "shop"]}],
+            default=[],
+            items=_f(
+                "map",
+                "One dump.",
+                fields={
+                    "name": _f("identifier", "File name of the dump (NAME.sql).", "shop", required=True),
+                    "command": _f(
+                        "list", "The dump command, as a list.", ["mariadb-dump", "shop"], required=True,
+                        items=_f("str", "An argument."),
+                    ),
+                },
+            ),
+        ),
+        "dump_dir": _f(
+            "abspath", "Where database dumps are written before Borg takes them.", "/var/backups/dumps",
+            default="/var/backups/dumps",
+        ),
+        "config_dir": _f(
+            "abspath",
+            "Folder on the new host for the passphrase file (0600) and the nightly backup script.",
+            "/etc/borg-backup",
+            default="/etc/borg-backup",
+        ),
+        "cron_file": _f(
+            "abspath", "The cron file that runs the nightly backup.", "/etc/cron.d/borg-backup",
+            default="/etc/cron.d/borg-backup",
+        ),
+        "schedule": _f("str", "cron time of the nightly backup on the new host.", "30 2 * * *", default="30 2 * * *"),
+        "keep_daily": _f("int", "Daily archives to keep.", 7, default=7, minimum=1),
+        "keep_weekly": _f("int", "Weekly archives to keep.", 4, default=4, minimum=0),
+        "keep_monthly": _f("int", "Monthly archives to keep (the club keeps several months).", 6, default=6, minimum=0),
+    },
+)
+
+MONITORING = _f(
+    "map",
+    "Prometheus blackbox monitoring of the new host, from outside.",
+    fields={
+        "exporter_url": _f(
+            "url",
+            "The blackbox exporter whose /probe verifies each target.",
+            "http://monitoring.club.example:9115",
+            nullable=True,
+        ),
+        "config_dir": _f(
+            "abspath",
+            "Folder on the new host for blackbox.yml and the Prometheus scrape configuration.",
+            "/srv/monitoring",
+            default="/srv/monitoring",
+        ),
+        "ca_file": _f(
+            "path",
+            "CA file on the exporter's machine for the probes' TLS (test CAs only); default: system roots.",
+            None,
+            nullable=True,
+        ),
+        "interval": _f("str", "How often Prometheus probes each target.", "60s", default="60s"),
+    },
+)
+
 INVENTORY = _f(
     "map",
     "One migration: old host, new host, DNS, sites and mail.",
@@ -318,6 +446,8 @@ INVENTORY = _f(
             items=SITE,
         ),
         "mail": MAIL,
+        "backup": BACKUP,
+        "monitoring": MONITORING,
     },
 )
 

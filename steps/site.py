@@ -39,6 +39,10 @@ class SiteStep(Step):
         self.new_address = new.publish_address or new.address
         self.site_dir = compose.site_dir(inventory, site)
 
+    @property
+    def container(self) -> str:
+        return f"{self.site.name}_app"
+
     def marker(self, name: str) -> str:
         return f"{self.site_dir}/.runbook-{name}"
 
@@ -99,10 +103,6 @@ class Start(SiteStep):
 
     part = "start"
 
-    @property
-    def container(self) -> str:
-        return f"{self.site.name}_app"
-
     def _state(self, ctx: RunContext) -> tuple[dict[str, str], str, str]:
         text = compose.site_compose_text(self.inventory, self.site)
         path = f"{self.site_dir}/docker-compose.yml"
@@ -162,7 +162,10 @@ class VerifyNew(SiteStep):
 
     part = "verify-new"
     reversible = False
-    verify_timeout = 120.0
+
+    @property
+    def verify_timeout(self) -> float:  # type: ignore[override]
+        return float(self.site.verify_timeout)
 
     def check(self, ctx: RunContext) -> CheckResult:
         return self._verified(ctx)
@@ -184,8 +187,11 @@ class VerifyNew(SiteStep):
 
 
 class Freeze(SiteStep):
-    """The old host stops writing its copy: a last catch-up sync, then its vhost becomes a reverse
-    proxy to the new host (Host header kept) and Apache reloads gracefully."""
+    """The old host stops writing its copy: a last catch-up sync; the new container is paused, so
+    that requests reaching it wait (in its listen backlog) instead of seeing data the final sync
+    has not brought yet; the old vhost becomes a reverse proxy to the new host (Host header kept)
+    and Apache reloads gracefully. final-sync brings the rest and unpauses: no request fails, no
+    answer comes from a stale copy, no write is lost."""
 
     part = "freeze"
 
@@ -239,28 +245,29 @@ class Freeze(SiteStep):
             modules.append("ssl")
             actions.append(PutFile("old", ACME_ROOT_ON_OLD, root, 0o644, why="trust the new host's certificates"))
         actions.append(RunCommand("old", ("a2enmod", "-q", *modules), why="modules for the proxy"))
+        actions.append(
+            RunCommand(
+                "new",
+                ("docker", "pause", self.container),
+                undo=("docker", "unpause", self.container),
+                why="hold requests on the new host until the final sync",
+            )
+        )
         for path, (now, frozen) in self._frozen_files(ctx).items():
             if now != frozen:
                 actions.append(PutFile("old", path, frozen, 0o644, why="vhost becomes a proxy to the new host"))
         actions.append(RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"))
         actions.append(RunCommand("old", ("apache2ctl", "graceful"), why="reload gracefully"))
+        actions.append(RunCommand("old", ("sleep", "1"), why="let requests the old copy took before the reload finish"))
         return actions
 
     def rollback_actions(self, ctx: RunContext) -> list[Action]:
         return [RunCommand("old", ("apache2ctl", "graceful"), why="serve the old copy again")]
 
     def verify(self, ctx: RunContext) -> str:
-        domain = self.site.domains[0]
         if not self.check(ctx).done:
-            raise VerifyError(f"{domain}: the old vhost is not frozen")
-        try:
-            answer = request(self.old_address, domain, self.site.expect.path)
-        except RunbookError as exc:
-            raise VerifyError(str(exc)) from exc
-        problem = _compare(self.site, domain, answer, None)
-        if problem:
-            raise VerifyError(f"through the old host's proxy: {problem}")
-        return f"{domain} on the old host is proxied to the new host ({answer.status})"
+            raise VerifyError(f"{self.site.domains[0]}: the old vhost is not frozen")
+        return f"{', '.join(self.site.domains)} on the old host proxy to the new host, which holds requests"
 
 
 class FinalSync(SiteStep):
@@ -269,9 +276,13 @@ class FinalSync(SiteStep):
 
     part = "final-sync"
 
+    def _paused(self, ctx: RunContext) -> bool:
+        state = host_facts(ctx.hosts.get("new"), [], [self.container]).get(f"container.{self.container}", "")
+        return state.startswith("paused")
+
     def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None:
-            return CheckResult(True, "final sync done")
+        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None and not self._paused(ctx):
+            return CheckResult(True, "final sync done, the new host serves")
         return CheckResult(False, "the delta since the pre-sync is still on the old host only")
 
     def actions(self, ctx: RunContext) -> list[Action]:
@@ -280,10 +291,19 @@ class FinalSync(SiteStep):
             for a in self.sync_actions("--update", why="the delta since the pre-sync")
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
-        return [
-            *actions,
-            PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync"),
-        ]
+        actions.append(
+            PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
+        )
+        if ctx.dry_run or self._paused(ctx):
+            actions.append(
+                RunCommand(
+                    "new",
+                    ("docker", "unpause", self.container),
+                    kept="the new host keeps serving",
+                    why="serve the requests held since the freeze",
+                )
+            )
+        return actions
 
     def verify(self, ctx: RunContext) -> str:
         pending = []
@@ -308,7 +328,15 @@ class FinalSync(SiteStep):
             pending += changed[:5]
         if pending:
             raise VerifyError(f"still newer on the old host: {', '.join(pending)}")
-        return "nothing on the old host is newer than on the new host"
+        domain = self.site.domains[0]
+        try:
+            answer = request(self.old_address, domain, self.site.expect.path)
+        except RunbookError as exc:
+            raise VerifyError(str(exc)) from exc
+        problem = _compare(self.site, domain, answer, None)
+        if problem:
+            raise VerifyError(f"through the old host's proxy: {problem}")
+        return f"nothing on the old host is newer; {domain} answers through the old host's proxy"
 
 
 class SwitchDns(SiteStep):

@@ -1,0 +1,68 @@
+"""Helpers for integration tests: run `inv` as a user does, make inventory variants, read DNS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+INV = str(Path(sys.executable).parent / "inv")
+SETUP = "preflight/*,provision/*,transfer/key,transfer/authorize,ttl/lower"
+SITES_ONLY = f"{SETUP},site:*,ttl/restore,transfer/revoke"
+
+
+def run_inv(*args: str, inventory: Path | None = None, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    """`inv ARGS` in a subprocess with the given inventory (default: the lab's)."""
+    environment = dict(os.environ, COLUMNS="200", **env)
+    environment.pop("RUNBOOK_FAILPOINT", None) if "RUNBOOK_FAILPOINT" not in env else None
+    environment["INVOKE_RUNBOOK_INVENTORY"] = str(inventory or REPO / "hosts" / "lab.yaml")
+    return subprocess.run([INV, "-r", str(REPO), *args], cwd=REPO, env=environment, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def must(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+def inventory_variant(tmp: Path, name: str, change: Any = None) -> Path:
+    """A copy of the lab inventory under another name (its own journal), with absolute paths,
+    changed by `change(data)`."""
+    source = REPO / "hosts" / "lab.yaml"
+    data = yaml.safe_load(source.read_text())
+    data["name"] = name
+
+    def absolute(value: str) -> str:
+        return str((source.parent / value).resolve())
+
+    data["state_dir"] = str(tmp / "state")
+    data["ssh"]["known_hosts"] = absolute(data["ssh"]["known_hosts"])
+    for host in data["hosts"].values():
+        host["identity_file"] = absolute(host["identity_file"])
+    data["dns"]["tsig"]["secret_file"] = absolute(data["dns"]["tsig"]["secret_file"])
+    data["acme"]["ca_bundle"] = absolute(data["acme"]["ca_bundle"])
+    data["apps_dir"] = str(tmp / "apps")
+    if data.get("mail", {}).get("password_file"):
+        data["mail"]["password_file"] = absolute(data["mail"]["password_file"])
+    if change:
+        change(data)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def a_record(name: str, server: str) -> tuple[list[str], int]:
+    """(addresses, TTL) of name's A record at one server, asked directly."""
+    answer = dns.query.udp(dns.message.make_query(name, dns.rdatatype.A), server, timeout=2)
+    for rrset in answer.answer:
+        if rrset.rdtype == dns.rdatatype.A:
+            return sorted(str(r) for r in rrset), rrset.ttl
+    return [], 0
