@@ -17,7 +17,7 @@ console = Console(highlight=False)
 INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
 
 
-def _inventory(c, inventory):  # type: ignore[no-untyped-def]
+def _inventory(c, inventory):
     return load_inventory(inventory or (c.config.get("runbook", None) or {}).get("inventory"))
 
 

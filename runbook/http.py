@@ -79,7 +79,7 @@ def acme_context(ctx: RunContext) -> ssl.SSLContext:
     """
     cached = ctx.extra.get("acme_context")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     acme = ctx.inventory.acme
     if acme and acme.ca_roots_url:
         import urllib.request

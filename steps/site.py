@@ -13,6 +13,7 @@ from runbook.actions import Action, PutFile, RRsetValue, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
+from runbook.hold import hold_argv
 from runbook.http import Response, acme_context, request
 from runbook.inventory import Inventory, SiteSpec
 from runbook.step import CheckResult, Step
@@ -187,11 +188,11 @@ class VerifyNew(SiteStep):
 
 
 class Freeze(SiteStep):
-    """The old host stops writing its copy: a last catch-up sync; the new container is paused, so
-    that requests reaching it wait (in its listen backlog) instead of seeing data the final sync
-    has not brought yet; the old vhost becomes a reverse proxy to the new host (Host header kept)
-    and Apache reloads gracefully. final-sync brings the rest and unpauses: no request fails, no
-    answer comes from a stale copy, no write is lost."""
+    """The old host stops writing its copy: a last catch-up sync; the new container's cgroup is
+    frozen (runbook.hold), so requests reaching it wait in its listen backlog instead of seeing
+    data the final sync has not brought yet; the old vhost becomes a reverse proxy to the new host
+    (Host header kept) and Apache reloads gracefully. final-sync brings the rest and thaws: no
+    request fails, no answer comes from a stale copy, no write is lost."""
 
     part = "freeze"
 
@@ -248,8 +249,8 @@ class Freeze(SiteStep):
         actions.append(
             RunCommand(
                 "new",
-                ("docker", "pause", self.container),
-                undo=("docker", "unpause", self.container),
+                hold_argv("freeze", self.container),
+                undo=hold_argv("thaw", self.container),
                 why="hold requests on the new host until the final sync",
             )
         )
@@ -276,12 +277,12 @@ class FinalSync(SiteStep):
 
     part = "final-sync"
 
-    def _paused(self, ctx: RunContext) -> bool:
-        state = host_facts(ctx.hosts.get("new"), [], [self.container]).get(f"container.{self.container}", "")
-        return state.startswith("paused")
+    def _held(self, ctx: RunContext) -> bool:
+        result = ctx.hosts.get("new").run(list(hold_argv("state", self.container)), check=False)
+        return result.stdout.strip() == "held"
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None and not self._paused(ctx):
+        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None and not self._held(ctx):
             return CheckResult(True, "final sync done, the new host serves")
         return CheckResult(False, "the delta since the pre-sync is still on the old host only")
 
@@ -294,11 +295,11 @@ class FinalSync(SiteStep):
         actions.append(
             PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
         )
-        if ctx.dry_run or self._paused(ctx):
+        if ctx.dry_run or self._held(ctx):
             actions.append(
                 RunCommand(
                     "new",
-                    ("docker", "unpause", self.container),
+                    hold_argv("thaw", self.container),
                     kept="the new host keeps serving",
                     why="serve the requests held since the freeze",
                 )

@@ -78,7 +78,7 @@ def test_a_move_killed_at_any_sub_step_resumes_and_completes(clean_lab, tmp_path
     lab = clean_lab
     inventory = inventory_variant(tmp_path, "lab-crash")
     only = f"{SETUP},site:ticker/*"
-    phase = "before-verify" if part.startswith("verify") else "mid-actions"
+    phase = "before-check" if part.startswith("verify") else "mid-actions"
     killed = run_inv("migrate", "--yes", "--only", only, inventory=inventory,
                      RUNBOOK_FAILPOINT=f"site:ticker/{part}@{phase}")
     assert killed.returncode == -9, killed.stdout[-2000:]
@@ -98,7 +98,7 @@ def test_a_record_changed_by_someone_else_stops_the_switch_without_clobbering_it
     dns.query.tcp(update, lab.ns1, timeout=5)
     result = run_inv("migrate", "--yes", "--only", "site:shop/*")
     assert result.returncode == 1
-    assert "127.0.0.99" in result.stdout and "rolled back site:shop" in result.stdout, result.stdout[-3000:]
+    assert "found:    127.0.0.99" in result.stdout and "rolling back site:shop" in result.stdout, result.stdout[-3000:]
     time.sleep(0.5)
     assert a_record("shop.club.test", lab.ns1)[0] == ["127.0.0.99"]
     assert old_host_serves_itself(lab, "shop.club.test", "Fanshop")
