@@ -77,24 +77,24 @@ class Probe(threading.Thread):
         self.rate, self.read_path, self.write_path, self.write_every = rate, read_path, write_path, write_every
         self.samples: list[Sample] = []
         self.acknowledged: list[tuple[float, str]] = []  # (when acknowledged, entry)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.tag = uuid.uuid4().hex[:8]
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=60)
 
     def run(self) -> None:
         count = 0
         interval = 1.0 / self.rate
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             started = time.monotonic()
             if count % self.write_every == 0:
                 self.samples.append(self._write(f"probe-{self.tag}-{count}"))
             else:
                 self.samples.append(self._read())
             count += 1
-            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            self._halt.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def _write(self, entry: str) -> Sample:
         sent = time.time()

@@ -186,6 +186,8 @@ class TtlLower(Step):
         return {k: (v, cutover_value(ctx, v)) for k, v in records_to_lower(ctx).items()}
 
     def check(self, ctx: RunContext) -> CheckResult:
+        if finished := self.finished_by(ctx, RESTORE_ID):
+            return finished
         pending = [
             f"{n} {t} (TTL {cur.ttl})" for (n, t), (cur, want) in self._targets(ctx).items() if cur.ttl != want.ttl
         ]
