@@ -100,6 +100,8 @@ def _collect_secrets(ctx: RunContext) -> None:
             secrets.append(inv.dns.tsig.secret())
         if inv.mail:
             secrets.extend(inv.mail.passwords().values())
+        if inv.backup:
+            secrets.append(inv.backup.passphrase())
     except RunbookError:
         pass  # a missing file is reported where it is needed
     ctx.extra["secrets"] = secrets
@@ -255,3 +257,19 @@ from runbook.discovertasks import containerize, discover  # noqa: E402
 
 ns.add_task(discover)
 ns.add_task(containerize)
+
+
+@task(help={"inventory": INVENTORY_HELP, "open_": "print only the HTML file's path (for a browser)"})
+def report(c, inventory=None, open_=False):
+    """Write the cutover report (Markdown + standalone HTML) under state_dir/reports, mode 0600."""
+    from runbook.report import write_report
+
+    with _errors(), _session(c, inventory, dry_run=True) as (ctx, steps):
+        markdown, page = write_report(ctx.inventory, ctx.journal, steps, ctx.extra.get("secrets", []))
+    if open_:
+        console.print(str(page))
+        return
+    console.print(f"[green]report written[/green]: {markdown}\n                {page}")
+
+
+ns.add_task(report)

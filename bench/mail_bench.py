@@ -6,8 +6,9 @@ new host with the very rsync command the mail steps use (pre-sync: a full copy),
 old side as a day of mail would (new messages delivered, flags changed = Maildir renames) and
 runs the final sync. Prints the median of several runs.
 
-Needs a running lab whose new host has the transfer key (it runs transfer/key and
-transfer/authorize under its own inventory name when missing; the key is left in place).
+Needs a running lab. It queues on the lab's pytest session lock (.lab/pytest.lock), runs
+transfer/key and transfer/authorize under its own inventory name, and revokes the key at the end
+when it was not there before.
 
 Run: .venv/bin/python bench/mail_bench.py [--users 3] [--messages 3000] [--runs 5]
 """
@@ -15,6 +16,7 @@ Run: .venv/bin/python bench/mail_bench.py [--users 3] [--messages 3000] [--runs 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import statistics
 import subprocess
 import sys
@@ -26,9 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runbook.hosts import HostPool  # noqa: E402
 from runbook.inventory import load_inventory  # noqa: E402
+from steps.transfer import KEY as TRANSFER_KEY  # noqa: E402
 from steps.transfer import rsync_pull  # noqa: E402
 from tests.labcopy import lab_inventory_copy  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "bench.test"
 SOURCE = f"/var/vmail/{DOMAIN}"
 DEST = f"/srv/mail-bench/vmail/{DOMAIN}"
@@ -67,10 +71,11 @@ for u in range(users):
 """
 
 
-def ensure_transfer_key(inventory: Path) -> None:
+def run_steps(inventory: Path, only: str) -> None:
+    """Run the named steps under the bench's own inventory name."""
     inv = str(Path(sys.executable).parent / "inv")
     subprocess.run(
-        [inv, "migrate", "--yes", "--only", "transfer/key,transfer/authorize"],
+        [inv, "migrate", "--yes", "--only", only],
         env={"INVOKE_RUNBOOK_INVENTORY": str(inventory), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         check=True,
         capture_output=True,
@@ -91,12 +96,16 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=50, help="messages per mailbox arriving before the final sync")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    # the lab is shared: queue with pytest sessions on the same lock the `lab` fixture holds
+    lock = open(REPO / ".lab" / "pytest.lock", "w")  # noqa: SIM115 - held for the whole run
+    fcntl.flock(lock, fcntl.LOCK_EX)
     with tempfile.TemporaryDirectory() as tmp:
         path = lab_inventory_copy(Path(tmp), "mail-bench")
-        ensure_transfer_key(path)
         inventory = load_inventory(path)
         pool = HostPool(inventory)
         old, new = pool.get("old"), pool.get("new")
+        had_key = new.run(["test", "-e", TRANSFER_KEY], check=False).exit_code == 0
+        run_steps(path, "transfer/key,transfer/authorize")
         pre, final = [], []
         try:
             for _ in range(args.runs):
@@ -110,6 +119,9 @@ def main() -> None:
             old.run(["rm", "-rf", SOURCE])
             new.run(["rm", "-rf", "/srv/mail-bench"])
             pool.close()
+            if not had_key:
+                run_steps(path, "transfer/revoke")
+    lock.close()
     total = args.users * args.messages
     print(f"mailboxes: {args.users} x {args.messages} messages ({total} in all), {args.new} new per mailbox "
           f"and 5 % flag changes before the final sync, {args.runs} runs")

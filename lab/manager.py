@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import acme, db, dnsservers, docker_engine, health, mail, proc, sshhosts, web
+from lab import acme, blackbox, db, dnsservers, docker_engine, health, images, mail, proc, sshhosts, web
 from lab.proc import LabError
 from lab.render import sync_tree
 from lab.topology import ALIASES, NEW, NS1, NS2, OLD, OLD_MOUNTS, PEBBLE, RESOLVER, SSH_PORT, VARIANTS, Paths
@@ -45,6 +45,7 @@ SERVERS = (
     Server("mariadb", f"{OLD}:{db.PORT}", "old"),
     Server("dockerd", f"unix://{docker_engine.SOCKET}", "new"),
     Server("pebble", f"{PEBBLE}:14000,15000", None),
+    Server("blackbox", blackbox.ADDRESS, None),
 )
 
 
@@ -101,7 +102,7 @@ class Lab:
 
     def health(self) -> list[health.Check]:
         """Run every health check (see lab/health.py); never raises."""
-        return health.run_all(self.paths)
+        return [*health.run_all(self.paths), blackbox.health_check(self.paths)]
 
     def variant(self) -> str:
         """The zone variant the primary currently serves (``fast`` or ``realistic``)."""
@@ -133,6 +134,7 @@ class Lab:
         if self.variant() != variant and not self.pid("named-primary"):
             dnsservers.write_zone(self.paths, variant)
         acme.prepare(self.paths)
+        blackbox.ensure_backup_passphrase(self.paths)
         for server in SERVERS:
             if self.pid(server.name):
                 result.already_up.append(server.name)
@@ -146,6 +148,8 @@ class Lab:
             dnsservers.flush_resolver(self.paths)
             result.variant_switched = True
         result.images_built = docker_engine.ensure_images()
+        if images.ensure_mail_image(self.paths):
+            result.images_built.append(images.MAIL_IMAGE)
         self._ensure_seeded()
         dnsservers.wait_secondary(self.paths)
         result.checks = self.health()
@@ -170,6 +174,7 @@ class Lab:
             "mariadb": lambda: db.start(p, sshhosts.ns_pid(p, "old")),
             "dockerd": lambda: docker_engine.start(p, sshhosts.ns_pid(p, "new")),
             "pebble": lambda: acme.start(p),
+            "blackbox": lambda: blackbox.start(p),
         }
         return starters[name]()
 

@@ -1,8 +1,11 @@
-"""Developer chores, in their own namespace: `inv dev.lint`, `inv dev.types`, `inv dev.schema-doc`."""
+"""Developer chores, in their own namespace: `inv dev.lint`, `inv dev.types`, `inv dev.schema-doc`,
+`inv dev.test`, `inv dev.bench`."""
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
 
 from invoke import Collection, task
@@ -34,4 +37,48 @@ def schema_doc(c):
     readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S))
 
 
-ns = Collection("dev", lint, types, schema_doc)
+@task(
+    name="test",
+    help={
+        "all_crash_points": "kill and resume the migration at every step and phase (hours), not a sample",
+        "lab": "run the lab tests too (pytest -m lab)",
+    },
+)
+def test(c, all_crash_points=False, lab=True):
+    """Run the tests; --all-crash-points runs only the crash test, over every point."""
+    python = sys.executable
+    if all_crash_points:
+        c.run(f"CRASH_POINTS=all {python} -m pytest -s -p no:cacheprovider --timeout=0 "
+              "tests/integration/test_crash_anywhere.py", pty=False)
+        return
+    marker = "" if lab else "-m 'not lab'"
+    c.run(f"{python} -m pytest -p no:cacheprovider {marker}", pty=False)
+
+
+@task(
+    help={
+        "sizes": "inventory sizes (sites) for the plan benchmark, comma-separated",
+        "runs": "runs per measurement (medians are reported)",
+        "skip_lab_changes": "skip the benchmarks that change the lab (sync, freeze window)",
+    }
+)
+def bench(c, sizes="25,200", runs=3, skip_lab_changes=False):
+    """Run the benchmarks, print the figures and write them to bench-results/bench.json."""
+    python = sys.executable
+    parts = ROOT / "bench-results" / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    if not skip_lab_changes:
+        c.run(f"{python} -m pytest -s -q -p no:cacheprovider -p tests.conftest --timeout=0 bench/test_lab_bench.py",
+              pty=False, warn=True)
+    c.run(f"{python} bench/plan_bench.py --sizes {sizes} --runs {runs}", pty=False, warn=True)
+    # dns_bench writes test records to the lab's zone: hold the lab's pytest lock like a session does.
+    dns = c.run(f"flock {ROOT / '.lab' / 'pytest.lock'} {python} bench/dns_bench.py", pty=False, warn=True)
+    (parts / "dns.json").write_text(json.dumps({"output": dns.stdout.splitlines()}, indent=2) + "\n")
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
+    target = ROOT / "bench-results" / "bench.json"
+    target.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(results, indent=2, sort_keys=True))
+    print(f"written: {target}")
+
+
+ns = Collection("dev", lint, types, schema_doc, test, bench)

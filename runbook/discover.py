@@ -120,6 +120,7 @@ class Vhost:
     php: bool = False
     cgi: bool = False
     tls: bool = False
+    frozen: bool = False  # already a proxy to the new host, written by a runbook site move
     data: list[DataFolder] = field(default_factory=list)
 
     @property
@@ -232,6 +233,7 @@ def describe_vhost(ref: apache.VhostRef, text: str, dirs: dict[str, DataFolder],
         block = text.splitlines()[start : end + 1]
     except ValueError:
         block = text.splitlines()
+    vhost.frozen = any(apache.FROZEN_MARK in line for line in block)
     folders: list[str] = []
     for name, args in _directives(block):
         if name == "documentroot" and args:

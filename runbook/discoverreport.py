@@ -75,6 +75,8 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
         )
         guess = SiteGuess(name, domains, docroot, data, vhosts)
         for vhost in vhosts:
+            if vhost.frozen:
+                guess.notes.append(f"{vhost.name}:{vhost.port} is already frozen: a runbook move proxies it")
             for proxy in vhost.proxies:
                 behind = f" ({proxy['backend']})" if proxy.get("backend") else ""
                 guess.notes.append(f"{vhost.name}:{vhost.port} proxies {proxy['path']} to {proxy['target']}{behind}")
@@ -105,8 +107,9 @@ def markdown(found: Discovery) -> str:
             f"{p['path']} → {p['target']}" + (f" ({p['backend']})" if p.get("backend") else "") for p in v.proxies
         )
         data = "<br>".join(f"{d.path} ({size(d.kib)})" for d in v.data)
+        name = f"{v.name} (frozen)" if v.frozen else v.name
         out.append(
-            f"| {v.name} | {', '.join(v.aliases)} | {v.port} | {v.document_root or ''} | {proxies} | "
+            f"| {name} | {', '.join(v.aliases)} | {v.port} | {v.document_root or ''} | {proxies} | "
             f"{'yes' if v.php else ''} | {'yes' if v.cgi else ''} | {'yes' if v.tls else ''} | {data} | "
             f"{v.file}:{v.line} |"
         )
@@ -198,12 +201,12 @@ def starting_inventory(found: Discovery, current: Inventory, name: str) -> str:
             lines.append(f"    # note: {note}")
     if found.mail_domains and in_zone(found.mail_domains[0]):
         domain = found.mail_domains[0]
-        host = found.mail_host if found.mail_host and in_zone(found.mail_host) else f"mail.{domain}"
+        mail_host = found.mail_host if found.mail_host and in_zone(found.mail_host) else f"mail.{domain}"
         users = [m.address for m in found.mailboxes if m.address and m.address.endswith("@" + domain)]
         lines += [
             "mail:",
             f"  domain: {_j(domain)}",
-            f"  host: {_j(host)}  # TODO: check (Postfix myhostname)",
+            f"  host: {_j(mail_host)}  # TODO: check (Postfix myhostname)",
             f"  maildir_root: {_j(found.maildir_root or '/var/vmail')}",
             f"  users: {_j(users)}",
             "  password_file: null  # TODO: a 0600 file of address:password lines for the IMAP checks",

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from invoke import Exit, task
 from rich.console import Console
@@ -26,7 +27,7 @@ INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config,
 DEFAULT_INVENTORY = Path(__file__).resolve().parent.parent / "hosts" / "lab.yaml"
 
 
-def _inventory(c, inventory):  # type: ignore[no-untyped-def]
+def _inventory(c: Any, inventory: str | None) -> Inventory:
     return load_inventory(inventory or (c.config.get("runbook", None) or {}).get("inventory") or DEFAULT_INVENTORY)
 
 
@@ -48,7 +49,7 @@ def _tables(found: Discovery) -> None:
             f"{p['path']} → {p['target']}" + (f" ({p['backend']})" if p.get("backend") else "") for p in v.proxies
         )
         vhosts.add_row(
-            v.name,
+            v.name + (" [yellow](frozen)[/yellow]" if v.frozen else ""),
             ", ".join(v.aliases),
             str(v.port),
             v.document_root or "",

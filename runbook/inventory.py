@@ -20,12 +20,18 @@ Mark = tuple[int, int]
 
 def _parse(text: str, source: str) -> tuple[Any, dict[tuple[str | int, ...], Mark], list[str]]:
     """Parse YAML keeping the line:column of every key and item. Returns (value, marks, problems)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # The Reader rejects non-printable characters in its constructor already.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return None, {}, [f"{source}:{line}:{column} (YAML): character #x{exc.character:04x} is not allowed"]
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else f"{source}:1:1"
         problem = getattr(exc, "problem", None) or str(exc)
         return None, {}, [f"{where} (YAML): {problem}"]
     finally:
@@ -227,6 +233,7 @@ class MonitoringSpec:
     config_dir: str = "/srv/monitoring"
     ca_file: str | None = None
     interval: str = "60s"
+    smtp_starttls_required: bool = True
 
 
 @dataclass
@@ -339,6 +346,8 @@ def load_inventory(path: str | Path) -> Inventory:
         text = path.read_text()
     except OSError as exc:
         raise InventoryError(source, [f"{source}: cannot read the inventory: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise InventoryError(source, [f"{source}:1:1 byte offset {exc.start}: not UTF-8 text"]) from exc
     data, marks, problems = _parse(text, source)
     if problems:
         raise InventoryError(source, problems)
@@ -461,7 +470,13 @@ def _monitoring(base: Path, m: dict[str, Any] | None) -> MonitoringSpec | None:
     if not m:
         return None
     ca_file = _resolve(base, m["ca_file"])
-    return MonitoringSpec(m["exporter_url"], m["config_dir"], str(ca_file) if ca_file else None, m["interval"])
+    return MonitoringSpec(
+        exporter_url=m["exporter_url"],
+        config_dir=m["config_dir"],
+        ca_file=str(ca_file) if ca_file else None,
+        interval=m["interval"],
+        smtp_starttls_required=m["smtp_starttls_required"],
+    )
 
 
 def _backup(base: Path, b: dict[str, Any] | None) -> BackupSpec | None:

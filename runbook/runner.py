@@ -242,7 +242,14 @@ class Runner:
                 done.append(f"{record.step_id}: cannot undo {record.action.describe()}")
                 continue
             ctx.reporter.step_event(record.step_id, "undo", record.inverse.describe())
-            record.inverse.apply(ctx)
+            try:
+                record.inverse.apply(ctx)
+            except RunbookError as exc:
+                raise RunbookError(
+                    f"rollback stopped at {record.step_id} ({record.inverse.describe()}): {exc}\n"
+                    f"  undone before it: {len(done)} action(s); the rest stays in the journal. "
+                    "Fix the cause, then run: inv rollback"
+                ) from exc
             journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, text=record.inverse.describe())
             done.append(f"{record.step_id}: {record.inverse.describe()}")
         position = {s.id: i for i, s in enumerate(self.steps)}

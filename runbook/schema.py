@@ -235,7 +235,8 @@ MAIL = _f(
         "imaps": _f(
             "choice",
             "How IMAPS reaches Dovecot: traefik (a TCP router by SNI on the imaps entrypoint, TLS passed "
-            "through) or direct (port 993 published on the new host's publish_address).",
+            "through) or direct (port 993 published on the new host's publish_address; Traefik must then not bind "
+            "993 there).",
             "traefik",
             default="traefik",
             choices=("traefik", "direct"),
@@ -345,14 +346,19 @@ BACKUP = _f(
                 fields={
                     "name": _f("identifier", "File name of the dump (NAME.sql).", "shop", required=True),
                     "command": _f(
-                        "list", "The dump command, as a list.", ["mariadb-dump", "shop"], required=True,
+                        "list",
+                        "The dump command, as a list.",
+                        ["mariadb-dump", "shop"],
+                        required=True,
                         items=_f("str", "An argument."),
                     ),
                 },
             ),
         ),
         "dump_dir": _f(
-            "abspath", "Where database dumps are written before Borg takes them.", "/var/backups/dumps",
+            "abspath",
+            "Where database dumps are written before Borg takes them.",
+            "/var/backups/dumps",
             default="/var/backups/dumps",
         ),
         "config_dir": _f(
@@ -362,7 +368,9 @@ BACKUP = _f(
             default="/etc/borg-backup",
         ),
         "cron_file": _f(
-            "abspath", "The cron file that runs the nightly backup.", "/etc/cron.d/borg-backup",
+            "abspath",
+            "The cron file that runs the nightly backup.",
+            "/etc/cron.d/borg-backup",
             default="/etc/cron.d/borg-backup",
         ),
         "schedule": _f("str", "cron time of the nightly backup on the new host.", "30 2 * * *", default="30 2 * * *"),
@@ -395,6 +403,12 @@ MONITORING = _f(
             nullable=True,
         ),
         "interval": _f("str", "How often Prometheus probes each target.", "60s", default="60s"),
+        "smtp_starttls_required": _f(
+            "bool",
+            "Once the mail has moved, the SMTP STARTTLS probe must pass too (false: it is recorded only).",
+            True,
+            default=True,
+        ),
     },
 )
 
@@ -530,7 +544,10 @@ def validate(spec: Field, value: Any, path: tuple[str | int, ...] = ()) -> list[
         problems: list[Problem] = []
         if spec.values is not None:
             for key, item in value.items():
-                problems += validate(spec.values, item, (*path, str(key)))
+                if item is None:
+                    problems.append(((*path, str(key)), "must not be empty"))
+                else:
+                    problems += validate(spec.values, item, (*path, str(key)))
             return problems
         for key, item in value.items():
             if key not in spec.fields:
@@ -547,6 +564,9 @@ def validate(spec: Field, value: Any, path: tuple[str | int, ...] = ()) -> list[
         problems = []
         assert spec.items is not None
         for index, item in enumerate(value):
+            if item is None and not spec.items.nullable:
+                problems.append(((*path, index), "a list item must not be empty"))
+                continue
             problems += validate(spec.items, item, (*path, index))
         return problems
     problem = _check_scalar(spec, value)
@@ -560,7 +580,8 @@ def with_defaults(spec: Field, value: Any) -> Any:
             return {k: with_defaults(spec.values, v) for k, v in value.items()}
         out = {}
         for key, sub in spec.fields.items():
-            if key in value:
+            # An explicit null on a key that is not nullable means the same as leaving it out.
+            if key in value and (value[key] is not None or sub.nullable):
                 out[key] = with_defaults(sub, value[key])
             elif sub.type == "map" and not sub.required and sub.fields and not sub.nullable:
                 out[key] = None

@@ -8,7 +8,8 @@ APT_PACKAGES=(
   openssh-server openssh-client bind9 bind9-dnsutils unbound busybox-static
   docker.io docker-compose pebble apache2 varnish dovecot-imapd dovecot-lmtpd postfix
   rsync borgbackup prometheus-blackbox-exporter mariadb-server mariadb-client openssl iproute2 procps curl
-  python3 python3-venv python3-pip tmux socat util-linux
+  python3 python3-venv python3-pip tmux socat util-linux debootstrap
+  chromium  # headless screenshot of the cutover report (tests)
 )
 
 missing=()

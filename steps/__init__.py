@@ -8,15 +8,21 @@ from runbook.step import Step
 
 def build_steps(inventory: Inventory) -> list[Step]:
     """The migration's steps in order: preflight, provision, transfer key, TTL, each site,
-    then the finish (TTL restore, transfer key removed)."""
-    from steps import preflight, provision, site, transfer, ttl
+    then the finish (new host's backup, monitoring, TTL restore, decommission checklist, transfer
+    key removed). The safety-net backup comes before the TTL is lowered and the first site moves."""
+    from steps import backup, finish, mail, monitoring, preflight, provision, site, transfer, ttl
 
     return [
         *preflight.steps(inventory),
         *provision.steps(inventory),
         *transfer.steps(inventory),
+        *backup.safety_steps(inventory),
         *ttl.steps(inventory),
         *site.steps(inventory),
+        *mail.steps(inventory),
+        *backup.final_steps(inventory),
+        *monitoring.steps(inventory),
         *ttl.final_steps(inventory),
+        *finish.steps(inventory),
         *transfer.final_steps(inventory),
     ]

@@ -365,13 +365,14 @@ class SwitchDns(SiteStep):
             records.append((domain, old))
         return records
 
-    def _wanted(self, ctx: RunContext) -> RRsetValue:
-        assert self.inventory.dns is not None
-        return RRsetValue.of(self.inventory.dns.cutover_ttl, [self.new_address])
+    def _moved(self, ctx: RunContext, name: str) -> RRsetValue | None:
+        """The record's live value if it already points to the new host (whatever its TTL: after
+        ttl/restore it carries the normal TTL again), else None."""
+        live = ctx.dns.read(name, "A")
+        return live if live is not None and live.values == (self.new_address,) else None
 
     def check(self, ctx: RunContext) -> CheckResult:
-        wanted = self._wanted(ctx)
-        pending = [name for name, _ in self._records(ctx) if ctx.dns.read(name, "A") != wanted]
+        pending = [name for name, _ in self._records(ctx) if self._moved(ctx, name) is None]
         if pending:
             return CheckResult(False, f"still on the old host: {', '.join(pending)}")
         return CheckResult(True, f"{', '.join(self.site.domains)} point to the new host")
@@ -385,8 +386,14 @@ class SwitchDns(SiteStep):
         return actions
 
     def verify(self, ctx: RunContext) -> str:
-        wanted = self._wanted(ctx)
-        return ttl.verify_records(ctx, [(name, "A", wanted) for name, _ in self._records(ctx)], timeout=10)
+        assert self.inventory.dns is not None
+        expected = []
+        for name, _ in self._records(ctx):
+            live = self._moved(ctx, name)
+            if live is None:
+                raise VerifyError(f"{name} A does not point to {self.new_address} at the primary")
+            expected.append((name, "A", live))
+        return ttl.verify_records(ctx, expected, timeout=10)
 
 
 class VerifyLive(SiteStep):

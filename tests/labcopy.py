@@ -19,6 +19,8 @@ PATH_KEYS = {
     "apps_dir",
     "password_file",
     "credentials_file",
+    "passphrase_file",
+    "ca_file",
 }
 
 

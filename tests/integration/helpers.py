@@ -19,13 +19,16 @@ SETUP = "preflight/*,provision/*,transfer/key,transfer/authorize,ttl/lower"
 SITES_ONLY = f"{SETUP},site:*,ttl/restore,transfer/revoke"
 
 
-def run_inv(*args: str, inventory: Path | None = None, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+def run_inv(
+    *args: str, inventory: Path | None = None, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess[str]:
     """`inv ARGS` in a subprocess with the given inventory (default: the lab's)."""
     environment = dict(os.environ, COLUMNS="200", **env)
     environment.pop("RUNBOOK_FAILPOINT", None) if "RUNBOOK_FAILPOINT" not in env else None
     environment["INVOKE_RUNBOOK_INVENTORY"] = str(inventory or REPO / "hosts" / "lab.yaml")
-    return subprocess.run([INV, "-r", str(REPO), *args], cwd=REPO, env=environment, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [INV, "-r", str(REPO), *args], cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def must(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -52,6 +55,10 @@ def inventory_variant(tmp: Path, name: str, change: Any = None) -> Path:
     data["apps_dir"] = str(tmp / "apps")
     if data.get("mail", {}).get("password_file"):
         data["mail"]["password_file"] = absolute(data["mail"]["password_file"])
+    if data.get("backup", {}).get("passphrase_file"):
+        data["backup"]["passphrase_file"] = absolute(data["backup"]["passphrase_file"])
+    if data.get("monitoring", {}).get("ca_file"):
+        data["monitoring"]["ca_file"] = absolute(data["monitoring"]["ca_file"])
     if change:
         change(data)
     path = tmp / f"{name}.yaml"

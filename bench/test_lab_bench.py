@@ -1,0 +1,118 @@
+"""Benchmarks that change the lab, run as a pytest session so that they reset the lab through the
+fixtures and queue behind other lab tests (`inv dev.bench` runs them; plain `pytest` does not:
+testpaths is tests/). Figures go to bench-results/parts/*.json; nothing here asserts a time.
+
+- final sync vs. delta: rsync_pull (steps/transfer.py) of a 200 MB tree from the old host to the
+  new one, then again with nothing, 1 MB and 50 MB changed
+- a site's freeze window and its availability under bench/probe.py's client (reads and writes)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.common import median, save
+from bench.probe import Probe
+from runbook.hosts import HostPool
+from runbook.inventory import load_inventory
+from steps.transfer import rsync_pull
+from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
+from tests.integration.test_sites import acme_trust
+
+pytestmark = pytest.mark.lab
+MB = 1024 * 1024
+
+
+def test_final_sync_time_against_the_size_of_the_delta(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lab = clean_lab
+    inventory = inventory_variant(tmp_path, "bench-sync")
+    must(run_inv("migrate", "--yes", "--only", "preflight/*,transfer/key,transfer/authorize", inventory=inventory))
+    files, size = int(os.environ.get("BENCH_SYNC_FILES", "200")), MB
+    source = lab.root / "old" / "www" / "zz-bench-sync"  # /var/www/zz-bench-sync on the old host
+    source.mkdir()
+    for number in range(files):
+        (source / f"f{number:04d}.bin").write_bytes(os.urandom(size))
+    inv = load_inventory(inventory)
+    pool = HostPool(inv)
+    new = pool.get("new")
+    command = rsync_pull(inv, "/var/www/zz-bench-sync", "/srv/zz-bench-sync")
+
+    def sync() -> float:
+        started = time.monotonic()
+        new.run(command, timeout=600)
+        return time.monotonic() - started
+
+    def change(count: int) -> None:
+        for number in range(count):
+            (source / f"f{number:04d}.bin").write_bytes(os.urandom(size))
+
+    figures: dict[str, float] = {}
+    try:
+        figures["tree_mb"] = files * size / MB
+        figures["first_sync_seconds"] = sync()
+        figures["no_change_seconds"] = median([sync() for _ in range(3)])
+        for changed in (1, 50):
+            runs = []
+            for _ in range(3):
+                change(changed)
+                runs.append(sync())
+            figures[f"changed_{changed}mb_seconds"] = median(runs)
+    finally:
+        pool.close()
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.rmtree(lab.root / "new" / "srv" / "zz-bench-sync", ignore_errors=True)
+    figures["ratio_50mb_over_1mb"] = figures["changed_50mb_seconds"] / figures["changed_1mb_seconds"]
+    print(f"\nfinal sync of a {figures['tree_mb']:.0f} MB tree: first {figures['first_sync_seconds']:.2f} s, "
+          f"unchanged {figures['no_change_seconds']:.2f} s, 1 MB changed {figures['changed_1mb_seconds']:.2f} s, "
+          f"50 MB changed {figures['changed_50mb_seconds']:.2f} s (medians of 3; "
+          f"50 MB / 1 MB = {figures['ratio_50mb_over_1mb']:.1f}x)")
+    save("sync", figures)
+
+
+def test_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lab = clean_lab
+    inventory = inventory_variant(tmp_path, "bench-freeze")
+    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:admin/pre-sync,site:admin/start,site:admin/verify-new",
+                 inventory=inventory))
+    probe = Probe("admin.club.test", lab.resolver, acme_trust(lab), rate=20, write_every=5)
+    probe.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    must(run_inv("migrate", "--yes", "--only", "site:admin/*", inventory=inventory))
+    move_seconds = time.monotonic() - started
+    time.sleep(12)  # past the cutover TTL
+    probe.stop()
+    summary = probe.summary()
+    status = json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"]
+    freeze, final, switch = (status[f"site:admin/{part}"] for part in ("freeze", "final-sync", "switch-dns"))
+    # The freeze window: from the start of the freeze (old host starts proxying to the new one) to the
+    # end of the final sync; writes go to the new copy through the proxy, so no request is refused.
+    window = final["finished"] - freeze["started"]
+    requests = int(summary["requests"])  # type: ignore[call-overload]
+    failed = int(summary["failed"])  # type: ignore[call-overload]
+    figures = {
+        "site": "admin",
+        "move_seconds": move_seconds,
+        "freeze_window_seconds": window,
+        "freeze_step_seconds": freeze["seconds"],
+        "final_sync_step_seconds": final["seconds"],
+        "switch_dns_step_seconds": switch["seconds"],
+        "requests": requests,
+        "failed": failed,
+        "stale": summary["stale"],
+        "writes_acknowledged": summary["writes_acknowledged"],
+        "writes_failed": summary["writes_failed"],
+        "availability_percent": 100.0 * (requests - failed) / requests if requests else 0.0,
+        "slowest_request_seconds": summary["slowest"],
+    }
+    print(f"\nsite admin: freeze window {window:.2f} s (freeze {freeze['seconds']:.2f} s + final sync "
+          f"{final['seconds']:.2f} s), whole move {move_seconds:.1f} s; {requests} requests, {failed} failed, "
+          f"{summary['stale']} stale, {summary['writes_acknowledged']} writes kept; availability "
+          f"{figures['availability_percent']:.2f} %, slowest request {summary['slowest']:.2f} s")
+    save("freeze", figures)

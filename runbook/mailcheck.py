@@ -1,0 +1,111 @@
+"""Checks of the new mail server from outside: an IMAPS login with the certificate Traefik's
+ACME resolver holds for the mail name, and SMTP accepting the mail domain.
+
+Passwords come from the inventory's password file as Secret and are only revealed to imaplib;
+errors never carry them (imaplib's messages hold the server's answer, not the password).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import imaplib
+import json
+import smtplib
+import socket
+import ssl
+from typing import Any
+
+from runbook import mailserver
+from runbook.context import RunContext
+from runbook.errors import VerifyError
+from runbook.http import acme_context
+from runbook.inventory import MailSpec
+
+
+class _Imaps(imaplib.IMAP4_SSL):
+    """IMAP over TLS to an address, with the mail name as SNI (Traefik routes by it)."""
+
+    def __init__(self, address: str, server_name: str, context: ssl.SSLContext, port: int = 993) -> None:
+        self._server_name = server_name
+        super().__init__(address, port, ssl_context=context, timeout=60)
+
+    def _create_socket(self, timeout: float | None) -> Any:
+        sock = socket.create_connection((self.host, self.port), timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self._server_name)
+
+
+def acme_certificate(ctx: RunContext, name: str) -> bytes | None:
+    """The leaf certificate (DER) that acme.json on the new host holds for `name`, or None."""
+    path = f"{mailserver.acme_dir(ctx.inventory)}/acme.json"
+    raw = ctx.hosts.get("new").read_file(path)
+    if not raw:
+        return None
+    try:
+        store = json.loads(raw)
+    except ValueError:
+        return None
+    for resolver in store.values():
+        for cert in (resolver or {}).get("Certificates") or []:
+            domain = cert.get("domain", {})
+            if name == domain.get("main") or name in (domain.get("sans") or []):
+                pem = base64.b64decode(cert["certificate"]).decode()
+                first = pem.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+                return ssl.PEM_cert_to_DER_cert(first)
+    return None
+
+
+def imaps_login(ctx: RunContext, address: str, user: str | None, port: int = 993) -> str:
+    """Connect to IMAPS at `address` with the mail name as SNI; the certificate must verify
+    against the ACME root and equal acme.json's for the mail name; log in as `user` (if given)
+    and select INBOX. Returns what was seen; raises VerifyError otherwise."""
+    spec = ctx.inventory.mail
+    assert spec is not None
+    wanted = acme_certificate(ctx, spec.host)
+    if wanted is None:
+        raise VerifyError(f"acme.json on the new host holds no certificate for {spec.host} yet")
+    try:
+        imap = _Imaps(address, spec.host, acme_context(ctx), port)
+    except ssl.SSLCertVerificationError as exc:
+        raise VerifyError(f"IMAPS {address}:{port} ({spec.host}): certificate does not verify: "
+                          f"{exc.verify_message}") from exc
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise VerifyError(f"IMAPS {address}:{port} ({spec.host}): {exc or type(exc).__name__}") from exc
+    try:
+        sock: ssl.SSLSocket = imap.sock  # type: ignore[assignment]
+        served = sock.getpeercert(binary_form=True)
+        if served != wanted:
+            raise VerifyError(f"IMAPS {address}:{port} serves another certificate than acme.json's for {spec.host}")
+        if user is None:
+            return f"IMAPS on {address}:{port} serves the ACME certificate for {spec.host}"
+        secret = spec.passwords().get(user)
+        if secret is None:
+            raise VerifyError(f"no password for {user} in mail.password_file")
+        try:
+            imap.login(user, secret.reveal())
+            status, data = imap.select("INBOX", readonly=True)
+        except (OSError, imaplib.IMAP4.error) as exc:  # a first SELECT may index thousands of messages
+            raise VerifyError(f"IMAPS login as {user} on {address}: {exc or type(exc).__name__}") from exc
+        if status != "OK":
+            raise VerifyError(f"IMAPS {user}: SELECT INBOX answered {status}")
+        count = data[0].decode() if data and data[0] else "?"
+        return f"{user} logs in on {address}:{port} (INBOX {count}) with the ACME certificate"
+    finally:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
+            imap.logout()
+
+
+def smtp_accepts(address: str, spec: MailSpec, port: int = 25) -> str:
+    """SMTP at `address` accepts a recipient of the mail domain (no message is sent: RSET)."""
+    recipient = spec.users[0] if spec.users else f"postmaster@{spec.domain}"
+    try:
+        with smtplib.SMTP(address, port, timeout=10) as smtp:
+            smtp.ehlo("runbook-verify.invalid")
+            smtp.mail("")
+            code, answer = smtp.rcpt(recipient)
+            smtp.rset()
+    except (OSError, smtplib.SMTPException) as exc:
+        raise VerifyError(f"SMTP {address}:{port}: {exc or type(exc).__name__}") from exc
+    if code != 250:
+        raise VerifyError(f"SMTP {address}:{port} refuses {recipient}: {code} {answer.decode(errors='replace')}")
+    return f"SMTP on {address}:{port} accepts {recipient}"

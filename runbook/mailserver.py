@@ -1,0 +1,331 @@
+"""The new host's mail server as data: a compose project with Dovecot + Postfix (one container
+from the inventory's image) and a certificate dumper, plus the files they read.
+
+TLS follows the club's set-up: Traefik's ACME resolver holds the certificate for the mail name in
+acme.json; a dumper (ldez/traefik-certs-dumper in production, a small Python equivalent in images
+that have python3) writes it to ``certs/<name>/fullchain.crt`` and ``privkey.key``; the mail
+container installs it for Dovecot and reloads Dovecot whenever it changes. IMAPS reaches Dovecot
+through a Traefik TCP router (HostSNI, TLS passthrough) or a port published directly; SMTP is
+published on the new host's address, port 25.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runbook import compose
+from runbook.inventory import Inventory, MailSpec
+
+PROJECT = "mail"
+CONTAINER = "mail_server"
+DUMPER = "mail_certs_dumper"
+LDEZ = "ldez/traefik-certs-dumper"
+#: The old Postfix's extra transport that relays the mail domain to the new host (master.cf name).
+RELAY_SERVICE = "runbook-relay"
+
+
+def mail_dir(inventory: Inventory) -> str:
+    """The mail project's folder on the new host."""
+    return f"{inventory.hosts['new'].data_root}/{PROJECT}"
+
+
+def new_address(inventory: Inventory) -> str:
+    new = inventory.hosts["new"]
+    return new.publish_address or new.address
+
+
+def acme_dir(inventory: Inventory) -> str:
+    return f"{inventory.hosts['new'].data_root}/{compose.TRAEFIK_PROJECT}/letsencrypt"
+
+
+DOVECOT_CONF = """\
+# Dovecot of the new host's mail container, written by runbook (steps/mail.py)
+protocols = imap lmtp
+listen = *
+instance_name = dovecot-new
+log_path = /dev/stderr
+ssl = yes
+ssl_cert = </etc/dovecot/tls/fullchain.pem
+ssl_key = </etc/dovecot/tls/privkey.pem
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+first_valid_uid = 8
+first_valid_gid = 8
+mail_location = maildir:/var/vmail/%d/%n/Maildir
+postmaster_address = postmaster@{domain}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u /etc/runbook/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home=/var/vmail/%d/%n allow_all_users=no
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = 993
+    ssl = yes
+  }}
+}}
+service lmtp {{
+  unix_listener /var/spool/postfix/private/dovecot-lmtp {{
+    mode = 0600
+    user = postfix
+    group = postfix
+  }}
+}}
+protocol lmtp {{
+  mail_plugins =
+}}
+service auth {{
+  user = root
+}}
+"""
+
+POSTFIX_MAIN = """\
+# Postfix of the new host's mail container, written by runbook (steps/mail.py)
+compatibility_level = 3.6
+myhostname = {host}
+mydomain = {domain}
+myorigin = {domain}
+mydestination =
+inet_interfaces = all
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+virtual_mailbox_domains = {domain}
+virtual_transport = lmtp:unix:private/dovecot-lmtp
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_peername_lookup = no
+maillog_file = /dev/stdout
+smtputf8_enable = no
+biff = no
+"""
+
+RUN_SH = r"""#!/bin/sh
+# The mail container's init, written by runbook: Postfix + Dovecot, and a watch that installs the
+# dumped certificate for Dovecot and reloads it whenever the certificate changes.
+set -u
+CERT_DIR=/certs/"$MAIL_HOST"
+TLS=/etc/dovecot/tls
+mkdir -p "$TLS"
+# the hash of the dumped files that are installed: taken before copying, so a dump that lands
+# while Dovecot starts (or while copying) is still seen as a change by the watch below
+installed=none
+install_cert() {
+  if [ -s "$CERT_DIR/fullchain.crt" ] && [ -s "$CERT_DIR/privkey.key" ]; then
+    hash=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" | sha256sum)
+    cp "$CERT_DIR/fullchain.crt" "$TLS/fullchain.pem.new" && cp "$CERT_DIR/privkey.key" "$TLS/privkey.pem.new" \
+      && chmod 600 "$TLS/privkey.pem.new" && mv "$TLS/privkey.pem.new" "$TLS/privkey.pem" \
+      && mv "$TLS/fullchain.pem.new" "$TLS/fullchain.pem" && installed=$hash && return 0
+  fi
+  return 1
+}
+if ! install_cert; then
+  # until the dumper has the ACME certificate: a throw-away one, replaced as soon as it appears
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$MAIL_HOST" \
+    -keyout "$TLS/privkey.pem" -out "$TLS/fullchain.pem" >/dev/null 2>&1
+fi
+cp /etc/runbook/main.cf /etc/postfix/main.cf
+postconf -F '*/*/chroot = n'
+postfix set-permissions >/dev/null 2>&1 || true
+dovecot -c /etc/runbook/dovecot.conf || exit 1
+postfix start || exit 1
+trap 'postfix stop; doveadm -c /etc/runbook/dovecot.conf stop; exit 0' TERM INT
+while :; do
+  sleep 2 & wait $!
+  now=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" 2>/dev/null | sha256sum)
+  if [ "$now" != "$installed" ] && install_cert; then
+    doveadm -c /etc/runbook/dovecot.conf reload && echo "runbook: certificate changed, dovecot reloaded"
+  fi
+  doveadm -c /etc/runbook/dovecot.conf service status >/dev/null 2>&1 || pgrep -x dovecot >/dev/null || exit 1
+done
+"""
+
+CERTS_DUMP_PY = r'''"""Dump certificates from Traefik's acme.json like traefik-certs-dumper (file --version v2
+--domain-subdir --crt-name=fullchain --key-name=privkey --watch): DEST/<domain>/fullchain.crt and
+privkey.key, rewritten atomically only when they change. Written by runbook."""
+import base64, json, os, sys, time
+
+source, dest = sys.argv[1], sys.argv[2]
+
+
+def write(path, data, mode):
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except OSError:
+        pass
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def dump():
+    try:
+        with open(source) as f:
+            store = json.load(f)
+    except (OSError, ValueError):
+        return
+    for resolver in store.values():
+        for cert in (resolver or {}).get("Certificates") or []:
+            name = cert["domain"]["main"]
+            folder = os.path.join(dest, name)
+            os.makedirs(folder, exist_ok=True)
+            changed = write(os.path.join(folder, "privkey.key"), base64.b64decode(cert["key"]), 0o600)
+            changed |= write(os.path.join(folder, "fullchain.crt"), base64.b64decode(cert["certificate"]), 0o644)
+            if changed:
+                print("dumped", name, flush=True)
+
+
+while True:
+    dump()
+    time.sleep(2)
+'''
+
+
+def dumper_service(inventory: Inventory, spec: MailSpec) -> dict[str, Any]:
+    """The certificate dumper: ldez/traefik-certs-dumper (as in the club) or the built-in one."""
+    root = mail_dir(inventory)
+    volumes = [f"{acme_dir(inventory)}:/data:ro", f"{root}/certs:/dumps"]
+    service: dict[str, Any] = {"container_name": DUMPER, "restart": "always", "labels": {"traefik.enable": "false"}}
+    if spec.certs_dumper.startswith(LDEZ):
+        service["image"] = spec.certs_dumper
+        service["command"] = [
+            "file", "--version", "v2", "--domain-subdir", "--crt-name=fullchain", "--key-name=privkey",
+            "--watch", "--source", "/data/acme.json", "--dest", "/dumps",
+        ]
+    else:
+        service["image"] = spec.image
+        service["command"] = ["python3", "/etc/runbook/certs-dump.py", "/data/acme.json", "/dumps"]
+        volumes.append(f"{root}/config/certs-dump.py:/etc/runbook/certs-dump.py:ro")
+    service["volumes"] = volumes
+    service["network_mode"] = "none"
+    return service
+
+
+def labels(inventory: Inventory, spec: MailSpec) -> dict[str, str]:
+    """Traefik labels: a TCP router on the imaps entrypoint by SNI, TLS passed through to Dovecot;
+    the resolver gets the mail name's certificate for it (acme.json, dumped for Dovecot)."""
+    if spec.imaps != "traefik":
+        # direct: Dovecot publishes 993 itself; an HTTPS router for the mail name only makes the
+        # resolver fetch and renew its certificate (requests to it are answered by nobody: 502)
+        return {
+            "traefik.enable": "true",
+            "traefik.docker.network": compose.WEB_NETWORK,
+            "traefik.http.routers.mail_cert.rule": f"Host(`{spec.host}`)",
+            "traefik.http.routers.mail_cert.entrypoints": "https",
+            "traefik.http.routers.mail_cert.tls.certresolver": inventory.traefik.cert_resolver,
+            "traefik.http.services.mail_cert.loadbalancer.server.port": "993",
+        }
+    router = "mail_imaps"
+    return {
+        "traefik.enable": "true",
+        "traefik.docker.network": compose.WEB_NETWORK,
+        f"traefik.tcp.routers.{router}.rule": f"HostSNI(`{spec.host}`)",
+        f"traefik.tcp.routers.{router}.entrypoints": "imaps",
+        f"traefik.tcp.routers.{router}.tls": "true",
+        f"traefik.tcp.routers.{router}.tls.passthrough": "true",
+        f"traefik.tcp.routers.{router}.tls.certresolver": inventory.traefik.cert_resolver,
+        f"traefik.tcp.routers.{router}.tls.domains[0].main": spec.host,
+        f"traefik.tcp.services.{router}.loadbalancer.server.port": "993",
+    }
+
+
+def project(inventory: Inventory) -> dict[str, Any]:
+    """The mail compose document."""
+    spec = inventory.mail
+    assert spec is not None
+    root = mail_dir(inventory)
+    address = new_address(inventory)
+    ports = [f"{address}:25:25"]
+    if spec.imaps == "direct":
+        ports.append(f"{address}:993:993")
+    server: dict[str, Any] = {
+        "image": spec.image,
+        "container_name": CONTAINER,
+        "hostname": spec.host,
+        "restart": "always",
+        "command": ["sh", "/etc/runbook/run.sh"],
+        "environment": {"MAIL_HOST": spec.host},
+        "networks": [compose.WEB_NETWORK],
+        "ports": ports,
+        "volumes": [
+            f"{root}/vmail:/var/vmail",
+            f"{root}/certs:/certs:ro",
+            f"{root}/config/run.sh:/etc/runbook/run.sh:ro",
+            f"{root}/config/dovecot.conf:/etc/runbook/dovecot.conf:ro",
+            f"{root}/config/passwd:/etc/runbook/passwd:ro",
+            f"{root}/config/main.cf:/etc/runbook/main.cf:ro",
+        ],
+        "labels": labels(inventory, spec),
+    }
+    return {
+        "version": "3.8",
+        "services": {"server": server, "certs_dumper": dumper_service(inventory, spec)},
+        "networks": {compose.WEB_NETWORK: {"external": True, "name": compose.WEB_NETWORK}},
+    }
+
+
+RELAY_BACK_PY = r'''"""Rollback helper, run by runbook on the new host (python3 -c): every message in the Maildirs
+under ROOT that is not in the final-sync manifest (it arrived after the final sync) is sent by SMTP
+to the old host for its mailbox, then moved to ROOT/../relayed-back. Prints 'relayed N'."""
+import os, smtplib, sys
+
+old, root = sys.argv[1], sys.argv[2]
+manifest = os.path.join(root, ".runbook-final-sync-manifest")
+if not os.path.exists(manifest):  # no final sync yet: nothing can have arrived here
+    print("relayed 0")
+    sys.exit(0)
+known = set(open(manifest).read().split())
+done = os.path.join(os.path.dirname(root.rstrip("/")), "relayed-back")
+sent = 0
+for domain in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
+    for user in sorted(os.listdir(os.path.join(root, domain))):
+        md = os.path.join(root, domain, user, "Maildir")
+        for sub in ("new", "cur"):
+            folder = os.path.join(md, sub)
+            for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+                if domain + "/" + user + "/" + name.split(":")[0] in known:
+                    continue
+                path = os.path.join(folder, name)
+                with open(path, "rb") as f:
+                    data = f.read()
+                with smtplib.SMTP(old, 25, timeout=30) as smtp:
+                    smtp.sendmail("", [user + "@" + domain], data)
+                os.makedirs(os.path.join(done, domain, user), exist_ok=True)
+                os.replace(path, os.path.join(done, domain, user, name))
+                sent += 1
+print("relayed", sent)
+'''
+
+MANIFEST_SH = r"""cd "$1" && for d in */*/Maildir; do
+  for f in "$d"/new/* "$d"/cur/*; do [ -e "$f" ] || continue; b=${f##*/}; printf '%s\n' "${d%/Maildir}/${b%%:*}"; done
+done"""
+"""Lists domain/user/<unique name> of every message in the new host's Maildirs (arg: vmail root)."""
+
+
+def files(inventory: Inventory) -> dict[str, tuple[str, int]]:
+    """The mail project's files on the new host (not the password database: that is synced)."""
+    spec = inventory.mail
+    assert spec is not None
+    root = mail_dir(inventory)
+    return {
+        f"{root}/config/dovecot.conf": (DOVECOT_CONF.format(domain=spec.domain), 0o644),
+        f"{root}/config/main.cf": (POSTFIX_MAIN.format(host=spec.host, domain=spec.domain), 0o644),
+        f"{root}/config/run.sh": (RUN_SH, 0o755),
+        f"{root}/config/certs-dump.py": (CERTS_DUMP_PY, 0o644),
+        f"{root}/docker-compose.yml": (
+            compose.to_yaml(project(inventory), "mail: Dovecot + Postfix and the certificate dumper, by runbook"),
+            0o644,
+        ),
+    }

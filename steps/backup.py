@@ -1,0 +1,441 @@
+"""backup: Borg archives, the way the club keeps them.
+
+- `backup/safety-net` (before the first site moves): fresh database dumps on the old host, then one
+  Borg archive of the sites' data folders, the Maildirs and the dumps. The archive name goes in the
+  journal (step data); verify finds it with `borg list`.
+- `backup/new-host` (at the end): the nightly, deduplicating backup of the new host, as the club has
+  it: daily database dumps, then `borg create` of every compose project folder (bind mounts
+  included) and the dumps, `borg prune`, scheduled by a cron file. It is run once and proven with
+  `borg list` and `borg check` before the migration is called finished.
+
+The passphrase is a Secret from a 0600 file. It never appears on a command line, in the journal or
+in a plan: the safety net hands it to the remote shell on stdin (it reaches borg through the
+environment); the new host gets it as a 0600 file that BORG_PASSCOMMAND reads.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from runbook.actions import Action, Note, PutFile, RemoveFile, RunCommand, _register
+from runbook.context import RunContext
+from runbook.errors import CommandFailed, RunbookError, VerifyError
+from runbook.facts import host_facts
+from runbook.hosts import Host
+from runbook.inventory import BackupSpec, Inventory
+from runbook.journal import ACTION, DATA
+from runbook.step import CheckResult, Step
+from steps.provision import sha
+
+SAFETY_NET_ID = "backup/safety-net"
+NEW_HOST_ID = "backup/new-host"
+
+#: Read the passphrase from stdin into the environment: never on a command line (ps) or in a file.
+READ_PASSPHRASE = "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE\n"
+
+SAFETY_NET_SCRIPT = r"""set -eu
+repo=$1 archive=$2 dumps=$3; shift 3
+dbs=""
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do dbs="$dbs $1"; shift; done
+[ "$#" -gt 0 ] && shift
+umask 077
+mkdir -p "$dumps"
+for db in $dbs; do
+  mysqldump --single-transaction --routines --events --databases "$db" > "$dumps/$db.sql.tmp"
+  mv -f "$dumps/$db.sql.tmp" "$dumps/$db.sql"
+done
+case "$repo" in *:*) ;; *) mkdir -p "$(dirname "$repo")" ;; esac
+borg info "$repo" >/dev/null 2>&1 || borg init --encryption=repokey-blake2 "$repo" >&2
+n=$#
+for p do
+  if [ -e "$p" ]; then set -- "$@" "$p"; else echo "runbook: not on this host, skipped: $p" >&2; fi
+done
+shift "$n"
+# the name is fixed by the plan; a repository that already has it (an earlier migration) gets .2, .3
+name=$archive i=1
+while borg info "$repo::$name" >/dev/null 2>&1; do i=$((i + 1)); name="$archive.$i"; done
+borg create --json --compression lz4 "$repo::$name" "$@" "$dumps"
+"""
+
+BORG_READ_SCRIPT = 'set -eu\nrepo=$1; shift\nborg "$@" "$repo"\n'
+
+
+@_register
+@dataclass(frozen=True)
+class BorgScript(Action):
+    """Run a Borg script on a host with the backup passphrase on stdin (never in argv or journal).
+
+    Its facts are the archive's figures from `borg create --json` (name, sizes, files, seconds)."""
+
+    kind: ClassVar[str] = "borg_script"
+    host: str
+    script: str
+    args: tuple[str, ...]
+    why: str = ""
+    timeout: float | None = 3600
+    kept: str = ""
+
+    def describe(self) -> str:
+        return f"{self.host}$ sh -c <{self.why or 'borg script'}> {shlex.join(self.args)} (passphrase on stdin)"
+
+    def prepare(self, ctx: RunContext) -> Action | None:
+        return Note(f"kept on rollback: {self.kept}") if self.kept else None
+
+    def apply(self, ctx: RunContext) -> dict[str, Any]:
+        started = time.monotonic()
+        result = run_with_passphrase(ctx, ctx.hosts.get(self.host), self.script, self.args, self.timeout)
+        facts: dict[str, Any] = {"exit": result[0], "seconds": round(time.monotonic() - started, 3)}
+        facts.update(create_figures(result[1]))
+        return facts
+
+
+@_register
+@dataclass(frozen=True)
+class PutPassphraseFile(Action):
+    """Write the backup passphrase to a 0600 file on a host (BORG_PASSCOMMAND reads it there).
+
+    The journal holds the path only; the inverse removes the file."""
+
+    kind: ClassVar[str] = "put_passphrase_file"
+    host: str
+    path: str
+
+    def describe(self) -> str:
+        return f"{self.host}: write {self.path} (mode 600, the Borg passphrase)"
+
+    def prepare(self, ctx: RunContext) -> Action | None:
+        host = ctx.hosts.get(self.host)
+        if host.run(["test", "-e", self.path], check=False).exit_code == 0:
+            return Note(f"kept on rollback: {self.path} was there before")
+        return RemoveFile(host=self.host, path=self.path, why="undo: the Borg passphrase file")
+
+    def apply(self, ctx: RunContext) -> dict[str, Any]:
+        host = ctx.hosts.get(self.host)
+        host.run(["mkdir", "-p", "-m", "700", self.path.rsplit("/", 1)[0] or "/"])
+        host.write_file(self.path, (_spec(ctx.inventory).passphrase().reveal() + "\n").encode(), 0o600)
+        return {}
+
+
+def _spec(inventory: Inventory) -> BackupSpec:
+    if inventory.backup is None:
+        raise RunbookError(f"{inventory.path}: no 'backup' section, but a backup step runs")
+    return inventory.backup
+
+
+def run_with_passphrase(
+    ctx: RunContext, host: Host, script: str, args: tuple[str, ...] | list[str], timeout: float | None = 600
+) -> tuple[int, str]:
+    """Run script on host with BORG_PASSPHRASE from stdin. Raises CommandFailed (passphrase scrubbed)."""
+    secret = _spec(ctx.inventory).passphrase()
+    result = host.run(
+        ["sh", "-c", READ_PASSPHRASE + script, "borg", *args],
+        stdin=secret.reveal() + "\n",
+        check=False,
+        timeout=timeout,
+    )
+    # rc 1 is a Borg warning (e.g. a file changed while read): the archive exists.
+    if result.exit_code not in (0, 1):
+        stderr = result.stderr.replace(secret.reveal(), "***")
+        raise CommandFailed(host.name, f"borg script ({args[:2]})", result.exit_code, stderr)
+    return result.exit_code, result.stdout
+
+
+def create_figures(output: str) -> dict[str, Any]:
+    """Archive name and figures from `borg create --json` output (empty if there is none)."""
+    start = output.find("{")
+    if start < 0:
+        return {}
+    try:
+        data = json.loads(output[start:])
+    except ValueError:
+        return {}
+    archive = data.get("archive", {})
+    stats = archive.get("stats", {})
+    return {
+        "archive": archive.get("name"),
+        "original_bytes": stats.get("original_size"),
+        "compressed_bytes": stats.get("compressed_size"),
+        "deduplicated_bytes": stats.get("deduplicated_size"),
+        "files": stats.get("nfiles"),
+        "borg_seconds": archive.get("duration"),
+    }
+
+
+def archive_names(output: str) -> list[str]:
+    """Archive names from `borg list --json` output."""
+    try:
+        return [a["name"] for a in json.loads(output).get("archives", [])]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return []
+
+
+def safety_net_paths(inventory: Inventory) -> list[str]:
+    """What the safety net covers on the old host: every site's data folders and the Maildirs."""
+    paths = [p for site in inventory.sites for p in site.data]
+    if inventory.mail:
+        paths.append(inventory.mail.maildir_root)
+    return list(dict.fromkeys(paths))
+
+
+class SafetyNet(Step):
+    """A Borg archive of the old host's data and fresh database dumps, before anything moves."""
+
+    id = SAFETY_NET_ID
+    title = "safety-net backup of the old host (Borg + database dumps)"
+    reversible = False
+    verify_timeout = 60.0
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.spec = _spec(inventory)
+
+    def _archive(self, ctx: RunContext) -> str | None:
+        """The archive this step made: from the journal's data, else from its applied action."""
+        name = ctx.journal.data(self.id).get("archive")
+        if name:
+            return str(name)
+        for record in reversed(ctx.journal.action_records()):
+            if record.step_id == self.id and record.facts.get("archive"):
+                return str(record.facts["archive"])
+        return None
+
+    def _listed(self, ctx: RunContext) -> list[str]:
+        _, out = run_with_passphrase(
+            ctx, ctx.hosts.get("old"), BORG_READ_SCRIPT, (self.spec.safety_net_repository, "list", "--json")
+        )
+        return archive_names(out)
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        archive = self._archive(ctx)
+        if archive is None:
+            return CheckResult(False, "no safety-net archive journaled")
+        try:
+            listed = self._listed(ctx)
+        except RunbookError as exc:
+            return CheckResult(False, f"cannot list {self.spec.safety_net_repository}: {str(exc)[:200]}")
+        if archive in listed:
+            return CheckResult(True, f"archive {archive} is in {self.spec.safety_net_repository}")
+        return CheckResult(False, f"journaled archive {archive} is not in the repository")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        # Deterministic, so that a reviewed plan's checksum still matches: the attempt number
+        # (actions journaled so far + 1); the script adds .2, .3 if the repository has the name.
+        attempt = 1 + sum(1 for r in ctx.journal.step_records(self.id) if r.event == ACTION)
+        archive = f"{self.inventory.name}-safety-net-{attempt}"
+        args = (
+            self.spec.safety_net_repository,
+            archive,
+            f"{self.spec.dump_dir}/safety-net",
+            *self.spec.databases,
+            "--",
+            *safety_net_paths(self.inventory),
+        )
+        return [
+            BorgScript(
+                "old",
+                SAFETY_NET_SCRIPT,
+                args,
+                why="dump the databases, then one Borg archive of the data",
+                kept="the safety-net archive stays in the repository",
+            )
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        archive = self._archive(ctx)
+        if archive is None:
+            raise VerifyError("no safety-net archive was made")
+        try:
+            listed = self._listed(ctx)
+        except RunbookError as exc:
+            raise VerifyError(str(exc)) from exc
+        if archive not in listed:
+            raise VerifyError(f"borg list {self.spec.safety_net_repository} does not show {archive}")
+        if not ctx.dry_run and not ctx.journal.data(self.id).get("archive"):
+            figures = next(
+                (r.facts for r in reversed(ctx.journal.action_records()) if r.step_id == self.id and r.facts), {}
+            )
+            ctx.journal.append(
+                DATA,
+                self.id,
+                archive=archive,
+                repository=self.spec.safety_net_repository,
+                databases=list(self.spec.databases),
+                paths=safety_net_paths(self.inventory),
+                **{k: v for k, v in figures.items() if k not in ("exit", "archive")},
+            )
+        return f"borg list shows {archive} in {self.spec.safety_net_repository}"
+
+
+def nightly_script(inventory: Inventory) -> str:
+    """The new host's nightly backup: daily dumps, Borg archive of the compose projects, prune."""
+    spec = _spec(inventory)
+    data_root = inventory.hosts["new"].data_root
+    daily = f"{spec.dump_dir}/daily"
+    q = shlex.quote
+    dumps = "".join(
+        f"if {shlex.join(d.command)} > {q(f'{daily}/{d.name}.sql.tmp')}; then "
+        f"mv -f {q(f'{daily}/{d.name}.sql.tmp')} {q(f'{daily}/{d.name}.sql')}; "
+        f"else echo {q(f'runbook: dump {d.name} failed')} >&2; failed=1; fi\n"
+        for d in spec.dumps
+    )
+    return (
+        "#!/bin/sh\n"
+        "# Nightly Borg backup of the compose projects' bind mounts and the daily database dumps.\n"
+        f"# Written by runbook ({inventory.path.name}); cron: {spec.cron_file}\n"
+        "set -eu\n"
+        f"export BORG_REPO={q(spec.repository)}\n"
+        f"export BORG_PASSCOMMAND={q('cat ' + passphrase_path(spec))}\n"
+        "umask 077\nfailed=0\n"
+        f"mkdir -p {q(daily)}\n"
+        "# daily database dumps\n"
+        f"{dumps}"
+        "# every compose project folder (its bind mounts included)\n"
+        "set --\n"
+        f"for f in {q(data_root)}/*/docker-compose.yml; do\n"
+        '  if [ -e "$f" ]; then set -- "$@" "$(dirname "$f")"; fi\n'
+        "done\n"
+        'borg create --json --compression lz4 --exclude-caches "::{hostname}-{now:%Y-%m-%dT%H:%M:%S}" '
+        f'"$@" {q(daily)}\n'
+        f"borg prune --glob-archives '{{hostname}}-*' --keep-daily {spec.keep_daily} "
+        f"--keep-weekly {spec.keep_weekly} --keep-monthly {spec.keep_monthly}\n"
+        "borg compact >/dev/null 2>&1 || true  # Borg >= 1.2 frees space here\n"
+        'exit "$failed"  # a failed dump fails the run (after the archive was made)\n'
+    )
+
+
+def passphrase_path(spec: BackupSpec) -> str:
+    return f"{spec.config_dir}/passphrase"
+
+
+def script_path(spec: BackupSpec) -> str:
+    return f"{spec.config_dir}/borg-nightly.sh"
+
+
+def cron_text(inventory: Inventory) -> str:
+    spec = _spec(inventory)
+    log = f"{spec.config_dir}/nightly.log"
+    return (
+        f"# Nightly Borg backup (runbook, {inventory.path.name})\n"
+        "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        f"{spec.schedule} root {shlex.quote(script_path(spec))} >> {shlex.quote(log)} 2>&1\n"
+    )
+
+
+class NewHostBackup(Step):
+    """The new host's nightly Borg backup: installed, scheduled, run once, listed and checked."""
+
+    id = NEW_HOST_ID
+    title = "nightly Borg backup on the new host (run once, borg list + borg check)"
+    verify_timeout = 120.0
+    previewable = False
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self.spec = _spec(inventory)
+
+    def preview_note(self, ctx: RunContext) -> str:
+        return "the first run's archive name and sizes are known only after it ran"
+
+    def _borg(self, ctx: RunContext, *args: str, timeout: float = 120) -> str:
+        """A read-only borg command on the new host with the installed passphrase file."""
+        env = f"BORG_PASSCOMMAND={shlex.quote('cat ' + passphrase_path(self.spec))}"
+        script = f"{env} borg {shlex.join(args)} {shlex.quote(self.spec.repository)}"
+        return ctx.hosts.get("new").run(["sh", "-c", script], timeout=timeout).stdout
+
+    def _files(self) -> dict[str, str]:
+        return {script_path(self.spec): nightly_script(self.inventory), self.spec.cron_file: cron_text(self.inventory)}
+
+    def _installed(self, ctx: RunContext) -> tuple[list[str], bool]:
+        facts = host_facts(ctx.hosts.get("new"), [*self._files(), passphrase_path(self.spec)])
+        stale = [p for p, text in self._files().items() if not facts.get(f"file.{p}", "").startswith(sha(text))]
+        return stale, bool(facts.get(f"file.{passphrase_path(self.spec)}"))
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        stale, has_passphrase = self._installed(ctx)
+        if stale or not has_passphrase:
+            return CheckResult(False, "to install: " + ", ".join(stale + ([] if has_passphrase else ["passphrase"])))
+        try:
+            archives = archive_names(self._borg(ctx, "list", "--json"))
+        except RunbookError as exc:
+            return CheckResult(False, f"installed, but borg list fails: {str(exc)[:200]}")
+        if not archives:
+            return CheckResult(False, "installed, but no archive yet")
+        return CheckResult(True, f"scheduled ({self.spec.schedule}); {len(archives)} archive(s), last {archives[-1]}")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        stale, has_passphrase = self._installed(ctx)
+        actions: list[Action] = [RunCommand("new", ("mkdir", "-p", self.spec.config_dir), why="backup folder")]
+        if not has_passphrase:
+            actions.append(PutPassphraseFile("new", passphrase_path(self.spec)))
+        folders = {path.rsplit("/", 1)[0] for path in stale} - {self.spec.config_dir}
+        actions += [RunCommand("new", ("mkdir", "-p", folder), why="folder") for folder in sorted(folders)]
+        for path, text in self._files().items():
+            if path in stale:
+                mode = 0o700 if path == script_path(self.spec) else 0o644
+                actions.append(PutFile("new", path, text, mode, why="nightly backup"))
+        init = (
+            f"export BORG_PASSCOMMAND={shlex.quote('cat ' + passphrase_path(self.spec))}; "
+            'case "$1" in *:*) ;; *) mkdir -p "$(dirname "$1")" ;; esac; '
+            'borg info "$1" >/dev/null 2>&1 || borg init --encryption=repokey-blake2 "$1"'
+        )
+        actions.append(
+            RunCommand(
+                "new",
+                ("sh", "-c", init, "init", self.spec.repository),
+                why="create the repository once",
+                kept="the repository and its archives stay",
+            )
+        )
+        actions.append(
+            RunCommand(
+                "new",
+                ("sh", script_path(self.spec)),
+                why="first run of the nightly backup",
+                timeout=3600,
+                kept="the first archive stays",
+            )
+        )
+        return actions
+
+    def verify(self, ctx: RunContext) -> str:
+        try:
+            archives = archive_names(self._borg(ctx, "list", "--json"))
+            if not archives:
+                raise VerifyError(f"borg list {self.spec.repository}: no archive")
+            self._borg(ctx, "check", timeout=600)
+            info = json.loads(self._borg(ctx, "info", "--json", "--last", "1"))
+        except (RunbookError, ValueError) as exc:
+            raise VerifyError(str(exc)[:500]) from exc
+        last = (info.get("archives") or [{}])[-1]
+        stats = last.get("stats", {})
+        cron = ctx.hosts.get("new").run(["sh", "-c", "pidof cron crond >/dev/null"], check=False).exit_code == 0
+        if not ctx.dry_run:
+            ctx.journal.append(
+                DATA,
+                self.id,
+                repository=self.spec.repository,
+                archives=len(archives),
+                last_archive=archives[-1],
+                original_bytes=stats.get("original_size"),
+                deduplicated_bytes=stats.get("deduplicated_size"),
+                files=stats.get("nfiles"),
+                schedule=self.spec.schedule,
+                cron_file=self.spec.cron_file,
+                cron_running=cron,
+            )
+        note = "" if cron else "; note: no cron daemon runs on the new host, the schedule waits for one"
+        return f"borg list: {len(archives)} archive(s), last {archives[-1]}; borg check ok{note}"
+
+
+def safety_steps(inventory: Inventory) -> list[Step]:
+    """backup/safety-net, before the first site moves (when the inventory has a backup section)."""
+    return [SafetyNet(inventory)] if inventory.backup else []
+
+
+def final_steps(inventory: Inventory) -> list[Step]:
+    """backup/new-host, before the migration is called finished."""
+    return [NewHostBackup(inventory)] if inventory.backup else []

@@ -1,0 +1,546 @@
+"""mail: switch mail last, and lose no message.
+
+Sub-steps (ids mail/...), one group, so that a failure rolls all of them back:
+
+1. pre-sync: the Maildirs (with dovecot-uidlist / dovecot-uidvalidity, so UIDVALIDITY, UIDs and
+   the flags in the file names are kept) and the old Dovecot's passwd-file go to the new host with
+   rsync, host to host.
+2. server: the mail compose project on the new host (runbook.mailserver): Dovecot + Postfix, the
+   certificate dumper, IMAPS behind Traefik's TCP router, SMTP on the new host's address.
+3. hold: the old Postfix routes the mail domain to a relay transport to the new host that is
+   deferred, so mail arriving from now on waits in the old queue instead of being split across
+   two stores.
+4. final-sync: once no delivery is in flight, the Maildirs again; a manifest of what the new host
+   has from the old one (for a rollback).
+5. release: the hold ends; the old queue goes to the new host, and so does anything still arriving
+   at the old host.
+6. switch-dns: after the old-TTL gate, the mail host's A record and the MX with compare-and-swap.
+7. verify: IMAPS login for every mailbox with the ACME certificate, message counts, SMTP, the old
+   queue empty.
+
+Rollback (runner: journaled inverses, then each step's rollback_actions, latest first): DNS back,
+the old Postfix's files restored, reloaded and its queue flushed (it delivers locally again); then
+the new Postfix relays to the old host, every message that reached the new host after the final
+sync is sent back to the old host, and only then does the mail project stop. The new host's copy
+of the Maildirs is kept.
+"""
+
+from __future__ import annotations
+
+from runbook import mailserver
+from runbook.actions import Action, PutFile, RRsetValue, RunCommand
+from runbook.context import RunContext
+from runbook.errors import RunbookError, VerifyError
+from runbook.facts import compose_argv, host_facts
+from runbook.inventory import Inventory, MailSpec
+from runbook.mailcheck import imaps_login, smtp_accepts
+from runbook.step import CheckResult, Step
+from steps import ttl
+from steps.provision import sha
+from steps.transfer import KEY as TRANSFER_KEY
+from steps.transfer import old_ssh_target, rsync_pull, rsync_ssh
+
+MAIN_CF = "/etc/postfix/main.cf"
+MASTER_CF = "/etc/postfix/master.cf"
+MARK = "# runbook: mail switch"
+MANIFEST = ".runbook-final-sync-manifest"
+#: Messages waiting in the old queue (deferred or on hold); mail in flight (incoming, active) is not
+#: a backlog: while clients still send to the old host it passes through on its way to the new one.
+BACKLOG = "postqueue -j 2>/dev/null | grep -cE '\"queue_name\": *\"(deferred|hold)\"' || true"
+WAIT_IDLE = (
+    'for i in $(seq 60); do postqueue -j 2>/dev/null | grep -q \'"queue_name": *"active"\' || exit 0; sleep 0.5; done; '
+    'echo "deliveries still in flight" >&2; exit 1'
+)
+
+
+def held_main_cf(current: str, spec: MailSpec, relay_to: str, hold: bool) -> str:
+    """main.cf with the mail domain routed to the relay transport (deferred while `hold`).
+
+    transport_maps wins over virtual/local delivery whatever the old set-up is; an inline map
+    needs no postmap. Earlier runbook lines are replaced, the operator's own lines are kept.
+    """
+    kept: list[str] = []
+    skipping = False
+    for line in current.splitlines():
+        if line.startswith(MARK):
+            skipping = True
+            continue
+        if skipping and (line.startswith(("transport_maps", "defer_transports")) or line.startswith((" ", "\t"))):
+            continue
+        skipping = False
+        kept.append(line)
+    existing = [
+        line.split("=", 1)[1].strip() for line in kept if line.replace(" ", "").startswith("transport_maps=")
+    ]
+    kept = [line for line in kept if not line.replace(" ", "").startswith("transport_maps=")]
+    maps = f"inline:{{ {{{spec.domain}={mailserver.RELAY_SERVICE}:[{relay_to}]:25}} }}"
+    block = [
+        MARK + (" (held)" if hold else " (relayed to the new host)"),
+        f"transport_maps = {', '.join([maps, *existing])}",
+    ]
+    if hold:
+        block.append(f"defer_transports = {mailserver.RELAY_SERVICE}")
+    return "\n".join([*kept, *block]) + "\n"
+
+
+def relay_master_cf(current: str) -> str:
+    """master.cf with the relay transport (an smtp client with a host name of its own: the new
+    Postfix may use the same myhostname, which the client would take for a mail loop)."""
+    if f"\n{mailserver.RELAY_SERVICE} " in "\n" + current:
+        return current
+    return (
+        current.rstrip("\n")
+        + f"\n{MARK}\n{mailserver.RELAY_SERVICE} unix - - n - - smtp\n"
+        + "  -o myhostname=runbook-relay.invalid\n  -o smtp_dns_support_level=disabled\n"
+    )
+
+
+def tolerant(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """rsync that accepts exit code 24 (files vanished while copying): a live Maildir renames
+    messages (new/ to cur/, flag changes); the final sync, with delivery held, brings the rest."""
+    return ("sh", "-c", 'rsync "$@"; rc=$?; [ "$rc" -eq 24 ] && rc=0; exit "$rc"', "rsync", *argv[1:])
+
+
+class MailStep(Step):
+    """Base of the mail sub-steps: the inventory, its mail spec and the hosts' addresses."""
+
+    part = ""
+    group = "mail"
+
+    def __init__(self, inventory: Inventory) -> None:
+        assert inventory.mail is not None
+        self.inventory = inventory
+        self.spec: MailSpec = inventory.mail
+        self.id = f"mail/{self.part}"
+        self.title = f"mail: {self.part}"
+        self.old_address = inventory.hosts["old"].address
+        self.new_address = mailserver.new_address(inventory)
+        self.root = mailserver.mail_dir(inventory)
+
+    def marker(self, name: str) -> str:
+        return f"{self.root}/.runbook-{name}"
+
+    def maildir_sync(self, *options: str, why: str) -> list[Action]:
+        source = f"{self.spec.maildir_root}/{self.spec.domain}"
+        dest = f"{self.root}/vmail/{self.spec.domain}"
+        return [
+            RunCommand("new", ("mkdir", "-p", dest), why="Maildir folder"),
+            RunCommand(
+                "new",
+                tolerant(rsync_pull(self.inventory, source, dest, *options)),
+                why=why,
+                timeout=3600,
+                kept="the synced Maildirs stay on the new host",
+            ),
+        ]
+
+    def passdb(self, ctx: RunContext) -> str:
+        """The old Dovecot's passwd-file: the inventory's, else what `doveconf` says."""
+        if self.spec.passdb:
+            return self.spec.passdb
+        result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
+        facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
+        if facts.get("passdb/0/driver") == "passwd-file" and facts.get("passdb/0/args"):
+            return facts["passdb/0/args"].split()[-1]
+        raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
+
+    def old_run(self, ctx: RunContext, script: str) -> str:
+        return ctx.hosts.get("old").run(["sh", "-c", script], check=False).stdout
+
+    def backlog(self, ctx: RunContext) -> int:
+        """Messages deferred or on hold in the old Postfix's queue."""
+        text = self.old_run(ctx, BACKLOG).strip()
+        return int(text) if text.isdigit() else 0
+
+    def message_counts(self, ctx: RunContext, where: str) -> dict[str, int]:
+        """Messages per mailbox (all folders) on the old host or in the new container."""
+        counts: dict[str, int] = {}
+        for user in self.spec.users:
+            argv = ["doveadm", "-f", "flow", "mailbox", "status", "-u", user, "messages", "*"]
+            if where == "new":
+                argv = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf",
+                        *argv[1:]]
+            result = ctx.hosts.get(where).run(argv, check=False)
+            if result.exit_code != 0:
+                raise VerifyError(f"doveadm on the {where} host for {user}: {result.stderr.strip()[-200:]}")
+            counts[user] = sum(
+                int(field.split("=", 1)[1])
+                for line in result.stdout.splitlines()
+                for field in line.split()
+                if field.startswith("messages=")
+            )
+        return counts
+
+
+class PreSync(MailStep):
+    """The Maildirs and the passwd-file go to the new host (delta rsync, UIDs and flags kept)."""
+
+    part = "pre-sync"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.hosts.get("new").read_file(self.marker("pre-sync")) is not None:
+            return CheckResult(True, "pre-synced (the final sync brings the rest)")
+        return CheckResult(False, f"{len(self.spec.users)} mailbox(es) to copy")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        _, port = old_ssh_target(self.inventory)
+        address, user = self.old_address, self.inventory.hosts["old"].user or "root"
+        return [
+            *self.maildir_sync("--delete", why="copy the Maildirs (delta)"),
+            RunCommand("new", ("mkdir", "-p", f"{self.root}/config", f"{self.root}/certs"), why="config folder"),
+            RunCommand(
+                "new",
+                ("rsync", "-a", "-e", rsync_ssh(self.inventory), f"{user}@{address}:{self.passdb(ctx)}",
+                 f"{self.root}/config/passwd"),
+                why="the old Dovecot's passwd-file (its mode is kept)",
+                kept="the password database copy stays with the mail project",
+            ),
+            PutFile("new", self.marker("pre-sync"), "pre-synced by runbook\n", 0o600, why="mark the pre-sync"),
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        new = ctx.hosts.get("new")
+        missing = [
+            u
+            for u in self.spec.users
+            if new.run(["test", "-d", self._maildir(u)], check=False).exit_code
+        ]
+        if missing:
+            raise VerifyError(f"Maildirs not on the new host: {', '.join(missing)}")
+        if new.run(["test", "-s", f"{self.root}/config/passwd"], check=False).exit_code:
+            raise VerifyError("the passwd-file is not on the new host")
+        return f"{len(self.spec.users)} Maildir(s) and the passwd-file on the new host"
+
+    def _maildir(self, address: str) -> str:
+        local, _, domain = address.partition("@")
+        return f"{self.root}/vmail/{domain}/{local}/Maildir"
+
+
+class Server(MailStep):
+    """The mail compose project runs on the new host and serves IMAPS with the ACME certificate."""
+
+    part = "server"
+    verify_timeout = 180.0
+
+    def _facts(self, ctx: RunContext) -> dict[str, str]:
+        return host_facts(ctx.hosts.get("new"), list(mailserver.files(self.inventory)), [mailserver.CONTAINER])
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        facts = self._facts(ctx)
+        stale = [
+            p for p, (text, _) in mailserver.files(self.inventory).items()
+            if not facts.get(f"file.{p}", "").startswith(sha(text))
+        ]
+        running = facts.get(f"container.{mailserver.CONTAINER}", "").startswith("running")
+        if not stale and running:
+            return CheckResult(True, f"{mailserver.CONTAINER} runs the current configuration")
+        return CheckResult(False, ", ".join(x for x in (
+            f"{len(stale)} file(s) differ" if stale else "", "" if running else "not running") if x))
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        facts = self._facts(ctx)
+        flavour = facts.get("compose") or "v1"
+        actions: list[Action] = [
+            RunCommand("new", ("mkdir", "-p", f"{self.root}/config", f"{self.root}/certs"), why="project folders")
+        ]
+        for path, (text, mode) in mailserver.files(self.inventory).items():
+            if not facts.get(f"file.{path}", "").startswith(sha(text)):
+                actions.append(PutFile("new", path, text, mode, why="the mail project"))
+        actions.append(
+            RunCommand(
+                "new",
+                compose_argv(flavour, self.root, mailserver.PROJECT, "up", "-d"),
+                why="start the mail server on the new host",
+                kept="stopped by this step's rollback, after mail that reached it went back to the old host",
+            )
+        )
+        return actions
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        # The new Postfix stops listening (senders get "connection refused" and retry, by then to
+        # the old host) but delivers what it accepted; then whatever reached the new Maildirs after
+        # the final sync goes to the old host by SMTP, from the new host itself.
+        drain = (
+            'postconf -e "master_service_disable = inet" && postfix reload >/dev/null && '
+            'for i in $(seq 120); do postqueue -p | grep -q "Mail queue is empty" && exit 0; '
+            "postqueue -f; sleep 1; done; "
+            'echo "the new Postfix still holds mail" >&2; exit 1'
+        )
+        running = host_facts(ctx.hosts.get("new"), [], [mailserver.CONTAINER]).get(
+            f"container.{mailserver.CONTAINER}", ""
+        ).startswith("running")
+        actions: list[Action] = []
+        if running:
+            actions.append(
+                RunCommand(
+                    "new",
+                    ("docker", "exec", mailserver.CONTAINER, "sh", "-c", drain),
+                    why="the new Postfix stops taking mail and delivers what it has",
+                    timeout=300,
+                )
+            )
+        actions.append(
+            RunCommand(
+                "new",
+                ("python3", "-c", mailserver.RELAY_BACK_PY, self.old_address, f"{self.root}/vmail"),
+                why="mail that reached the new host after the final sync goes back to the old host",
+                timeout=600,
+            )
+        )
+        # by name, not `compose down`: the inverses replayed before this removed the compose file
+        actions.append(
+            RunCommand(
+                "new",
+                ("sh", "-c", 'docker rm -f "$@" >/dev/null 2>&1 || true', "stop", mailserver.CONTAINER,
+                 mailserver.DUMPER),
+                why="stop the mail project",
+            )
+        )
+        return actions
+
+    def verify(self, ctx: RunContext) -> str:
+        state = host_facts(ctx.hosts.get("new"), [], [mailserver.CONTAINER]).get(f"container.{mailserver.CONTAINER}")
+        if not (state or "").startswith("running"):
+            raise VerifyError(f"{mailserver.CONTAINER} is {state or 'missing'} on the new host")
+        user = self.spec.users[0] if self.spec.users else None
+        try:
+            seen = imaps_login(ctx, self.new_address, user)
+        except VerifyError as exc:
+            raise VerifyError(f"{exc} [{self._diagnosis(ctx)}]") from exc
+        return f"{mailserver.CONTAINER} runs; {seen}"
+
+    def _diagnosis(self, ctx: RunContext) -> str:
+        """What the operator needs when IMAPS is not right yet: the dump and the servers' logs."""
+        script = (
+            'ls -l "$1" 2>&1 | tail -n 3 | tr "\\n" " "; '
+            'for c in "$2" "$3"; do printf "| %s: " "$c"; docker logs --tail 4 "$c" 2>&1 | tr "\\n" " "; done'
+        )
+        result = ctx.hosts.get("new").run(
+            ["sh", "-c", script, "diagnose", f"{self.root}/certs/{self.spec.host}", mailserver.CONTAINER,
+             mailserver.DUMPER],
+            check=False,
+        )
+        return result.stdout.strip()[-700:]
+
+
+class Hold(MailStep):
+    """The old Postfix stops delivering the mail domain locally: it is routed to a relay
+    transport to the new host that is deferred for now, so arriving mail waits in the queue."""
+
+    part = "hold"
+
+    def _files(self, ctx: RunContext) -> dict[str, tuple[str, str]]:
+        old = ctx.hosts.get("old")
+        main = (old.read_file(MAIN_CF) or b"").decode()
+        master = (old.read_file(MASTER_CF) or b"").decode()
+        return {
+            MAIN_CF: (main, held_main_cf(main, self.spec, self.new_address, hold=True)),
+            MASTER_CF: (master, relay_master_cf(master)),
+        }
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.journal.status().get(f"mail/{Release.part}", {}).get("state") == "done":
+            return CheckResult(True, "held, then released by mail/release")
+        pending = [p for p, (now, wanted) in self._files(ctx).items() if now != wanted]
+        if pending:
+            return CheckResult(False, f"the old Postfix delivers locally ({', '.join(pending)} unchanged)")
+        return CheckResult(True, "the old Postfix holds mail for the domain")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        actions: list[Action] = [
+            PutFile("old", path, wanted, 0o644, why="hold mail for the domain on the old host")
+            for path, (now, wanted) in self._files(ctx).items()
+            if now != wanted
+        ]
+        actions.append(RunCommand("old", ("postfix", "check"), why="refuse a broken configuration"))
+        actions.append(RunCommand("old", ("postfix", "reload"), why="the hold takes effect"))
+        return actions
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        return [
+            RunCommand("old", ("postfix", "reload"), why="the old Postfix delivers locally again"),
+            RunCommand("old", ("postqueue", "-f"), why="deliver what was held"),
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        value = ctx.hosts.get("old").run(["postconf", "-h", "defer_transports"], check=False).stdout.strip()
+        if mailserver.RELAY_SERVICE not in value and not self.check(ctx).done:
+            raise VerifyError("the old Postfix does not hold the mail domain")
+        return f"the old Postfix holds {self.spec.domain} (defer_transports = {value or '-'})"
+
+
+class FinalSync(MailStep):
+    """With delivery held and idle on the old host, the Maildirs once more; then a manifest of
+    what the new host got from the old one (rollback sends back only what arrived later)."""
+
+    part = "final-sync"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None:
+            return CheckResult(True, "final sync done")
+        return CheckResult(False, "mail delivered since the pre-sync is on the old host only")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        sync = self.maildir_sync("--delete", why="the delta since the pre-sync")[1:]
+        manifest = f"{self.root}/vmail/{MANIFEST}"
+        return [
+            RunCommand("old", ("sh", "-c", WAIT_IDLE), why="wait until no delivery is in flight", timeout=60),
+            *sync,
+            RunCommand(
+                "new",
+                ("sh", "-c", f'umask 077; ( {mailserver.MANIFEST_SH} ) > "$2.tmp" && mv "$2.tmp" "$2"', "manifest",
+                 f"{self.root}/vmail", manifest),
+                why="note what came from the old host",
+                kept="the manifest stays for a later rollback",
+            ),
+            PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync"),
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        if ctx.hosts.get("new").run(["test", "-e", TRANSFER_KEY], check=False).exit_code != 0:
+            # after transfer/revoke the hosts cannot compare files any more: compare counts
+            old, new = self.message_counts(ctx, "old"), self.message_counts(ctx, "new")
+            short = [u for u in self.spec.users if new[u] < old[u]]
+            if short:
+                raise VerifyError(f"fewer messages on the new host for {', '.join(short)}")
+            return "every mailbox has at least as many messages on the new host as on the old one"
+        source = f"{self.spec.maildir_root}/{self.spec.domain}"
+        dest = f"{self.root}/vmail/{self.spec.domain}"
+        dry = ctx.hosts.get("new").run(
+            list(rsync_pull(self.inventory, source, dest, "-n", "--ignore-existing", "--out-format=%n")),
+            check=False,
+            timeout=300,
+        )
+        if dry.exit_code != 0:
+            raise VerifyError(f"cannot compare the Maildirs: {dry.stderr.strip()[-200:]}")
+        missing = [
+            line for line in dry.stdout.splitlines()
+            if ("/new/" in line or "/cur/" in line) and not line.endswith("/")
+        ]
+        if missing:
+            raise VerifyError(f"{len(missing)} message(s) on the old host only, e.g. {missing[0]}")
+        return "every message on the old host is on the new host"
+
+
+class Release(MailStep):
+    """The hold ends: the old Postfix relays the domain (its queue first) to the new host."""
+
+    part = "release"
+
+    def _main(self, ctx: RunContext) -> tuple[str, str]:
+        main = (ctx.hosts.get("old").read_file(MAIN_CF) or b"").decode()
+        return main, held_main_cf(main, self.spec, self.new_address, hold=False)
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        now, wanted = self._main(ctx)
+        if now == wanted and MARK in now:
+            return CheckResult(True, "the old Postfix relays the domain to the new host")
+        return CheckResult(False, "mail is held on the old host")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        now, wanted = self._main(ctx)
+        actions: list[Action] = []
+        if now != wanted:
+            actions.append(PutFile("old", MAIN_CF, wanted, 0o644, why="relay the domain to the new host"))
+        actions += [
+            RunCommand("old", ("postfix", "reload"), why="release the hold"),
+            RunCommand("old", ("postqueue", "-f"), why="send the held mail to the new host now"),
+        ]
+        return actions
+
+    def verify(self, ctx: RunContext) -> str:
+        waiting = self.backlog(ctx)
+        if waiting:
+            ctx.hosts.get("old").run(["postqueue", "-f"], check=False)
+            raise VerifyError(f"{waiting} message(s) still wait in the old queue")
+        return "no message waits in the old queue; the domain is relayed to the new host"
+
+
+class SwitchDns(MailStep):
+    """After the old-TTL gate: the mail host's A record to the new host and the MX to the mail
+    host, with compare-and-swap; every authoritative server must serve them."""
+
+    part = "switch-dns"
+    touches_dns = True
+    dangerous = True
+    verify_timeout = 60.0
+
+    def _wanted(self, ctx: RunContext) -> list[tuple[str, str, list[str], list[str]]]:
+        """(name, rdtype, old values, new values)."""
+        originals = ttl.original_values(ctx)
+        out = []
+        original_a = originals.get((self.spec.host, "A"))
+        out.append((self.spec.host, "A", list(original_a.values) if original_a else [self.old_address],
+                    [self.new_address]))
+        mx = originals.get((self.spec.domain, "MX")) or ctx.dns.read(self.spec.domain, "MX")
+        if mx is not None:
+            preference = mx.values[0].split()[0] if mx.values else "10"
+            out.append((self.spec.domain, "MX", list(mx.values), [f"{preference} {self.spec.host}."]))
+        return out
+
+    def _expected(self, ctx: RunContext) -> list[tuple[str, str, RRsetValue]]:
+        assert self.inventory.dns is not None
+        expected = []
+        for name, rdtype, _, new in self._wanted(ctx):
+            current = ctx.dns.read(name, rdtype)
+            expected.append((name, rdtype, RRsetValue.of(current.ttl if current else self.inventory.dns.cutover_ttl,
+                                                         new)))
+        return expected
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        pending = [
+            f"{name} {rdtype}" for name, rdtype, want in self._expected(ctx)
+            if ctx.dns.read(name, rdtype) is None or set(ctx.dns.read(name, rdtype).values) != set(want.values)  # type: ignore[union-attr]
+        ]
+        if pending:
+            return CheckResult(False, f"still on the old host: {', '.join(pending)}")
+        return CheckResult(True, f"{self.spec.host} and the MX of {self.spec.domain} point to the new host")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        if ttl.old_ttl_gate(ctx) is None:
+            raise RunbookError(f"{self.id}: the old-TTL gate is unknown; run ttl/lower first")
+        actions: list[Action] = list(ttl.old_ttl_wait(ctx))
+        for name, rdtype, old, new in self._wanted(ctx):
+            actions += ttl.switch_records(ctx, name, rdtype, old, new, why=f"move {name} {rdtype} to the new host")
+        return actions
+
+    def verify(self, ctx: RunContext) -> str:
+        return ttl.verify_records(ctx, self._expected(ctx), timeout=10)
+
+
+class Verify(MailStep):
+    """IMAPS login for every mailbox on the new host with the certificate from acme.json,
+    message counts old <= new, SMTP on the new host accepts the domain, the old queue is empty."""
+
+    part = "verify"
+    reversible = False
+    verify_timeout = 90.0
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        try:
+            return CheckResult(True, self.verify(ctx))
+        except RunbookError as exc:
+            return CheckResult(False, f"not verified yet: {str(exc)[:200]}")
+
+    def verify(self, ctx: RunContext) -> str:
+        logins = [imaps_login(ctx, self.new_address, user) for user in self.spec.users]
+        old, new = self.message_counts(ctx, "old"), self.message_counts(ctx, "new")
+        short = [f"{u}: old {old[u]}, new {new[u]}" for u in self.spec.users if new[u] < old[u]]
+        if short:
+            raise VerifyError(f"fewer messages on the new host: {'; '.join(short)}")
+        smtp = smtp_accepts(self.new_address, self.spec)
+        waiting = self.backlog(ctx)
+        if waiting:
+            ctx.hosts.get("old").run(["postqueue", "-f"], check=False)
+            raise VerifyError(f"{waiting} message(s) still wait in the old queue")
+        counts = ", ".join(f"{u.split('@')[0]} {old[u]}->{new[u]}" for u in self.spec.users)
+        return f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; old queue empty"
+
+
+PARTS: list[type[MailStep]] = [PreSync, Server, Hold, FinalSync, Release, SwitchDns, Verify]
+
+
+def steps(inventory: Inventory) -> list[Step]:
+    """The mail sub-steps, or none when the inventory has no mail."""
+    return [part(inventory) for part in PARTS] if inventory.mail else []
+

@@ -1,0 +1,81 @@
+"""`inv discover` against the lab's old host: every vhost, the shop database, the mail domain with
+its mailboxes, and a starting inventory that loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runbook.discover import discover
+from runbook.hosts import HostPool
+from runbook.inventory import load_inventory
+from tests.labcopy import REPO, lab_inventory_copy
+
+pytestmark = pytest.mark.lab
+INV = str(Path(sys.executable).parent / "inv")
+MAILBOXES = {"vorstand@club.test", "kasse@club.test", "jugend@club.test"}
+
+
+@pytest.fixture(scope="module")
+def discovered(lab, tmp_path_factory):
+    """`inv discover` run once, as the operator would, with its own state folder."""
+    folder = tmp_path_factory.mktemp("discover")
+    inventory = lab_inventory_copy(folder, "lab-discover")
+    result = subprocess.run(
+        [INV, "-r", str(REPO), "discover", "--inventory", str(inventory)],
+        env={**os.environ, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return folder / "state", result.stdout
+
+
+def test_discover_finds_every_vhost_with_names_aliases_docroots_cgi_and_proxies(clean_lab):
+    inventory = load_inventory(clean_lab.inventory)
+    pool = HostPool(inventory)
+    try:
+        found = discover(pool.get("old"), "old")
+    finally:
+        pool.close()
+    by_name = {(v.name, v.port): v for v in found.vhosts}
+    assert {"club.test", "admin.club.test", "ticker.club.test", "shop.club.test"} <= {v.name for v in found.vhosts}
+    www = by_name[("club.test", 80)]
+    assert www.aliases == ["www.club.test"]
+    admin = by_name[("admin.club.test", 80)]
+    assert admin.document_root == "/var/www/admin" and admin.cgi
+    assert admin.data[0].path == "/var/www/admin" and (admin.data[0].kib or 0) > 0
+    ticker = by_name[("ticker.club.test", 80)]
+    # The public ticker vhost proxies to Varnish, and Varnish to the backend vhost on :8081.
+    assert ticker.proxies and ticker.proxies[0]["backend"] == "varnishd"
+    assert not any(v.frozen for v in found.vhosts)
+    assert by_name[("ticker.club.test", 8081)].document_root == "/var/www/ticker"
+    shop = by_name[("shop.club.test", 80)]
+    assert shop.document_root == "/var/www/shop" and not shop.php and not shop.tls
+    assert "shop" in {d.name for d in found.databases}
+    assert not {"mysql", "information_schema"} & {d.name for d in found.databases}
+    assert found.mail_domains == ["club.test"]
+    assert {m.address for m in found.mailboxes} == MAILBOXES
+    assert all(m.messages >= 3 and m.kib > 0 for m in found.mailboxes)
+
+
+def test_discover_writes_markdown_json_and_a_starting_inventory_that_loads(discovered):
+    state, output = discovered
+    report, data, start = (state / f"discover-lab-discover{ext}" for ext in (".md", ".json", ".inventory.yaml"))
+    for path in (report, data, start):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert "| admin.club.test |" in report.read_text()
+    assert "shop" in json.loads(data.read_text())["databases"][0]["name"]
+    inventory = load_inventory(start)
+    assert {s.name for s in inventory.sites} == {"www", "admin", "ticker", "shop"}
+    assert inventory.site("www").domains == ("club.test", "www.club.test")
+    assert inventory.dns is not None and inventory.dns.zone == "club.test"
+    assert inventory.mail is not None and set(inventory.mail.users) == MAILBOXES
+    assert "TODO" in start.read_text()
+    assert "loads" in output and "club.test: 3 mailbox(es)" in output

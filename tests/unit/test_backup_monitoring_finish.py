@@ -1,0 +1,131 @@
+"""Pure logic of the finish steps: access-log counting, the blackbox configuration (the same modules
+the lab's exporter runs), probe output parsing, and the nightly Borg script and cron file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lab import blackbox as lab_blackbox
+from runbook.inventory import load_inventory
+from steps.backup import archive_names, create_figures, cron_text, nightly_script, safety_net_paths
+from steps.finish import late_requests, parse_line
+from steps.monitoring import modules, parse_probe, probe_error, probes, prometheus_config, regex_literal
+
+REPO = Path(__file__).resolve().parents[2]
+SWITCH = datetime(2026, 11, 25, 15, 8, 35, tzinfo=UTC).timestamp()
+LOG = """\
+127.0.0.11 - - [25/Nov/2026:15:08:30 +0000] "GET / HTTP/1.1" 200 576 "-" "Mozilla/5.0"
+127.0.0.11 - - [25/Nov/2026:15:08:37 +0000] "GET /verein.html HTTP/1.1" 200 557 "-" "Mozilla/5.0 (old phone)"
+10.1.2.3 - - [25/Nov/2026:16:08:37 +0100] "GET / HTTP/1.1" 200 557 "-" "curl/8"
+10.1.2.3 - - [25/Nov/2026:15:09:00 +0000] "GET / HTTP/1.1" 200 557 "-" "curl/8"
+127.0.0.11 - - [25/Nov/2026:15:08:44 +0000] "GET /.well-known/acme-challenge/x HTTP/1.1" 404 133 "-" "runbook-verify"
+127.0.0.15 - - [25/Nov/2026:15:08:45 +0000] "GET / HTTP/1.1" 200 133 "-" "Blackbox Exporter/0.23.0"
+this is not a log line
+127.0.0.11 - - [25/Nov/2026:15:08:50 +0000] "GET /old HTTP/1.0" 301 0
+"""
+
+
+@pytest.fixture(scope="module")
+def inventory():  # type: ignore[no-untyped-def]
+    return load_inventory(REPO / "hosts" / "lab.yaml")
+
+
+def test_requests_after_the_switch_are_counted_and_our_own_checks_apart() -> None:
+    found = late_requests(LOG.splitlines(), SWITCH)
+    assert found["requests"] == 4 and found["clients"] == 2 and found["own_checks"] == 2
+    assert found["top_paths"][0] == {"path": "/", "count": 2}
+    assert {"path": "/verein.html", "count": 1} in found["top_paths"]
+    assert found["first"] == SWITCH + 2 and found["last"] == SWITCH + 25
+    assert late_requests(LOG.splitlines(), SWITCH + 3600)["requests"] == 0
+
+
+def test_a_log_line_with_a_time_zone_is_read_in_utc() -> None:
+    entry = parse_line('10.1.2.3 - - [25/Nov/2026:16:08:37 +0100] "GET / HTTP/1.1" 200 557 "-" "curl/8"')
+    assert entry is not None and entry.when == SWITCH + 2 and entry.agent == "curl/8" and entry.status == 200
+    assert parse_line("garbage") is None
+
+
+def test_the_engine_writes_the_same_modules_the_lab_exporter_runs(inventory) -> None:  # type: ignore[no-untyped-def]
+    ours = modules(inventory)
+    lab = lab_blackbox.modules(inventory.monitoring.ca_file)
+    for name in (
+        "http_2xx_www",
+        "http_2xx_admin",
+        "http_2xx_ticker",
+        "http_2xx_shop",
+        "imaps",
+        "smtp_starttls",
+        "dns_soa",
+    ):
+        for key in ("fail_if_body_not_matches_regexp", "query_response", "query_name", "tls_config"):
+            section = ours[name].get("http") or ours[name].get("tcp") or ours[name].get("dns")
+            lab_section = lab[name].get("http") or lab[name].get("tcp") or lab[name].get("dns")
+            assert section.get(key) == lab_section.get(key), (name, key)
+
+
+def test_probes_cover_every_name_the_mail_host_and_each_name_server(inventory) -> None:  # type: ignore[no-untyped-def]
+    found = probes(inventory, ["127.0.0.53", "127.0.0.54"], mail_moved=False, moved_sites={"www"})
+    targets = {p.target: p for p in found}
+    assert targets["https://club.test/"].required and targets["https://www.club.test/"].required
+    assert not targets["https://shop.club.test/"].required
+    assert not targets["mail.club.test:993"].required and targets["127.0.0.54:53"].module == "dns_soa"
+    moved = probes(inventory, [], mail_moved=True)
+    assert {p.target: p.required for p in moved}["mail.club.test:993"] is True
+    assert {p.target: p.required for p in moved}["mail.club.test:25"] is False  # lab: recorded only
+    config = prometheus_config(inventory, "127.0.0.15:9115", found)
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "blackbox_dns")
+    assert job["static_configs"][0]["targets"] == ["127.0.0.53:53", "127.0.0.54:53"]
+    assert job["params"] == {"module": ["dns_soa"]} and job["scrape_interval"] == "60s"
+
+
+def test_expected_texts_become_literal_regular_expressions() -> None:
+    assert regex_literal("Willkommen beim FC Lab") == "Willkommen beim FC Lab"
+    assert regex_literal("1+1 (Tor!) $5") == "1\\+1 \\(Tor!\\) \\$5"
+
+
+def test_the_exporter_output_and_its_error_are_read() -> None:
+    text = (
+        'ts=1 caller=main.go:181 module=x target=y level=error msg="Error for HTTP request" '
+        'err="Get \\"https://127.0.0.11/\\": dial tcp 127.0.0.11:443: connect: connection refused"\n'
+        "# HELP probe_success Displays whether or not the probe was a success\nprobe_success 0\n"
+        'probe_duration_seconds 0.0012\nprobe_http_status_code{x="y"} 0\n'
+    )
+    assert parse_probe(text) == {"probe_success": 0.0, "probe_duration_seconds": 0.0012}
+    assert probe_error(text).endswith("127.0.0.11:443: connect: connection refused")
+    assert probe_error("probe_success 1\n") == ""
+
+
+def test_the_nightly_script_is_scheduled_prunes_and_holds_no_passphrase(inventory) -> None:  # type: ignore[no-untyped-def]
+    script = nightly_script(inventory)
+    assert "export BORG_PASSCOMMAND='cat /srv/backup/etc/passphrase'" in script
+    assert "for f in /srv/*/docker-compose.yml" in script and "--keep-monthly 6" in script
+    assert "admin-entries.sql" in script and 'exit "$failed"' in script
+    assert "30 2 * * * root /srv/backup/etc/borg-nightly.sh" in cron_text(inventory)
+    assert safety_net_paths(inventory) == [
+        "/var/www/www",
+        "/var/www/admin",
+        "/var/www/ticker",
+        "/var/www/shop",
+        "/var/vmail",
+    ]
+
+
+def test_borg_json_output_gives_the_archive_and_its_figures() -> None:
+    out = (
+        'noise\n{"archive": {"name": "a1", "duration": 0.5, "stats": {"original_size": 10, "compressed_size": 8,'
+        ' "deduplicated_size": 3, "nfiles": 2}}}'
+    )
+    assert create_figures(out) == {
+        "archive": "a1",
+        "original_bytes": 10,
+        "compressed_bytes": 8,
+        "deduplicated_bytes": 3,
+        "files": 2,
+        "borg_seconds": 0.5,
+    }
+    assert create_figures("no json") == {}
+    assert archive_names('{"archives": [{"name": "a"}, {"name": "b"}]}') == ["a", "b"]
+    assert archive_names("broken") == []
