@@ -7,7 +7,7 @@ from runbook.hosts import Host
 FACTS_SCRIPT = r"""
 v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) && echo "docker=$v" || echo "docker="
 if docker compose version >/dev/null 2>&1; then echo compose=v2
-elif docker-compose version >/dev/null 2>&1; then echo compose=v1; else echo compose=; fi
+elif command -v docker-compose >/dev/null 2>&1; then echo compose=v1; else echo compose=; fi
 docker network inspect web >/dev/null 2>&1 && echo network.web=yes || echo network.web=no
 for c in $CONTAINERS; do
   state='{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}'

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import shlex
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,7 @@ class SSHHost(Host):
         self.ssh_config = ssh_config
         self.backup_dir = spec.backup_dir
         self._connection: Any = None
+        self._lock = threading.Lock()
         self.user = spec.user or "root"
 
     def connection(self) -> Any:
@@ -201,8 +203,9 @@ class SSHHost(Host):
 
         import paramiko
 
-        if self._connection is None:
-            self._connection = self._connect()
+        with self._lock:  # plans check steps in parallel: one connection, many channels
+            if self._connection is None:
+                self._connection = self._connect()
         if self.user != "root":
             command = "sudo -n -- sh -c " + shlex.quote(command)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -252,9 +255,14 @@ class HostPool:
     def __init__(self, inventory: Inventory | None, extra: dict[str, Host] | None = None) -> None:
         self.inventory = inventory
         self._hosts: dict[str, Host] = dict(extra or {})
+        self._lock = threading.Lock()
 
     def get(self, name: str) -> Host:
         """The host called name in the inventory ('local' is this machine)."""
+        with self._lock:
+            return self._get(name)
+
+    def _get(self, name: str) -> Host:
         if name not in self._hosts:
             if name == "local":
                 backups = self.inventory.state_dir / "backups" if self.inventory else None

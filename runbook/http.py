@@ -71,16 +71,14 @@ def request(
         raise RunbookError(f"{where}: {exc or type(exc).__name__}") from exc
 
 
-def acme_context(ctx: RunContext) -> ssl.SSLContext:
-    """An SSL context that trusts what the ACME server issues.
-
-    With `acme.ca_roots_url` (pebble) the issuing root is fetched once per run (it changes on
-    every pebble start); otherwise the system's trust store (Let's Encrypt is in it).
-    """
-    cached = ctx.extra.get("acme_context")
-    if cached is not None:
-        return cached
+def acme_root_pem(ctx: RunContext) -> str | None:
+    """The ACME server's issuing root as PEM when the inventory names where it is published
+    (`acme.ca_roots_url`, pebble: it changes on every start), fetched once per run; else None
+    (Let's Encrypt's roots are in the system's trust store)."""
+    if "acme_root_pem" in ctx.extra:
+        return ctx.extra["acme_root_pem"]
     acme = ctx.inventory.acme
+    pem = None
     if acme and acme.ca_roots_url:
         import urllib.request
 
@@ -90,8 +88,15 @@ def acme_context(ctx: RunContext) -> ssl.SSLContext:
                 pem = answer.read().decode()
         except OSError as exc:
             raise RunbookError(f"cannot fetch the ACME server's root from {acme.ca_roots_url}: {exc}") from exc
-        context = ssl.create_default_context(cadata=pem)
-    else:
-        context = ssl.create_default_context()
-    ctx.extra["acme_context"] = context
-    return context
+    ctx.extra["acme_root_pem"] = pem
+    return pem
+
+
+def acme_context(ctx: RunContext) -> ssl.SSLContext:
+    """An SSL context that trusts what the ACME server issues (see acme_root_pem)."""
+    cached = ctx.extra.get("acme_context")
+    if cached is None:
+        pem = acme_root_pem(ctx)
+        cached = ssl.create_default_context(cadata=pem) if pem else ssl.create_default_context()
+        ctx.extra["acme_context"] = cached
+    return cached

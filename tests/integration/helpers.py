@@ -13,6 +13,8 @@ import dns.query
 import dns.rdatatype
 import yaml
 
+from tests.labcopy import lab_inventory_copy
+
 REPO = Path(__file__).resolve().parents[2]
 INV = str(Path(sys.executable).parent / "inv")
 SETUP = "preflight/*,provision/*,transfer/key,transfer/authorize,ttl/lower"
@@ -38,31 +40,12 @@ def must(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProces
 
 def inventory_variant(tmp: Path, name: str, change: Any = None) -> Path:
     """A copy of the lab inventory under another name (its own journal), with absolute paths,
-    changed by `change(data)`."""
-    source = REPO / "hosts" / "lab.yaml"
-    data = yaml.safe_load(source.read_text())
-    data["name"] = name
-
-    def absolute(value: str) -> str:
-        return str((source.parent / value).resolve())
-
-    data["state_dir"] = str(tmp / "state")
-    data["ssh"]["known_hosts"] = absolute(data["ssh"]["known_hosts"])
-    for host in data["hosts"].values():
-        host["identity_file"] = absolute(host["identity_file"])
-    data["dns"]["tsig"]["secret_file"] = absolute(data["dns"]["tsig"]["secret_file"])
-    data["acme"]["ca_bundle"] = absolute(data["acme"]["ca_bundle"])
-    data["apps_dir"] = str(tmp / "apps")
-    if data.get("mail", {}).get("password_file"):
-        data["mail"]["password_file"] = absolute(data["mail"]["password_file"])
-    if data.get("backup", {}).get("passphrase_file"):
-        data["backup"]["passphrase_file"] = absolute(data["backup"]["passphrase_file"])
-    if data.get("monitoring", {}).get("ca_file"):
-        data["monitoring"]["ca_file"] = absolute(data["monitoring"]["ca_file"])
+    changed by `change(data)` (see tests/labcopy.py)."""
+    path = lab_inventory_copy(tmp, name)
     if change:
+        data = yaml.safe_load(path.read_text())
         change(data)
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
