@@ -14,6 +14,7 @@ import json
 import smtplib
 import socket
 import ssl
+import time
 from typing import Any
 
 from runbook import mailserver
@@ -38,12 +39,15 @@ class _Imaps(imaplib.IMAP4_SSL):
 def acme_certificate(ctx: RunContext, name: str) -> bytes | None:
     """The leaf certificate (DER) that acme.json on the new host holds for `name`, or None."""
     path = f"{mailserver.acme_dir(ctx.inventory)}/acme.json"
-    raw = ctx.hosts.get("new").read_file(path)
-    if not raw:
-        return None
-    try:
-        store = json.loads(raw)
-    except ValueError:
+    store = None
+    for _ in range(5):  # Traefik rewrites acme.json in place: a read may catch it half-written
+        raw = ctx.hosts.get("new").read_file(path)
+        try:
+            store = json.loads(raw) if raw else None
+            break
+        except ValueError:
+            time.sleep(0.5)
+    if not isinstance(store, dict):
         return None
     for resolver in store.values():
         for cert in (resolver or {}).get("Certificates") or []:

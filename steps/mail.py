@@ -534,7 +534,10 @@ class Verify(MailStep):
             ctx.hosts.get("old").run(["postqueue", "-f"], check=False)
             raise VerifyError(f"{waiting} message(s) still wait in the old queue")
         counts = ", ".join(f"{u.split('@')[0]} {old[u]}->{new[u]}" for u in self.spec.users)
-        return f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; old queue empty"
+        return (
+            f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; "
+            "nothing waits in the old queue"
+        )
 
 
 PARTS: list[type[MailStep]] = [PreSync, Server, Hold, FinalSync, Release, SwitchDns, Verify]

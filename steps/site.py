@@ -14,7 +14,7 @@ from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
 from runbook.hold import hold_argv
-from runbook.http import Response, acme_context, request
+from runbook.http import Response, acme_context, acme_root_pem, request
 from runbook.inventory import Inventory, SiteSpec
 from runbook.step import CheckResult, Step
 from steps import ttl
@@ -223,18 +223,7 @@ class Freeze(SiteStep):
         return out
 
     def _acme_root(self, ctx: RunContext) -> str | None:
-        acme = self.inventory.acme
-        if not (acme and acme.ca_roots_url):
-            return None
-        import ssl
-        import urllib.request
-
-        fetch = ssl.create_default_context(cafile=str(acme.ca_bundle) if acme.ca_bundle else None)
-        try:
-            with urllib.request.urlopen(acme.ca_roots_url, context=fetch, timeout=10) as answer:
-                return str(answer.read().decode())
-        except OSError as exc:
-            raise RunbookError(f"cannot fetch the ACME root from {acme.ca_roots_url}: {exc}") from exc
+        return acme_root_pem(ctx)
 
     def check(self, ctx: RunContext) -> CheckResult:
         pending = [p for p, (now, frozen) in self._frozen_files(ctx).items() if now != frozen]

@@ -43,8 +43,9 @@ def tree(root: Path) -> dict[str, str]:
 def zone(server: str, lab_root: Path) -> list[str]:
     """Every record of club.test at one server (AXFR with the lab's transfer key), SOA serial included."""
     keyring = dns.tsigkeyring.from_text({XFER_NAME: (lab_root / "dns" / "xfer.secret").read_text().strip()})
-    messages = dns.query.xfr(server, "club.test", keyring=keyring, keyalgorithm="hmac-sha256", relativize=False,
-                             timeout=10)
+    messages = dns.query.xfr(
+        server, "club.test", keyring=keyring, keyalgorithm="hmac-sha256", relativize=False, timeout=10
+    )
     transferred = dns.zone.from_xfr(messages, relativize=False)
     return sorted(transferred.to_text(relativize=False).splitlines())
 
@@ -61,12 +62,15 @@ def served(server: str, records: list[str]) -> list[str]:
 
 def containers() -> list[str]:
     """Containers (id, name, image, state, creation), networks and volumes of the lab's dockerd."""
+
     def lines(*argv: str) -> list[str]:
         return sorted(subprocess.run(["docker", *argv], capture_output=True, text=True, check=True).stdout.splitlines())
 
-    return (lines("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.State}} {{.CreatedAt}}")
-            + lines("network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}")
-            + lines("volume", "ls", "--format", "{{.Name}}"))
+    return (
+        lines("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Image}} {{.State}} {{.CreatedAt}}")
+        + lines("network", "ls", "--no-trunc", "--format", "{{.ID}} {{.Name}}")
+        + lines("volume", "ls", "--format", "{{.Name}}")
+    )
 
 
 def snapshot(lab_root: Path, ns1: str, ns2: str) -> dict[str, object]:

@@ -48,16 +48,20 @@ def end_state_problems(lab, inventory: Path, step_ids: list[str]) -> list[str]: 
             if a_record(domain, server) != ([lab.new], 10):
                 problems.append(f"{domain} at {server}: {a_record(domain, server)}, want ([{lab.new}], 10)")
     status = json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"]
-    problems += [f"journal: {s} is {status.get(s, {}).get('state')}" for s in step_ids
-                 if status.get(s, {}).get("state") != "done"]
+    problems += [
+        f"journal: {s} is {status.get(s, {}).get('state')}"
+        for s in step_ids
+        if status.get(s, {}).get("state") != "done"
+    ]
     return problems
 
 
 @pytest.mark.timeout(int(os.environ.get("CRASH_TIMEOUT", "0")))  # every point is a lab reset and two runs
 def test_a_migration_killed_at_any_step_and_phase_resumes_to_a_complete_end_state(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab.lab.reset()
-    plan = json.loads(must(run_inv("plan", "--json", "--only", ONLY, inventory=inventory_variant(tmp_path, "plan")))
-                      .stdout)
+    plan = json.loads(
+        must(run_inv("plan", "--json", "--only", ONLY, inventory=inventory_variant(tmp_path, "plan"))).stdout
+    )
     step_ids = [entry["step_id"] for entry in plan["steps"]]
     points, seed = crash_points(step_ids)
     print(f"\ncrash points: {len(points)} of {len(step_ids) * len(PHASES)}, CRASH_SEED={seed}")
@@ -70,8 +74,9 @@ def test_a_migration_killed_at_any_step_and_phase_resumes_to_a_complete_end_stat
         if killed.returncode != -9:
             not_reached.append(point)  # e.g. mid-actions of a step with nothing to do
             if killed.returncode != 0:
-                failures.append(f"{point}: the run with the failpoint failed without being killed: "
-                                f"{killed.stdout[-1500:]}")
+                failures.append(
+                    f"{point}: the run with the failpoint failed without being killed: {killed.stdout[-1500:]}"
+                )
                 continue
         resumed = run_inv("migrate", "--yes", "--only", ONLY, inventory=inventory)
         problems = [] if resumed.returncode == 0 else [f"resume exited {resumed.returncode}: {resumed.stdout[-1500:]}"]
@@ -80,8 +85,11 @@ def test_a_migration_killed_at_any_step_and_phase_resumes_to_a_complete_end_stat
             failures.append(f"{point}: " + "; ".join(problems))
         else:
             passed += 1
-        print(f"  {point}: {'passed' if not problems else 'FAILED'}"
-              f"{' (failpoint not reached)' if point in not_reached else ''}", flush=True)
+        print(
+            f"  {point}: {'passed' if not problems else 'FAILED'}"
+            f"{' (failpoint not reached)' if point in not_reached else ''}",
+            flush=True,
+        )
     lab.lab.reset()
     print(f"crash points tried: {len(points)}, passed: {passed}, not reached: {len(not_reached)}, seed {seed}")
     assert failures == [], "\n".join(failures)

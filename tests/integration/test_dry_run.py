@@ -31,6 +31,13 @@ def test_a_full_dry_run_on_a_clean_lab_changes_nothing(clean_lab, tmp_path: Path
 
 def test_a_full_dry_run_in_the_middle_of_a_migration_changes_nothing(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     inventory = inventory_variant(tmp_path, "lab-dry-partial")
-    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:www/*,site:admin/pre-sync,site:admin/start",
-                 inventory=inventory))
+    must(
+        run_inv(
+            "migrate",
+            "--yes",
+            "--only",
+            f"{SETUP},site:www/*,site:admin/pre-sync,site:admin/start",
+            inventory=inventory,
+        )
+    )
     dry_runs_change_nothing(clean_lab, inventory)

@@ -28,6 +28,7 @@ from tests.integration.test_sites import answers_from_new_host, old_host_serves_
 
 pytestmark = pytest.mark.lab
 
+
 def clean_error(result: subprocess.CompletedProcess[str], *names: str) -> str:
     """The run failed with exit 1, no traceback, and an error that names every one of names."""
     output = result.stdout + result.stderr
@@ -74,8 +75,14 @@ def test_the_new_hosts_sshd_stopped_mid_step_fails_naming_the_host_and_resumes(c
     must(run_inv("migrate", "--yes", "--only", SETUP, inventory=inventory))
     env = dict(os.environ, INVOKE_RUNBOOK_INVENTORY=str(inventory), COLUMNS="200")
     env.pop("RUNBOOK_FAILPOINT", None)
-    run = subprocess.Popen([INV, "-r", str(REPO), "migrate", "--yes", "--only", "site:www/*"], cwd=REPO, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(
+        [INV, "-r", str(REPO), "migrate", "--yes", "--only", "site:www/*"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     journal = tmp_path / "state" / "fault-ssh.journal.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and '"site:www/start"' not in journal.read_text():
@@ -124,8 +131,7 @@ def test_a_wrong_tsig_secret_fails_naming_the_key_without_showing_it_and_resumes
         data["dns"]["tsig"]["secret_file"] = str(wrong)
 
     inventory = inventory_variant(tmp_path, "fault-tsig", wrong_secret)
-    output = clean_error(run_inv("migrate", "--yes", "--only", SETUP, inventory=inventory), "127.0.0.53",
-                         "runbook-key")
+    output = clean_error(run_inv("migrate", "--yes", "--only", SETUP, inventory=inventory), "127.0.0.53", "runbook-key")
     assert wrong.read_text().strip() not in output
     assert a_record("admin.club.test", lab.ns1) == ([lab.old], 10)
     rewrite(inventory, tmp_path, "fault-tsig")
@@ -144,8 +150,9 @@ def test_the_secondary_down_fails_the_step_naming_it_and_resumes_once_it_is_back
     assert secondary
     os.kill(secondary, signal.SIGTERM)
     try:
-        output = clean_error(run_inv("migrate", "--yes", "--only", SETUP, inventory=inventory, timeout=300),
-                             "127.0.0.54")
+        output = clean_error(
+            run_inv("migrate", "--yes", "--only", SETUP, inventory=inventory, timeout=300), "127.0.0.54"
+        )
         assert "ttl/lower" in output
         assert journal_states(inventory).get("ttl/lower") != "done"
     finally:
@@ -185,8 +192,9 @@ def test_a_full_disk_on_the_new_host_fails_the_sync_naming_it_and_resumes_once_f
     subprocess.run([*namespace, "mkdir", "-p", "/srv/www"], check=True)
     subprocess.run([*namespace, "mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", "/srv/www"], check=True)
     try:
-        output = clean_error(run_inv("migrate", "--yes", "--only", "site:www/*", inventory=inventory),
-                             "site:www/", "new")
+        output = clean_error(
+            run_inv("migrate", "--yes", "--only", "site:www/*", inventory=inventory), "site:www/", "new"
+        )
         assert "No space left on device" in output or "space" in output.lower(), output[-3000:]
         assert old_host_serves_itself(lab, "club.test", "Willkommen beim FC Lab")
         assert a_record("club.test", lab.ns1)[0] == [lab.old]

@@ -49,8 +49,9 @@ def test_no_secret_reaches_output_journal_report_or_plan(clean_lab, tmp_path: Pa
         assert "Traceback" not in result.stderr, f"{name}: {result.stderr[-2000:]}"
         found += leaks(secrets, f"inv {name} stdout", result.stdout)
         found += leaks(secrets, f"inv {name} stderr", result.stderr)
-    written = [p for root in (tmp_path / "state", tmp_path / "apps") if root.exists() for p in root.rglob("*")
-               if p.is_file()]
+    written = [
+        p for root in (tmp_path / "state", tmp_path / "apps") if root.exists() for p in root.rglob("*") if p.is_file()
+    ]
     assert any(p.name.endswith(".journal.jsonl") for p in written), written
     for path in written:
         found += leaks(secrets, str(path), path.read_bytes().decode("utf-8", "replace"))

@@ -20,8 +20,12 @@ from tests.integration.helpers import SETUP, SITES_ONLY, a_record, inventory_var
 
 pytestmark = pytest.mark.lab
 
-SITES = {"www": ("club.test", "Willkommen beim FC Lab"), "admin": ("admin.club.test", "Admin-Tool"),
-         "ticker": ("ticker.club.test", "Liveticker"), "shop": ("shop.club.test", "Fanshop")}
+SITES = {
+    "www": ("club.test", "Willkommen beim FC Lab"),
+    "admin": ("admin.club.test", "Admin-Tool"),
+    "ticker": ("ticker.club.test", "Liveticker"),
+    "shop": ("shop.club.test", "Fanshop"),
+}
 PARTS = ["pre-sync", "start", "verify-new", "freeze", "final-sync", "switch-dns", "verify-live"]
 
 
@@ -79,8 +83,9 @@ def test_a_move_killed_at_any_sub_step_resumes_and_completes(clean_lab, tmp_path
     inventory = inventory_variant(tmp_path, "lab-crash")
     only = f"{SETUP},site:ticker/*"
     phase = "before-check" if part.startswith("verify") else "mid-actions"
-    killed = run_inv("migrate", "--yes", "--only", only, inventory=inventory,
-                     RUNBOOK_FAILPOINT=f"site:ticker/{part}@{phase}")
+    killed = run_inv(
+        "migrate", "--yes", "--only", only, inventory=inventory, RUNBOOK_FAILPOINT=f"site:ticker/{part}@{phase}"
+    )
     assert killed.returncode == -9, killed.stdout[-2000:]
     resumed = must(run_inv("migrate", "--yes", "--only", only, inventory=inventory))
     assert "failed=0" in resumed.stdout

@@ -57,10 +57,32 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
     if kind == "str":
         return "".join(rng.choice("abcz.-_/:@ 0189*?") for _ in range(rng.randint(0, 12)))
     if kind == "weird":
-        return rng.choice(["", " ", "..", "a..b", "-", "/", "~", "{}", "[", "%s", "\x00x", "ü" * 3, "1e9", "null",
-                           "127.0.0.999", "http://", "::::", "x" * 300, "${HOME}", "../../etc/passwd"])
+        return rng.choice(
+            [
+                "",
+                " ",
+                "..",
+                "a..b",
+                "-",
+                "/",
+                "~",
+                "{}",
+                "[",
+                "%s",
+                "\x00x",
+                "ü" * 3,
+                "1e9",
+                "null",
+                "127.0.0.999",
+                "http://",
+                "::::",
+                "x" * 300,
+                "${HOME}",
+                "../../etc/passwd",
+            ]
+        )
     if kind == "int":
-        return rng.choice([0, -1, 1, 65535, 65536, 2**63, -(2**40), rng.randint(-10**6, 10**6)])
+        return rng.choice([0, -1, 1, 65535, 65536, 2**63, -(2**40), rng.randint(-(10**6), 10**6)])
     if kind == "float":
         return rng.choice([0.5, -1.5, 1e308, float("inf"), float("nan")])
     if kind == "bool":
@@ -69,8 +91,10 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
         return None
     if kind == "list":
         return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(["name", "zzz", "address", "1", "domains"]): random_value(rng, depth + 1)
-            for _ in range(rng.randint(0, 3))}
+    return {
+        rng.choice(["name", "zzz", "address", "1", "domains"]): random_value(rng, depth + 1)
+        for _ in range(rng.randint(0, 3))
+    }
 
 
 def _parent(data: Any, path: Path_) -> Any:
@@ -106,8 +130,23 @@ def mutate(data: Any, rng: random.Random) -> Any:
     return data
 
 
-INSERTS = ["\t", ":", "- ", "{", "]", "'", '"', "&a", "*b", "!!python/object:os.system ", "? ", "%YAML 9\n",
-           "\n  ", "---\n", "\x07"]
+INSERTS = [
+    "\t",
+    ":",
+    "- ",
+    "{",
+    "]",
+    "'",
+    '"',
+    "&a",
+    "*b",
+    "!!python/object:os.system ",
+    "? ",
+    "%YAML 9\n",
+    "\n  ",
+    "---\n",
+    "\x07",
+]
 
 
 def damage_text(text: str, rng: random.Random) -> str:
@@ -118,7 +157,7 @@ def damage_text(text: str, rng: random.Random) -> str:
         if action == "insert":
             text = text[:at] + rng.choice(INSERTS) + text[at:]
         elif action == "delete":
-            text = text[:at] + text[at + rng.randint(1, 20):]
+            text = text[:at] + text[at + rng.randint(1, 20) :]
         elif action == "truncate":
             text = text[:at]
         else:
@@ -143,8 +182,11 @@ def assert_loads_or_located_error(path: Path) -> None:
             assert int(match["line"]) >= 1 and int(match["column"]) >= 1, problem
 
 
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @FUZZ
@@ -172,13 +214,17 @@ def test_arbitrary_text_loads_or_gives_located_problems(tmp_path: Path, text: st
 
 
 @FUZZ
-@given(value=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                      max_size=3),
-                          max_leaves=10),
-       key=st.sampled_from(sorted(LAB_DATA)))
-def test_any_value_under_any_top_level_key_loads_or_gives_located_problems(tmp_path: Path, value: Any,
-                                                                          key: str) -> None:
+@given(
+    value=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=10,
+    ),
+    key=st.sampled_from(sorted(LAB_DATA)),
+)
+def test_any_value_under_any_top_level_key_loads_or_gives_located_problems(
+    tmp_path: Path, value: Any, key: str
+) -> None:
     data = copy.deepcopy(LAB_DATA)
     data[key] = value
     path = tmp_path / "fuzz.yaml"
@@ -187,6 +233,7 @@ def test_any_value_under_any_top_level_key_loads_or_gives_located_problems(tmp_p
 
 
 # --- through the front end, in a subprocess ------------------------------------------------------
+
 
 class Listeners:
     """A TCP and a UDP socket on one 127.0.0.1 port that count whoever reaches them."""
@@ -276,8 +323,12 @@ def test_the_trap_inventory_itself_would_contact_the_listeners(tmp_path: Path, l
     data["state_dir"] = str(tmp_path / "state")
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_inventory(path)
-    run = subprocess.Popen([INV, "-r", str(REPO), "plan", "--inventory", str(path)], cwd=REPO,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [INV, "-r", str(REPO), "plan", "--inventory", str(path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     contacts: list[str] = []
     try:
         deadline = time.monotonic() + 60
@@ -292,13 +343,19 @@ def test_the_trap_inventory_itself_would_contact_the_listeners(tmp_path: Path, l
 
 
 @pytest.mark.parametrize("task", ["check-config", "plan"])
-def test_a_bad_inventory_exits_2_without_traceback_or_connection(tmp_path: Path, listeners: Listeners,
-                                                                  task: str) -> None:
+def test_a_bad_inventory_exits_2_without_traceback_or_connection(
+    tmp_path: Path, listeners: Listeners, task: str
+) -> None:
     seed = int(os.environ.get("FUZZ_SEED", random.randrange(2**32)))
     print(f"FUZZ_SEED={seed}")
     for path in invalid_cases(tmp_path, listeners, count=4, seed=seed):
-        result = subprocess.run([INV, "-r", str(REPO), task, "--inventory", str(path)], cwd=REPO,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [INV, "-r", str(REPO), task, "--inventory", str(path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         output = result.stdout + result.stderr
         assert result.returncode == 2, f"{path.read_text()}\n---\n{output} (seed {seed})"
         assert "Traceback" not in output, output
@@ -307,6 +364,7 @@ def test_a_bad_inventory_exits_2_without_traceback_or_connection(tmp_path: Path,
 
 
 # --- the cases the fuzzing found (once tracebacks) ---------------------------------------------
+
 
 def test_a_control_character_is_a_located_yaml_problem(tmp_path: Path) -> None:
     path = tmp_path / "bell.yaml"
