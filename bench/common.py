@@ -47,15 +47,17 @@ def sites_inventory(count: int, workdir: Path) -> Path:
     data = lab_data(f"bench-{count}", workdir)
     for number in range(1, count - len(data["sites"]) + 1):
         name = f"site{number:03d}"
-        data["sites"].append({
-            "name": name,
-            "domains": [f"{name}.club.test"],
-            "docroot": f"/var/www/{name}",
-            "data": [f"/var/www/{name}"],
-            "image": "lab/busybox:1",
-            "command": ["httpd", "-f", "-p", "80", "-h", f"/var/www/{name}"],
-            "expect": {"text": name},
-        })
+        data["sites"].append(
+            {
+                "name": name,
+                "domains": [f"{name}.club.test"],
+                "docroot": f"/var/www/{name}",
+                "data": [f"/var/www/{name}"],
+                "image": "lab/busybox:1",
+                "command": ["httpd", "-f", "-p", "80", "-h", f"/var/www/{name}"],
+                "expect": {"text": name},
+            }
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"bench-{count}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -123,8 +123,10 @@ def main() -> None:
                 run_steps(path, "transfer/revoke")
     lock.close()
     total = args.users * args.messages
-    print(f"mailboxes: {args.users} x {args.messages} messages ({total} in all), {args.new} new per mailbox "
-          f"and 5 % flag changes before the final sync, {args.runs} runs")
+    print(
+        f"mailboxes: {args.users} x {args.messages} messages ({total} in all), {args.new} new per mailbox "
+        f"and 5 % flag changes before the final sync, {args.runs} runs"
+    )
     print(f"pre-sync   median {statistics.median(pre):6.2f} s  (min {min(pre):.2f}, max {max(pre):.2f})")
     print(f"final sync median {statistics.median(final):6.2f} s  (min {min(final):.2f}, max {max(final):.2f})")
 

@@ -51,8 +51,13 @@ def engine_plan(inventory: Path) -> dict[str, Any]:
     try:
         started = time.monotonic()
         inv = load_inventory(inventory)
-        ctx = RunContext(inventory=inv, journal=Journal(inv.journal_path), hosts=HostPool(inv),
-                         reporter=QuietReporter(), dry_run=True)
+        ctx = RunContext(
+            inventory=inv,
+            journal=Journal(inv.journal_path),
+            hosts=HostPool(inv),
+            reporter=QuietReporter(),
+            dry_run=True,
+        )
         try:
             plan = build_plan(build_steps(inv), ctx)
         finally:
@@ -74,8 +79,14 @@ def inv_plan(inventory: Path) -> float:
     """`inv plan --json` end to end (interpreter start and imports included), in seconds."""
     env = dict(os.environ, INVOKE_RUNBOOK_INVENTORY=str(inventory))
     started = time.monotonic()
-    result = subprocess.run([str(BIN / "inv"), "-r", str(REPO), "plan", "--json"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [str(BIN / "inv"), "-r", str(REPO), "plan", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     seconds = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"inv plan failed: {result.stderr[-2000:]}")
@@ -85,39 +96,81 @@ def inv_plan(inventory: Path) -> float:
 def ansible_files(inventory: Path, workdir: Path) -> tuple[Path, Path]:
     """An Ansible inventory of the two lab hosts and a playbook with the plan's read-only checks."""
     data = yaml.safe_load(inventory.read_text())
-    common = (f"-o UserKnownHostsFile={data['ssh']['known_hosts']} -o StrictHostKeyChecking=yes "
-              "-o IdentitiesOnly=yes")
+    common = f"-o UserKnownHostsFile={data['ssh']['known_hosts']} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     hosts = {
         "all": {
             "hosts": {
-                role: {"ansible_host": spec["address"], "ansible_port": spec["port"], "ansible_user": spec["user"],
-                       "ansible_ssh_private_key_file": spec["identity_file"], "ansible_ssh_common_args": common,
-                       "ansible_python_interpreter": "/usr/bin/python3"}
+                role: {
+                    "ansible_host": spec["address"],
+                    "ansible_port": spec["port"],
+                    "ansible_user": spec["user"],
+                    "ansible_ssh_private_key_file": spec["identity_file"],
+                    "ansible_ssh_common_args": common,
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                }
                 for role, spec in data["hosts"].items()
             },
-            "vars": {"sites": [{"name": s["name"], "docroot": s["docroot"], "domains": s["domains"]}
-                               for s in data["sites"]],
-                     "dns_server": data["dns"]["server"]},
+            "vars": {
+                "sites": [{"name": s["name"], "docroot": s["docroot"], "domains": s["domains"]} for s in data["sites"]],
+                "dns_server": data["dns"]["server"],
+            },
         }
     }
     playbook = [
-        {"name": "old host: what the plan reads", "hosts": "old", "gather_facts": False, "tasks": [
-            {"name": "docroot", "ansible.builtin.stat": {"path": "{{ item.docroot }}"}, "loop": "{{ sites }}"},
-            {"name": "vhost", "ansible.builtin.stat": {"path": "/etc/apache2/sites-enabled/{{ item.name }}.conf"},
-             "loop": "{{ sites }}"},
-            {"name": "vhosts known to apache", "ansible.builtin.command": "apache2ctl -S", "check_mode": False,
-             "changed_when": False, "failed_when": False},
-        ]},
-        {"name": "new host: what the plan reads", "hosts": "new", "gather_facts": False, "tasks": [
-            {"name": "data folder", "ansible.builtin.file": {"path": "/srv/{{ item.name }}", "state": "directory"},
-             "loop": "{{ sites }}"},
-            {"name": "container", "ansible.builtin.command": "docker ps -a -q --filter name={{ item.name }}",
-             "check_mode": False, "changed_when": False, "loop": "{{ sites }}"},
-        ]},
-        {"name": "DNS: what the plan reads", "hosts": "new", "gather_facts": False, "tasks": [
-            {"name": "record", "ansible.builtin.command": "dig +short @{{ dns_server }} {{ item.domains[0] }} A",
-             "delegate_to": "localhost", "check_mode": False, "changed_when": False, "loop": "{{ sites }}"},
-        ]},
+        {
+            "name": "old host: what the plan reads",
+            "hosts": "old",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "docroot", "ansible.builtin.stat": {"path": "{{ item.docroot }}"}, "loop": "{{ sites }}"},
+                {
+                    "name": "vhost",
+                    "ansible.builtin.stat": {"path": "/etc/apache2/sites-enabled/{{ item.name }}.conf"},
+                    "loop": "{{ sites }}",
+                },
+                {
+                    "name": "vhosts known to apache",
+                    "ansible.builtin.command": "apache2ctl -S",
+                    "check_mode": False,
+                    "changed_when": False,
+                    "failed_when": False,
+                },
+            ],
+        },
+        {
+            "name": "new host: what the plan reads",
+            "hosts": "new",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "data folder",
+                    "ansible.builtin.file": {"path": "/srv/{{ item.name }}", "state": "directory"},
+                    "loop": "{{ sites }}",
+                },
+                {
+                    "name": "container",
+                    "ansible.builtin.command": "docker ps -a -q --filter name={{ item.name }}",
+                    "check_mode": False,
+                    "changed_when": False,
+                    "loop": "{{ sites }}",
+                },
+            ],
+        },
+        {
+            "name": "DNS: what the plan reads",
+            "hosts": "new",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "record",
+                    "ansible.builtin.command": "dig +short @{{ dns_server }} {{ item.domains[0] }} A",
+                    "delegate_to": "localhost",
+                    "check_mode": False,
+                    "changed_when": False,
+                    "loop": "{{ sites }}",
+                },
+            ],
+        },
     ]
     workdir.mkdir(parents=True, exist_ok=True)
     hosts_file, play_file = workdir / "hosts.yaml", workdir / "plan.yaml"
@@ -128,11 +181,21 @@ def ansible_files(inventory: Path, workdir: Path) -> tuple[Path, Path]:
 
 def ansible_check(hosts_file: Path, play_file: Path) -> float:
     """`ansible-playbook --check` of the playbook, in seconds."""
-    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True", ANSIBLE_PIPELINING="True",
-               ANSIBLE_LOCAL_TEMP=str(play_file.parent / "tmp"), ANSIBLE_NOCOLOR="1")
+    env = dict(
+        os.environ,
+        ANSIBLE_HOST_KEY_CHECKING="True",
+        ANSIBLE_PIPELINING="True",
+        ANSIBLE_LOCAL_TEMP=str(play_file.parent / "tmp"),
+        ANSIBLE_NOCOLOR="1",
+    )
     started = time.monotonic()
-    result = subprocess.run([str(BIN / "ansible-playbook"), "--check", "-i", str(hosts_file), str(play_file)],
-                            env=env, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "--check", "-i", str(hosts_file), str(play_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     seconds = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"ansible-playbook failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
@@ -166,19 +229,25 @@ def main() -> None:
                 "steps_not_checkable": plans[0]["not_checkable"],
                 "example_errors": plans[0]["errors"],
             }
-            print(f"{size:4d} sites: plan {row['plan_seconds_median']:.2f} s in-process, "
-                  f"inv plan --json {row['inv_plan_seconds_median']:.2f} s (median of {runs}); "
-                  f"{row['steps']} steps, {row['ssh_channels']} SSH channels "
-                  f"({row['ssh_channels_per_site']:.1f} per site), "
-                  f"{row['steps_not_checkable']} steps say they cannot be checked/previewed", flush=True)
+            print(
+                f"{size:4d} sites: plan {row['plan_seconds_median']:.2f} s in-process, "
+                f"inv plan --json {row['inv_plan_seconds_median']:.2f} s (median of {runs}); "
+                f"{row['steps']} steps, {row['ssh_channels']} SSH channels "
+                f"({row['ssh_channels_per_site']:.1f} per site), "
+                f"{row['steps_not_checkable']} steps say they cannot be checked/previewed",
+                flush=True,
+            )
             if have_ansible:
                 hosts_file, play_file = ansible_files(inventory, workdir / str(size) / "ansible")
                 checks = [ansible_check(hosts_file, play_file) for _ in range(runs)]
                 row["ansible_check_seconds_median"] = median(checks)
                 row["ansible_over_inv_plan"] = row["ansible_check_seconds_median"] / row["inv_plan_seconds_median"]
-                print(f"{size:4d} sites: ansible-playbook --check {row['ansible_check_seconds_median']:.2f} s "
-                      f"(median of {runs}); ratio ansible / inv plan = {row['ansible_over_inv_plan']:.2f}x "
-                      f"(goal >= 10x)", flush=True)
+                print(
+                    f"{size:4d} sites: ansible-playbook --check {row['ansible_check_seconds_median']:.2f} s "
+                    f"(median of {runs}); ratio ansible / inv plan = {row['ansible_over_inv_plan']:.2f}x "
+                    f"(goal >= 10x)",
+                    flush=True,
+                )
             figures[str(size)] = row
     if len(figures) >= 2:
         small, big = (figures[k] for k in sorted(figures, key=int)[:2])

@@ -42,8 +42,15 @@ def resolve(name: str, resolver: str, port: int = 53) -> str:
     raise RuntimeError(f"{name}: no A record from {resolver}")
 
 
-def fetch(address: str, host: str, path: str, tls_context: ssl.SSLContext, method: str = "GET",
-          body: bytes | None = None, timeout: float = 15.0) -> tuple[int, bytes]:
+def fetch(
+    address: str,
+    host: str,
+    path: str,
+    tls_context: ssl.SSLContext,
+    method: str = "GET",
+    body: bytes | None = None,
+    timeout: float = 15.0,
+) -> tuple[int, bytes]:
     """One request like a browser's: http first; a redirect to https is followed at the same address."""
     status, headers, data = _one(address, host, path, None, method, body, timeout)
     if status in (301, 302, 307, 308) and headers.get("location", "").startswith("https://"):
@@ -51,8 +58,9 @@ def fetch(address: str, host: str, path: str, tls_context: ssl.SSLContext, metho
     return status, data
 
 
-def _one(address: str, host: str, path: str, tls: ssl.SSLContext | None, method: str, body: bytes | None,
-         timeout: float) -> tuple[int, dict[str, str], bytes]:
+def _one(
+    address: str, host: str, path: str, tls: ssl.SSLContext | None, method: str, body: bytes | None, timeout: float
+) -> tuple[int, dict[str, str], bytes]:
     sock = socket.create_connection((address, 443 if tls else 80), timeout=timeout)
     if tls:
         sock = tls.wrap_socket(sock, server_hostname=host)
@@ -69,9 +77,17 @@ class Probe(threading.Thread):
     """Reads `read_path` at `rate` per second and appends an entry through `write_path` every
     `write_every` reads, until stopped."""
 
-    def __init__(self, domain: str, resolver: str, tls_context: ssl.SSLContext, *, rate: float = 20.0,
-                 read_path: str = "/cgi-bin/entries.cgi", write_path: str = "/cgi-bin/entries.cgi",
-                 write_every: int = 10) -> None:
+    def __init__(
+        self,
+        domain: str,
+        resolver: str,
+        tls_context: ssl.SSLContext,
+        *,
+        rate: float = 20.0,
+        read_path: str = "/cgi-bin/entries.cgi",
+        write_path: str = "/cgi-bin/entries.cgi",
+        write_every: int = 10,
+    ) -> None:
         super().__init__(daemon=True)
         self.domain, self.resolver, self.tls = domain, resolver, tls_context
         self.rate, self.read_path, self.write_path, self.write_every = rate, read_path, write_path, write_every
@@ -116,8 +132,9 @@ class Probe(threading.Thread):
             status, data = fetch(address, self.domain, self.read_path, self.tls)
             lines = set(data.decode(errors="replace").splitlines())
             missing = [e for e in expected if e not in lines]
-            return Sample(sent, "read", status == 200 and not missing, address, status, time.time() - sent,
-                          missing=missing)
+            return Sample(
+                sent, "read", status == 200 and not missing, address, status, time.time() - sent, missing=missing
+            )
         except Exception as exc:  # noqa: BLE001
             return Sample(sent, "read", False, error=f"{type(exc).__name__}: {exc}", seconds=time.time() - sent)
 

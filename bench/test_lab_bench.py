@@ -68,18 +68,27 @@ def test_final_sync_time_against_the_size_of_the_delta(clean_lab, tmp_path: Path
         shutil.rmtree(source, ignore_errors=True)
         shutil.rmtree(lab.root / "new" / "srv" / "zz-bench-sync", ignore_errors=True)
     figures["ratio_50mb_over_1mb"] = figures["changed_50mb_seconds"] / figures["changed_1mb_seconds"]
-    print(f"\nfinal sync of a {figures['tree_mb']:.0f} MB tree: first {figures['first_sync_seconds']:.2f} s, "
-          f"unchanged {figures['no_change_seconds']:.2f} s, 1 MB changed {figures['changed_1mb_seconds']:.2f} s, "
-          f"50 MB changed {figures['changed_50mb_seconds']:.2f} s (medians of 3; "
-          f"50 MB / 1 MB = {figures['ratio_50mb_over_1mb']:.1f}x)")
+    print(
+        f"\nfinal sync of a {figures['tree_mb']:.0f} MB tree: first {figures['first_sync_seconds']:.2f} s, "
+        f"unchanged {figures['no_change_seconds']:.2f} s, 1 MB changed {figures['changed_1mb_seconds']:.2f} s, "
+        f"50 MB changed {figures['changed_50mb_seconds']:.2f} s (medians of 3; "
+        f"50 MB / 1 MB = {figures['ratio_50mb_over_1mb']:.1f}x)"
+    )
     save("sync", figures)
 
 
 def test_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
     inventory = inventory_variant(tmp_path, "bench-freeze")
-    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:admin/pre-sync,site:admin/start,site:admin/verify-new",
-                 inventory=inventory))
+    must(
+        run_inv(
+            "migrate",
+            "--yes",
+            "--only",
+            f"{SETUP},site:admin/pre-sync,site:admin/start,site:admin/verify-new",
+            inventory=inventory,
+        )
+    )
     probe = Probe("admin.club.test", lab.resolver, acme_trust(lab), rate=20, write_every=5)
     probe.start()
     time.sleep(1.0)
@@ -111,8 +120,10 @@ def test_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path
         "availability_percent": 100.0 * (requests - failed) / requests if requests else 0.0,
         "slowest_request_seconds": summary["slowest"],
     }
-    print(f"\nsite admin: freeze window {window:.2f} s (freeze {freeze['seconds']:.2f} s + final sync "
-          f"{final['seconds']:.2f} s), whole move {move_seconds:.1f} s; {requests} requests, {failed} failed, "
-          f"{summary['stale']} stale, {summary['writes_acknowledged']} writes kept; availability "
-          f"{figures['availability_percent']:.2f} %, slowest request {summary['slowest']:.2f} s")
+    print(
+        f"\nsite admin: freeze window {window:.2f} s (freeze {freeze['seconds']:.2f} s + final sync "
+        f"{final['seconds']:.2f} s), whole move {move_seconds:.1f} s; {requests} requests, {failed} failed, "
+        f"{summary['stale']} stale, {summary['writes_acknowledged']} writes kept; availability "
+        f"{figures['availability_percent']:.2f} %, slowest request {summary['slowest']:.2f} s"
+    )
     save("freeze", figures)

@@ -28,7 +28,7 @@ PACKAGES = ("dovecot-imapd", "dovecot-lmtpd", "postfix", "ca-certificates", "ope
 #: Names the package set, so that a changed list rebuilds the cache and the image.
 FLAVOUR = hashlib.sha256(" ".join((SUITE, *PACKAGES)).encode()).hexdigest()[:10]
 # The container's command comes from the compose project (steps/mail.py); this is a harmless default.
-IMPORT_CHANGES = ("CMD [\"/bin/sh\"]", "ENV LANG=C.UTF-8", f"LABEL lab.mail.flavour={FLAVOUR}")
+IMPORT_CHANGES = ('CMD ["/bin/sh"]', "ENV LANG=C.UTF-8", f"LABEL lab.mail.flavour={FLAVOUR}")
 
 
 def tarball(paths: Paths) -> Path:

@@ -196,8 +196,17 @@ class PutFile(Action):
             backup = self._backup_path(ctx, current)
             if host.read_file(backup) is None:
                 # -L: a symlinked file (sites-enabled -> sites-available) is backed up by content
-                host.run(["sh", "-c", 'umask 077; mkdir -p "$1" && cp -pL "$2" "$3"', "backup", host.backup_dir,
-                          self.path, backup])
+                host.run(
+                    [
+                        "sh",
+                        "-c",
+                        'umask 077; mkdir -p "$1" && cp -pL "$2" "$3"',
+                        "backup",
+                        host.backup_dir,
+                        self.path,
+                        backup,
+                    ]
+                )
         host.write_file(self.path, self.content.encode(), self.mode)
         return {"bytes": len(self.content.encode())}
 

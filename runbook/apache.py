@@ -88,8 +88,12 @@ def frozen_block(block: list[str], target: str, tls: bool, ca_file: str | None) 
         f'{indent}RequestHeader set X-Forwarded-Proto "{"https" if tls else "http"}"',
     ]
     if target.startswith("https://"):
-        proxy += [f"{indent}SSLProxyEngine On", f"{indent}SSLProxyVerify require",
-                  f"{indent}SSLProxyVerifyDepth 5", f"{indent}SSLProxyCheckPeerName On"]
+        proxy += [
+            f"{indent}SSLProxyEngine On",
+            f"{indent}SSLProxyVerify require",
+            f"{indent}SSLProxyVerifyDepth 5",
+            f"{indent}SSLProxyCheckPeerName On",
+        ]
         if ca_file:
             proxy.append(f"{indent}SSLProxyCACertificateFile {ca_file}")
     proxy += [f"{indent}ProxyPass / {target}/", f"{indent}ProxyPassReverse / {target}/"]

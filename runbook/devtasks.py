@@ -48,8 +48,11 @@ def test(c, all_crash_points=False, lab=True):
     """Run the tests; --all-crash-points runs only the crash test, over every point."""
     python = sys.executable
     if all_crash_points:
-        c.run(f"CRASH_POINTS=all {python} -m pytest -s -p no:cacheprovider --timeout=0 "
-              "tests/integration/test_crash_anywhere.py", pty=False)
+        c.run(
+            f"CRASH_POINTS=all {python} -m pytest -s -p no:cacheprovider --timeout=0 "
+            "tests/integration/test_crash_anywhere.py",
+            pty=False,
+        )
         return
     marker = "" if lab else "-m 'not lab'"
     c.run(f"{python} -m pytest -p no:cacheprovider {marker}", pty=False)
@@ -68,8 +71,11 @@ def bench(c, sizes="25,200", runs=3, skip_lab_changes=False):
     parts = ROOT / "bench-results" / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     if not skip_lab_changes:
-        c.run(f"{python} -m pytest -s -q -p no:cacheprovider -p tests.conftest --timeout=0 bench/test_lab_bench.py",
-              pty=False, warn=True)
+        c.run(
+            f"{python} -m pytest -s -q -p no:cacheprovider -p tests.conftest --timeout=0 bench/test_lab_bench.py",
+            pty=False,
+            warn=True,
+        )
     c.run(f"{python} bench/plan_bench.py --sizes {sizes} --runs {runs}", pty=False, warn=True)
     # dns_bench writes test records to the lab's zone: hold the lab's pytest lock like a session does.
     dns = c.run(f"flock {ROOT / '.lab' / 'pytest.lock'} {python} bench/dns_bench.py", pty=False, warn=True)

@@ -79,8 +79,10 @@ class Host:
             'base64 -d > "$tmp"; if [ -n "$2" ]; then chmod "$2" "$tmp"; '
             'elif [ -e "$t" ]; then chmod --reference="$t" "$tmp"; fi; mv -f "$tmp" "$t"'
         )
-        self.run(["sh", "-c", script, "write", path, "" if mode is None else f"{mode:o}"],
-                 stdin=base64.b64encode(data).decode())
+        self.run(
+            ["sh", "-c", script, "write", path, "" if mode is None else f"{mode:o}"],
+            stdin=base64.b64encode(data).decode(),
+        )
 
     def close(self) -> None:
         """Close the connection, if any."""

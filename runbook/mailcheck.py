@@ -71,8 +71,9 @@ def imaps_login(ctx: RunContext, address: str, user: str | None, port: int = 993
     try:
         imap = _Imaps(address, spec.host, acme_context(ctx), port)
     except ssl.SSLCertVerificationError as exc:
-        raise VerifyError(f"IMAPS {address}:{port} ({spec.host}): certificate does not verify: "
-                          f"{exc.verify_message}") from exc
+        raise VerifyError(
+            f"IMAPS {address}:{port} ({spec.host}): certificate does not verify: {exc.verify_message}"
+        ) from exc
     except (OSError, imaplib.IMAP4.error) as exc:
         raise VerifyError(f"IMAPS {address}:{port} ({spec.host}): {exc or type(exc).__name__}") from exc
     try:

@@ -201,8 +201,17 @@ def dumper_service(inventory: Inventory, spec: MailSpec) -> dict[str, Any]:
     if spec.certs_dumper.startswith(LDEZ):
         service["image"] = spec.certs_dumper
         service["command"] = [
-            "file", "--version", "v2", "--domain-subdir", "--crt-name=fullchain", "--key-name=privkey",
-            "--watch", "--source", "/data/acme.json", "--dest", "/dumps",
+            "file",
+            "--version",
+            "v2",
+            "--domain-subdir",
+            "--crt-name=fullchain",
+            "--key-name=privkey",
+            "--watch",
+            "--source",
+            "/data/acme.json",
+            "--dest",
+            "/dumps",
         ]
     else:
         service["image"] = spec.image

@@ -269,6 +269,10 @@ class Runner:
         outcomes = []
         for step in steps:
             started = time.monotonic()
+            finished = step.finished_by(self.ctx)
+            if finished is not None:
+                outcomes.append(Outcome(step.id, "ok", 0.0, finished.reason))
+                continue
             try:
                 seen = step.verify(self.ctx)
                 outcomes.append(Outcome(step.id, "ok", time.monotonic() - started, seen))

@@ -41,6 +41,8 @@ class Step:
     dangerous: ClassVar[bool] = False
     #: Seconds the runner keeps retrying verify() before the step fails.
     verify_timeout: ClassVar[float] = 30.0
+    #: A later step that undoes this one on purpose (transfer/revoke for the transfer key).
+    cleaned_up_by: ClassVar[str | None] = None
     #: Steps that roll back together when one of them fails (e.g. "site:www"); None: alone.
     group: str | None = None
 
@@ -64,11 +66,12 @@ class Step:
         """Why the actions shown in a dry run are not exact (for previewable = False steps)."""
         return "its actions depend on the steps before it; the plan shows what it would do now"
 
-    def finished_by(self, ctx: RunContext, later_step: str) -> CheckResult | None:
-        """For set-up steps undone on purpose at the end (a transfer key, the lowered TTL): done
-        once the step that cleans up after them is journaled done. None otherwise."""
-        if ctx.journal.status().get(later_step, {}).get("state") == "done":
-            return CheckResult(True, f"used, then cleaned up by {later_step}")
+    def finished_by(self, ctx: RunContext) -> CheckResult | None:
+        """For set-up steps undone on purpose at the end (`cleaned_up_by`: a transfer key, the
+        lowered TTL): done once that step is journaled done. None otherwise."""
+        later = self.cleaned_up_by
+        if later and ctx.journal.status().get(later, {}).get("state") == "done":
+            return CheckResult(True, f"used, then cleaned up by {later}")
         return None
 
     def __repr__(self) -> str:

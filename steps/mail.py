@@ -46,7 +46,7 @@ MARK = "# runbook: mail switch"
 MANIFEST = ".runbook-final-sync-manifest"
 #: Messages waiting in the old queue (deferred or on hold); mail in flight (incoming, active) is not
 #: a backlog: while clients still send to the old host it passes through on its way to the new one.
-BACKLOG = "postqueue -j 2>/dev/null | grep -cE '\"queue_name\": *\"(deferred|hold)\"' || true"
+BACKLOG = 'postqueue -j 2>/dev/null | grep -cE \'"queue_name": *"(deferred|hold)"\' || true'
 WAIT_IDLE = (
     'for i in $(seq 60); do postqueue -j 2>/dev/null | grep -q \'"queue_name": *"active"\' || exit 0; sleep 0.5; done; '
     'echo "deliveries still in flight" >&2; exit 1'
@@ -69,9 +69,7 @@ def held_main_cf(current: str, spec: MailSpec, relay_to: str, hold: bool) -> str
             continue
         skipping = False
         kept.append(line)
-    existing = [
-        line.split("=", 1)[1].strip() for line in kept if line.replace(" ", "").startswith("transport_maps=")
-    ]
+    existing = [line.split("=", 1)[1].strip() for line in kept if line.replace(" ", "").startswith("transport_maps=")]
     kept = [line for line in kept if not line.replace(" ", "").startswith("transport_maps=")]
     maps = f"inline:{{ {{{spec.domain}={mailserver.RELAY_SERVICE}:[{relay_to}]:25}} }}"
     block = [
@@ -158,8 +156,7 @@ class MailStep(Step):
         for user in self.spec.users:
             argv = ["doveadm", "-f", "flow", "mailbox", "status", "-u", user, "messages", "*"]
             if where == "new":
-                argv = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf",
-                        *argv[1:]]
+                argv = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv[1:]]
             result = ctx.hosts.get(where).run(argv, check=False)
             if result.exit_code != 0:
                 raise VerifyError(f"doveadm on the {where} host for {user}: {result.stderr.strip()[-200:]}")
@@ -190,8 +187,14 @@ class PreSync(MailStep):
             RunCommand("new", ("mkdir", "-p", f"{self.root}/config", f"{self.root}/certs"), why="config folder"),
             RunCommand(
                 "new",
-                ("rsync", "-a", "-e", rsync_ssh(self.inventory), f"{user}@{address}:{self.passdb(ctx)}",
-                 f"{self.root}/config/passwd"),
+                (
+                    "rsync",
+                    "-a",
+                    "-e",
+                    rsync_ssh(self.inventory),
+                    f"{user}@{address}:{self.passdb(ctx)}",
+                    f"{self.root}/config/passwd",
+                ),
                 why="the old Dovecot's passwd-file (its mode is kept)",
                 kept="the password database copy stays with the mail project",
             ),
@@ -200,11 +203,7 @@ class PreSync(MailStep):
 
     def verify(self, ctx: RunContext) -> str:
         new = ctx.hosts.get("new")
-        missing = [
-            u
-            for u in self.spec.users
-            if new.run(["test", "-d", self._maildir(u)], check=False).exit_code
-        ]
+        missing = [u for u in self.spec.users if new.run(["test", "-d", self._maildir(u)], check=False).exit_code]
         if missing:
             raise VerifyError(f"Maildirs not on the new host: {', '.join(missing)}")
         if new.run(["test", "-s", f"{self.root}/config/passwd"], check=False).exit_code:
@@ -228,14 +227,19 @@ class Server(MailStep):
     def check(self, ctx: RunContext) -> CheckResult:
         facts = self._facts(ctx)
         stale = [
-            p for p, (text, _) in mailserver.files(self.inventory).items()
+            p
+            for p, (text, _) in mailserver.files(self.inventory).items()
             if not facts.get(f"file.{p}", "").startswith(sha(text))
         ]
         running = facts.get(f"container.{mailserver.CONTAINER}", "").startswith("running")
         if not stale and running:
             return CheckResult(True, f"{mailserver.CONTAINER} runs the current configuration")
-        return CheckResult(False, ", ".join(x for x in (
-            f"{len(stale)} file(s) differ" if stale else "", "" if running else "not running") if x))
+        return CheckResult(
+            False,
+            ", ".join(
+                x for x in (f"{len(stale)} file(s) differ" if stale else "", "" if running else "not running") if x
+            ),
+        )
 
     def actions(self, ctx: RunContext) -> list[Action]:
         facts = self._facts(ctx)
@@ -266,9 +270,11 @@ class Server(MailStep):
             "postqueue -f; sleep 1; done; "
             'echo "the new Postfix still holds mail" >&2; exit 1'
         )
-        running = host_facts(ctx.hosts.get("new"), [], [mailserver.CONTAINER]).get(
-            f"container.{mailserver.CONTAINER}", ""
-        ).startswith("running")
+        running = (
+            host_facts(ctx.hosts.get("new"), [], [mailserver.CONTAINER])
+            .get(f"container.{mailserver.CONTAINER}", "")
+            .startswith("running")
+        )
         actions: list[Action] = []
         if running:
             actions.append(
@@ -291,8 +297,14 @@ class Server(MailStep):
         actions.append(
             RunCommand(
                 "new",
-                ("sh", "-c", 'docker rm -f "$@" >/dev/null 2>&1 || true', "stop", mailserver.CONTAINER,
-                 mailserver.DUMPER),
+                (
+                    "sh",
+                    "-c",
+                    'docker rm -f "$@" >/dev/null 2>&1 || true',
+                    "stop",
+                    mailserver.CONTAINER,
+                    mailserver.DUMPER,
+                ),
                 why="stop the mail project",
             )
         )
@@ -316,8 +328,15 @@ class Server(MailStep):
             'for c in "$2" "$3"; do printf "| %s: " "$c"; docker logs --tail 4 "$c" 2>&1 | tr "\\n" " "; done'
         )
         result = ctx.hosts.get("new").run(
-            ["sh", "-c", script, "diagnose", f"{self.root}/certs/{self.spec.host}", mailserver.CONTAINER,
-             mailserver.DUMPER],
+            [
+                "sh",
+                "-c",
+                script,
+                "diagnose",
+                f"{self.root}/certs/{self.spec.host}",
+                mailserver.CONTAINER,
+                mailserver.DUMPER,
+            ],
             check=False,
         )
         return result.stdout.strip()[-700:]
@@ -388,8 +407,14 @@ class FinalSync(MailStep):
             *sync,
             RunCommand(
                 "new",
-                ("sh", "-c", f'umask 077; ( {mailserver.MANIFEST_SH} ) > "$2.tmp" && mv "$2.tmp" "$2"', "manifest",
-                 f"{self.root}/vmail", manifest),
+                (
+                    "sh",
+                    "-c",
+                    f'umask 077; ( {mailserver.MANIFEST_SH} ) > "$2.tmp" && mv "$2.tmp" "$2"',
+                    "manifest",
+                    f"{self.root}/vmail",
+                    manifest,
+                ),
                 why="note what came from the old host",
                 kept="the manifest stays for a later rollback",
             ),
@@ -414,8 +439,7 @@ class FinalSync(MailStep):
         if dry.exit_code != 0:
             raise VerifyError(f"cannot compare the Maildirs: {dry.stderr.strip()[-200:]}")
         missing = [
-            line for line in dry.stdout.splitlines()
-            if ("/new/" in line or "/cur/" in line) and not line.endswith("/")
+            line for line in dry.stdout.splitlines() if ("/new/" in line or "/cur/" in line) and not line.endswith("/")
         ]
         if missing:
             raise VerifyError(f"{len(missing)} message(s) on the old host only, e.g. {missing[0]}")
@@ -470,8 +494,9 @@ class SwitchDns(MailStep):
         originals = ttl.original_values(ctx)
         out = []
         original_a = originals.get((self.spec.host, "A"))
-        out.append((self.spec.host, "A", list(original_a.values) if original_a else [self.old_address],
-                    [self.new_address]))
+        out.append(
+            (self.spec.host, "A", list(original_a.values) if original_a else [self.old_address], [self.new_address])
+        )
         mx = originals.get((self.spec.domain, "MX")) or ctx.dns.read(self.spec.domain, "MX")
         if mx is not None:
             preference = mx.values[0].split()[0] if mx.values else "10"
@@ -483,13 +508,15 @@ class SwitchDns(MailStep):
         expected = []
         for name, rdtype, _, new in self._wanted(ctx):
             current = ctx.dns.read(name, rdtype)
-            expected.append((name, rdtype, RRsetValue.of(current.ttl if current else self.inventory.dns.cutover_ttl,
-                                                         new)))
+            expected.append(
+                (name, rdtype, RRsetValue.of(current.ttl if current else self.inventory.dns.cutover_ttl, new))
+            )
         return expected
 
     def check(self, ctx: RunContext) -> CheckResult:
         pending = [
-            f"{name} {rdtype}" for name, rdtype, want in self._expected(ctx)
+            f"{name} {rdtype}"
+            for name, rdtype, want in self._expected(ctx)
             if ctx.dns.read(name, rdtype) is None or set(ctx.dns.read(name, rdtype).values) != set(want.values)  # type: ignore[union-attr]
         ]
         if pending:
@@ -546,4 +573,3 @@ PARTS: list[type[MailStep]] = [PreSync, Server, Hold, FinalSync, Release, Switch
 def steps(inventory: Inventory) -> list[Step]:
     """The mail sub-steps, or none when the inventory has no mail."""
     return [part(inventory) for part in PARTS] if inventory.mail else []
-

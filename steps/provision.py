@@ -215,8 +215,10 @@ class AcmeRelay(Step):
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
         if (relayed.status, relayed.body) != (direct.status, direct.body):
-            raise VerifyError(f"the old host answers the challenge path itself ({relayed.status}), "
-                              f"not the new host's Traefik ({direct.status})")
+            raise VerifyError(
+                f"the old host answers the challenge path itself ({relayed.status}), "
+                f"not the new host's Traefik ({direct.status})"
+            )
         return f"{site.domains[0]}/.well-known/acme-challenge/ on the old host reaches Traefik"
 
 

@@ -91,12 +91,13 @@ class TransferKey(Step):
 
     id = "transfer/key"
     title = "transfer key on the new host"
+    cleaned_up_by = "transfer/revoke"
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if finished := self.finished_by(ctx, TransferRevoke.id):
+        if finished := self.finished_by(ctx):
             return finished
         new = ctx.hosts.get("new")
         has_key = new.run(["test", "-s", f"{KEY}.pub"], check=False).exit_code == 0
@@ -147,6 +148,7 @@ class TransferAuthorize(Step):
 
     id = "transfer/authorize"
     title = "old host accepts the transfer key (read-only rsync)"
+    cleaned_up_by = "transfer/revoke"
     previewable = False
 
     def __init__(self, inventory: Inventory) -> None:
@@ -166,7 +168,7 @@ class TransferAuthorize(Step):
         return f"{options} {public.decode().strip()}"
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if finished := self.finished_by(ctx, TransferRevoke.id):
+        if finished := self.finished_by(ctx):
             return finished
         line = self._line(ctx)
         current = ctx.hosts.get("old").read_file(self.authorized_keys)

@@ -176,6 +176,7 @@ class TtlLower(Step):
 
     id = LOWER_ID
     title = "lower the TTL of the records that move"
+    cleaned_up_by = RESTORE_ID
     touches_dns = True
 
     def __init__(self, inventory: Inventory) -> None:
@@ -186,7 +187,7 @@ class TtlLower(Step):
         return {k: (v, cutover_value(ctx, v)) for k, v in records_to_lower(ctx).items()}
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if finished := self.finished_by(ctx, RESTORE_ID):
+        if finished := self.finished_by(ctx):
             return finished
         pending = [
             f"{n} {t} (TTL {cur.ttl})" for (n, t), (cur, want) in self._targets(ctx).items() if cur.ttl != want.ttl
