@@ -23,6 +23,7 @@ import yaml
 from lab import proc
 from lab.health import Check
 from lab.topology import BLACKBOX, PEBBLE, RESOLVER, SITES, ZONE, Paths
+from steps.monitoring import mail_modules
 
 PORT = 9115
 ADDRESS = f"{BLACKBOX}:{PORT}"
@@ -56,34 +57,7 @@ def modules(ca_file: str) -> dict:
                 "fail_if_body_not_matches_regexp": [regex_literal(text)],
             },
         }
-    result["imaps"] = {
-        "prober": "tcp",
-        "timeout": "5s",
-        "tcp": {
-            "preferred_ip_protocol": "ip4",
-            "tls": True,
-            "tls_config": tls,
-            "query_response": [{"expect": "OK.*"}, {"send": ". CAPABILITY"}, {"expect": "CAPABILITY IMAP4rev1"}],
-        },
-    }
-    result["smtp_starttls"] = {
-        "prober": "tcp",
-        "timeout": "5s",
-        "tcp": {
-            "preferred_ip_protocol": "ip4",
-            "tls_config": tls,
-            "query_response": [
-                {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
-                {"send": "EHLO prober\r"},
-                {"expect": "^250-STARTTLS"},
-                {"send": "STARTTLS\r"},
-                {"expect": "^220"},
-                {"starttls": True},
-                {"send": "EHLO prober\r"},
-                {"expect": "^250 "},
-            ],
-        },
-    }
+    result.update(mail_modules(tls))
     result["dns_soa"] = {
         "prober": "dns",
         "timeout": "5s",

@@ -409,11 +409,8 @@ def _monitoring_markdown(report: Report) -> list[str]:
     return ["## Monitoring (blackbox probes)", ""] + _md_table(["module", "target", "result", "note"], rows)
 
 
-def _decommission_markdown(report: Report) -> list[str]:
-    data = report.step_data.get("finish/decommission")
-    if not data:
-        return []
-    out = ["## Decommissioning the old host", ""]
+def decommission_rows(data: dict[str, Any]) -> list[list[Any]]:
+    """Per site: name, switch time, requests still arriving after it, clients, last, top paths."""
     rows = []
     for name, s in data.get("sites", {}).items():
         paths = ", ".join(f"{p['path']} ({p['count']})" for p in s.get("top_paths", []))
@@ -427,6 +424,15 @@ def _decommission_markdown(report: Report) -> list[str]:
                 paths or s.get("note", ""),
             ]
         )
+    return rows
+
+
+def _decommission_markdown(report: Report) -> list[str]:
+    data = report.step_data.get("finish/decommission")
+    if not data:
+        return []
+    out = ["## Decommissioning the old host", ""]
+    rows = decommission_rows(data)
     out += _md_table(["site", "switched", "requests after", "clients", "last", "paths"], rows)
     out += [f"- [ ] {item}" for item in data.get("checklist", [])]
     return out + [""]

@@ -14,6 +14,7 @@ from runbook.report import (
     SiteTimeline,
     backup_markdown,
     clock,
+    decommission_rows,
     duration,
     figures,
     mail_figures,
@@ -184,19 +185,7 @@ def _decommission(report: Report) -> list[str]:
     data = report.step_data.get("finish/decommission")
     if not data:
         return []
-    rows = []
-    for name, s in data.get("sites", {}).items():
-        paths = ", ".join(f"{p['path']} ({p['count']})" for p in s.get("top_paths", []))
-        rows.append(
-            [
-                name,
-                when(s.get("switched_at")),
-                s.get("requests", "-"),
-                s.get("clients", "-"),
-                clock(s.get("last")),
-                paths or s.get("note", ""),
-            ]
-        )
+    rows = decommission_rows(data)
     checklist = "".join(f"<li>&#9744; {escape(item)}</li>" for item in data.get("checklist", []))
     return [
         "<h2>Decommissioning the old host</h2>",

@@ -53,6 +53,40 @@ def site_module(site_name: str) -> str:
     return f"http_2xx_{site_name}"
 
 
+def mail_modules(tls: dict[str, Any]) -> dict[str, Any]:
+    """The blackbox modules for IMAPS and SMTP STARTTLS (as in the exporter's example config)."""
+    return {
+        "imaps": {
+            "prober": "tcp",
+            "timeout": "5s",
+            "tcp": {
+                "preferred_ip_protocol": "ip4",
+                "tls": True,
+                "tls_config": tls,
+                "query_response": [{"expect": "OK.*"}, {"send": ". CAPABILITY"}, {"expect": "CAPABILITY IMAP4rev1"}],
+            },
+        },
+        "smtp_starttls": {
+            "prober": "tcp",
+            "timeout": "5s",
+            "tcp": {
+                "preferred_ip_protocol": "ip4",
+                "tls_config": tls,
+                "query_response": [
+                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
+                    {"send": "EHLO prober\r"},
+                    {"expect": "^250-STARTTLS"},
+                    {"send": "STARTTLS\r"},
+                    {"expect": "^220"},
+                    {"starttls": True},
+                    {"send": "EHLO prober\r"},
+                    {"expect": "^250 "},
+                ],
+            },
+        },
+    }
+
+
 def modules(inventory: Inventory) -> dict[str, Any]:
     """The exporter's modules for this inventory."""
     spec = inventory.monitoring or MonitoringSpec(exporter_url=None)
@@ -72,34 +106,7 @@ def modules(inventory: Inventory) -> dict[str, Any]:
             http["fail_if_body_not_matches_regexp"] = [regex_literal(site.expect.text)]
         out[site_module(site.name)] = {"prober": "http", "timeout": "5s", "http": http}
     if inventory.mail:
-        out["imaps"] = {
-            "prober": "tcp",
-            "timeout": "5s",
-            "tcp": {
-                "preferred_ip_protocol": "ip4",
-                "tls": True,
-                "tls_config": tls,
-                "query_response": [{"expect": "OK.*"}, {"send": ". CAPABILITY"}, {"expect": "CAPABILITY IMAP4rev1"}],
-            },
-        }
-        out["smtp_starttls"] = {
-            "prober": "tcp",
-            "timeout": "5s",
-            "tcp": {
-                "preferred_ip_protocol": "ip4",
-                "tls_config": tls,
-                "query_response": [
-                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250-STARTTLS"},
-                    {"send": "STARTTLS\r"},
-                    {"expect": "^220"},
-                    {"starttls": True},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250 "},
-                ],
-            },
-        }
+        out.update(mail_modules(tls))
     if inventory.dns:
         out["dns_soa"] = {
             "prober": "dns",
