@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import dns.flags
@@ -12,6 +14,7 @@ import dns.query
 import dns.rdatatype
 
 from lab import proc
+from lab.proc import LabError
 from lab.render import write, write_template
 from lab.topology import NS1, NS2, OLD, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
 
@@ -191,9 +194,22 @@ def flush_resolver(paths: Paths) -> None:
 
 
 def wait_secondary(paths: Paths, timeout: float = 10) -> None:
-    """Wait until the secondary serves the primary's serial."""
+    """Wait until the secondary serves the primary's serial. A secondary that restarts with an old
+    copy of the zone may wait for its refresh timer: it is asked to refresh now and then."""
+    nudged = [0.0]
+
+    def in_sync() -> bool:
+        primary, secondary = soa_serial(NS1), soa_serial(NS2)
+        if primary is not None and primary == secondary:
+            return True
+        if time.monotonic() - nudged[0] > 1.5:
+            nudged[0] = time.monotonic()
+            with contextlib.suppress(LabError):  # its control channel may not be up yet
+                rndc(paths, NS2, "refresh", ZONE)
+        return False
+
     proc.wait_until(
-        lambda: soa_serial(NS1) is not None and soa_serial(NS1) == soa_serial(NS2),
+        in_sync,
         timeout,
         "secondary named in sync with the primary",
         paths.log("named-secondary"),

@@ -50,8 +50,14 @@ def lab() -> Iterator[LabHandle]:
     session_lock = open(REPO / ".lab" / "pytest.lock", "w")  # noqa: SIM115 - held for the session
     fcntl.flock(session_lock, fcntl.LOCK_EX)
 
+    from lab.proc import LabError
+
     handle = Lab(REPO / ".lab")
-    handle.up(variant=os.environ.get("LAB_VARIANT", "fast"))
+    try:
+        handle.up(variant=os.environ.get("LAB_VARIANT", "fast"))
+    except LabError:  # e.g. left mid-migration by an interrupted session: start from a clean lab
+        handle.reset()
+        handle.up(variant=os.environ.get("LAB_VARIANT", "fast"))
     p = handle.paths
     yield LabHandle(
         lab=handle,
