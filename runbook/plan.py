@@ -116,7 +116,7 @@ def plan_entry(step: Step, ctx: RunContext) -> PlanEntry:
     return entry
 
 
-def build_plan(steps: list[Step], ctx: RunContext, workers: int = 8) -> Plan:
+def build_plan(steps: list[Step], ctx: RunContext, workers: int = 6) -> Plan:
     """The plan for these steps from live read-only checks. Changes nothing.
 
     The checks are read-only and independent, so they run on `workers` threads (SSH channels on

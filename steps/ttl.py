@@ -108,8 +108,11 @@ def old_ttl_gate(ctx: RunContext) -> float | None:
     if gate is not None:
         return float(gate)
     if ctx.dry_run:
-        ttls = [v.ttl for v in records_to_lower(ctx).values()]
-        return ctx.clock.now() + max(ttls, default=0)
+        # One estimate per plan: every site's switch asks, and each read covers every record.
+        if "gate_estimate" not in ctx.extra:
+            ttls = [v.ttl for v in records_to_lower(ctx).values()]
+            ctx.extra["gate_estimate"] = ctx.clock.now() + max(ttls, default=0)
+        return float(ctx.extra["gate_estimate"])
     return None
 
 
