@@ -8,6 +8,7 @@ base64-encoded fields, separated by spaces); the parsing happens here. The resul
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -360,7 +361,8 @@ def backend_process(listeners: dict[str, str], target: str) -> str:
     port = match.group(2) or ("443" if target.lower().startswith("https") else "80")
     if address == "localhost":
         address = "127.0.0.1"
-    for candidate in (f"{address}:{port}", f"[{address}]:{port}", f"0.0.0.0:{port}", f"*:{port}", f"[::]:{port}"):
+    any_v4 = str(ipaddress.IPv4Address(0))  # how ss shows a socket listening on every IPv4 address
+    for candidate in (f"{address}:{port}", f"[{address}]:{port}", f"{any_v4}:{port}", f"*:{port}", f"[::]:{port}"):
         if candidate in listeners:
             return PROCESS_NAMES.get(listeners[candidate], listeners[candidate])
     return ""

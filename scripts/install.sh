@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the runbook engine, its lab and its tests need, idempotently.
-# Debian 12, as root. Starts no service: policy-rc.d keeps apt from starting daemons on 0.0.0.0.
+# Debian 12, as root. Starts no service: policy-rc.d keeps apt from starting daemons on every interface.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
