@@ -215,15 +215,12 @@ class Freeze(SiteStep):
 
     def _frozen_files(self, ctx: RunContext) -> dict[str, tuple[str, str]]:
         """file -> (current text, frozen text)."""
-        ca_file = ACME_ROOT_ON_OLD if self._acme_root(ctx) else None
+        ca_file = ACME_ROOT_ON_OLD if acme_root_pem(ctx) else None
         out = {}
         for path, lines in self._vhosts(ctx).items():
             current = (ctx.hosts.get("old").read_file(path) or b"").decode()
             out[path] = (current, apache.freeze_text(current, lines, f"https://{self.new_address}", ca_file))
         return out
-
-    def _acme_root(self, ctx: RunContext) -> str | None:
-        return acme_root_pem(ctx)
 
     def check(self, ctx: RunContext) -> CheckResult:
         pending = [p for p, (now, frozen) in self._frozen_files(ctx).items() if now != frozen]
@@ -233,7 +230,7 @@ class Freeze(SiteStep):
 
     def actions(self, ctx: RunContext) -> list[Action]:
         actions: list[Action] = self.sync_actions("--delete", why="catch up just before the freeze")
-        root = self._acme_root(ctx)
+        root = acme_root_pem(ctx)
         modules = ["proxy", "proxy_http", "headers"]
         if root:
             modules.append("ssl")

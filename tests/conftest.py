@@ -31,6 +31,22 @@ class LabHandle:
     pebble: str
     ssh_port: int
 
+    def ssh_argv(self) -> list[str]:
+        """ssh with the operator's key and strict host key checking against the lab's known_hosts."""
+        return [
+            "ssh",
+            "-i",
+            str(self.key),
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+        ]
+
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabHandle]:

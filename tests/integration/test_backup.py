@@ -22,21 +22,7 @@ def borg(lab, host: str, *args: str) -> str:  # type: ignore[no-untyped-def]
     passphrase = (lab.root / "backup" / "passphrase").read_text()
     command = "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE; borg " + " ".join(args)
     result = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(lab.key),
-            "-p",
-            str(lab.ssh_port),
-            "-o",
-            f"UserKnownHostsFile={lab.known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            f"root@{getattr(lab, host)}",
-            command,
-        ],
+        [*lab.ssh_argv(), f"root@{getattr(lab, host)}", command],
         input=passphrase,
         capture_output=True,
         text=True,
@@ -109,19 +95,7 @@ def test_the_new_host_backup_is_scheduled_run_once_and_checked(clean_lab, tmp_pa
     borg(lab, "new", "check", "/srv/backup/borg")
     # the nightly run again: deduplicated, a second archive that adds (almost) nothing
     subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(lab.key),
-            "-p",
-            str(lab.ssh_port),
-            "-o",
-            f"UserKnownHostsFile={lab.known_hosts}",
-            "-o",
-            "BatchMode=yes",
-            f"root@{lab.new}",
-            "sleep 1; sh /srv/backup/etc/borg-nightly.sh",
-        ],
+        [*lab.ssh_argv(), f"root@{lab.new}", "sleep 1; sh /srv/backup/etc/borg-nightly.sh"],
         check=True,
         capture_output=True,
         timeout=120,

@@ -223,21 +223,7 @@ def test_the_rsync_pull_command_moves_a_hostile_folder_name_as_a_path(lab, tmp_p
     dest.parent.mkdir(parents=True)
     argv = list(rsync_pull(ctx.inventory, str(source), str(dest)))
     # The transfer key belongs to the transfer step; reach the old host with the operator's key instead.
-    argv[argv.index("-e") + 1] = shlex.join(
-        [
-            "ssh",
-            "-i",
-            str(lab.key),
-            "-p",
-            str(lab.ssh_port),
-            "-o",
-            f"UserKnownHostsFile={lab.known_hosts}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-        ]
-    )
+    argv[argv.index("-e") + 1] = shlex.join(lab.ssh_argv())
     try:
         result = ctx.hosts.get("new").run(argv, check=False, timeout=60)
         assert result.exit_code == 0, result.stderr
