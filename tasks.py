@@ -252,6 +252,10 @@ for optional in ("lab.tasks", "runbook.devtasks", "runbook.hosttasks"):
             raise
         continue
     ns.add_collection(module.ns)
+    if optional == "runbook.devtasks":
+        # `inv test` and `inv bench` are the names the project's issues and README use.
+        ns.add_task(module.test, name="test")
+        ns.add_task(module.bench, name="bench")
 
 from runbook.discovertasks import containerize, discover  # noqa: E402
 

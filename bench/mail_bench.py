@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import save  # noqa: E402
 from runbook.hosts import HostPool  # noqa: E402
 from runbook.inventory import load_inventory  # noqa: E402
 from steps.transfer import KEY as TRANSFER_KEY  # noqa: E402
@@ -129,6 +130,15 @@ def main() -> None:
     )
     print(f"pre-sync   median {statistics.median(pre):6.2f} s  (min {min(pre):.2f}, max {max(pre):.2f})")
     print(f"final sync median {statistics.median(final):6.2f} s  (min {min(final):.2f}, max {max(final):.2f})")
+    figures = {
+        "mailboxes": args.users,
+        "messages": total,
+        "new_per_mailbox": args.new,
+        "runs": args.runs,
+        "pre_sync_seconds_median": statistics.median(pre),
+        "final_sync_seconds_median": statistics.median(final),
+    }
+    print(f"written: {save('mail_sync', figures)}")
 
 
 if __name__ == "__main__":

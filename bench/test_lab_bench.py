@@ -5,6 +5,8 @@ testpaths is tests/). Figures go to bench-results/parts/*.json; nothing here ass
 - final sync vs. delta: rsync_pull (steps/transfer.py) of a 200 MB tree from the old host to the
   new one, then again with nothing, 1 MB and 50 MB changed
 - a site's freeze window and its availability under bench/probe.py's client (reads and writes)
+- the mail switch window (mail/hold to mail/verify) while tests.integration.test_mail's sender
+  delivers without pause, with every message counted on the new host (BENCH_MAIL_RUNS, default 3)
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,7 @@ from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from steps.transfer import rsync_pull
 from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
+from tests.integration.test_mail import USERS, Sender, journal_window, wait_for_ids
 from tests.integration.test_sites import acme_trust
 
 pytestmark = pytest.mark.lab
@@ -127,3 +132,54 @@ def test_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path
         f"{figures['availability_percent']:.2f} %, slowest request {summary['slowest']:.2f} s"
     )
     save("freeze", figures)
+
+
+@pytest.mark.timeout(3600)
+def test_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lab = clean_lab
+    runs: list[dict[str, float]] = []
+    for run in range(int(os.environ.get("BENCH_MAIL_RUNS", "3"))):
+        if run:
+            lab.lab.reset()
+        inventory = inventory_variant(tmp_path / str(run), "bench-mail")
+        must(run_inv("migrate", "--yes", "--only", f"{SETUP},mail/pre-sync", inventory=inventory, timeout=600))
+        sender = Sender(lab.resolver)
+        thread = threading.Thread(target=sender.run, daemon=True)
+        thread.start()
+        time.sleep(2)
+        result = run_inv("migrate", "--yes", "--only", "mail/*", inventory=inventory, timeout=600)
+        time.sleep(3)
+        sender.stop.set()
+        thread.join(30)
+        must(result)
+        status = json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"]
+        window, switch = journal_window(status)
+        expected = {u: {m for m, user, _, _ in sender.sent if user == u} for u in USERS}
+        seen = wait_for_ids(lab, acme_trust(lab), expected)
+        counts = {u: Counter(seen[u]) for u in USERS}
+        figures = {
+            "window_seconds": window,
+            "switch_dns_seconds": switch,
+            **{
+                f"{part}_seconds": float(status[f"mail/{part}"]["seconds"])
+                for part in ("hold", "final-sync", "release", "verify")
+            },
+            "messages": float(len(sender.sent)),
+            "lost": float(sum(len(expected[u] - set(counts[u])) for u in USERS)),
+            "twice": float(sum(1 for u in USERS for m in expected[u] if counts[u][m] > 1)),
+            "send_retries": float(sum(sender.failures.values())),
+        }
+        print(f"\nmail switch run {run + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+        runs.append(figures)
+    summary = {f"{key}_median": median([r[key] for r in runs]) for key in runs[0]}
+    summary["runs"] = float(len(runs))
+    summary["lost_total"] = sum(r["lost"] for r in runs)
+    summary["twice_total"] = sum(r["twice"] for r in runs)
+    print(
+        f"\nmail switch window (mail/hold start to mail/verify end): median {summary['window_seconds_median']:.1f} s "
+        f"of {len(runs)} runs (switch-dns {summary['switch_dns_seconds_median']:.1f} s, hold "
+        f"{summary['hold_seconds_median']:.1f} s, final sync {summary['final-sync_seconds_median']:.1f} s); "
+        f"{summary['messages_median']:.0f} messages per run, {summary['lost_total']:.0f} lost, "
+        f"{summary['twice_total']:.0f} twice"
+    )
+    save("mail_switch", summary)

@@ -77,6 +77,7 @@ def bench(c, sizes="25,200", runs=3, skip_lab_changes=False):
             warn=True,
         )
     c.run(f"{python} bench/plan_bench.py --sizes {sizes} --runs {runs}", pty=False, warn=True)
+    c.run(f"{python} bench/mail_bench.py --runs {runs}", pty=False, warn=True)
     # dns_bench writes test records to the lab's zone: hold the lab's pytest lock like a session does.
     dns = c.run(f"flock {ROOT / '.lab' / 'pytest.lock'} {python} bench/dns_bench.py", pty=False, warn=True)
     (parts / "dns.json").write_text(json.dumps({"output": dns.stdout.splitlines()}, indent=2) + "\n")

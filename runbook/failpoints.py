@@ -2,7 +2,9 @@
 
 Phases, in order: before-check, before-apply, mid-actions (after the first action is applied and
 journaled), after-apply, before-verify, after-verify (verified, not yet marked done). A pattern
-may use shell wildcards for the step id ("site:*@mid-actions"). Inert when the variable is unset.
+may use shell wildcards for the step id ("site:*@mid-actions"); several points, comma-separated,
+kill the run at the first of them it reaches (crash tests chain points this way: kill, resume with
+the points after it, kill again, ...). Inert when the variable is unset.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
+import sys
 
 PHASES = ("before-check", "before-apply", "mid-actions", "after-apply", "before-verify", "after-verify")
 VARIABLE = "RUNBOOK_FAILPOINT"
@@ -20,6 +23,9 @@ def hit(step_id: str, phase: str) -> None:
     spec = os.environ.get(VARIABLE)
     if not spec or "@" not in spec:
         return
-    pattern, _, wanted = spec.rpartition("@")
-    if wanted == phase and fnmatch.fnmatchcase(step_id, pattern):
-        os.kill(os.getpid(), signal.SIGKILL)
+    for point in spec.split(","):
+        pattern, _, wanted = point.strip().rpartition("@")
+        if wanted == phase and fnmatch.fnmatchcase(step_id, pattern):
+            sys.stderr.write(f"failpoint {step_id}@{phase}: killing the run\n")
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -11,7 +11,8 @@ import hashlib
 import shlex
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from runbook.errors import CommandFailed, ConnectionLost, HostError, HostKeyErro
 
 if TYPE_CHECKING:
     from runbook.inventory import HostSpec, Inventory
+    from runbook.reads import PlanReads
 
 DEFAULT_BACKUP_DIR = "/var/backups/runbook"
 
@@ -38,6 +40,8 @@ class Host:
 
     name: str
     backup_dir: str = DEFAULT_BACKUP_DIR
+    #: Set while a plan is built: batched facts and remembered results (runbook.reads).
+    plan_reads: PlanReads | None = None
 
     def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
         raise NotImplementedError
@@ -52,7 +56,11 @@ class Host:
     ) -> CommandResult:
         """Run argv (quoted) on the host. Raises CommandFailed on a non-zero exit if check."""
         command = shlex.join(argv)
-        result = self._exec(command, stdin, timeout)
+        reads = self.plan_reads
+        if reads is not None:
+            result = reads.result(command, stdin, lambda: self._exec(command, stdin, timeout))
+        else:
+            result = self._exec(command, stdin, timeout)
         if check and result.exit_code != 0:
             raise CommandFailed(self.name, command, result.exit_code, result.stderr)
         return result
@@ -61,8 +69,15 @@ class Host:
         """Run a POSIX sh script sent on stdin, with args: one round trip for many reads."""
         return self.run(["sh", "-s", "--", *args], stdin=script, check=False, timeout=timeout)
 
+    def cached_facts(self, files: list[str], containers: list[str], hold: bool = False) -> dict[str, str] | None:
+        """Inside a plan: the batched facts if they answer all of these; else None (ask the host)."""
+        return self.plan_reads.covers(files, containers, hold) if self.plan_reads is not None else None
+
     def read_file(self, path: str) -> bytes | None:
         """The file's content, or None if it does not exist. Raises HostError if unreadable."""
+        facts = self.cached_facts([path], [])
+        if facts is not None and (facts[f"file.{path}"] == "" or f"content.{path}" in facts):
+            return None if facts[f"file.{path}"] == "" else base64.b64decode(facts[f"content.{path}"])
         script = 'if [ -e "$1" ]; then base64 -w0 -- "$1"; else exit 3; fi'
         result = self.run(["sh", "-c", script, "read", path], check=False)
         if result.exit_code == 3:
@@ -258,11 +273,30 @@ class HostPool:
         self.inventory = inventory
         self._hosts: dict[str, Host] = dict(extra or {})
         self._lock = threading.Lock()
+        self._reading = False
 
     def get(self, name: str) -> Host:
         """The host called name in the inventory ('local' is this machine)."""
         with self._lock:
-            return self._get(name)
+            host = self._get(name)
+            if self._reading and host.plan_reads is None:
+                from runbook.reads import PlanReads
+
+                host.plan_reads = PlanReads()
+            return host
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """While a plan is built: every host shares its reads (runbook.reads); forgotten after."""
+        with self._lock:
+            self._reading = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reading = False
+                for host in self._hosts.values():
+                    host.plan_reads = None
 
     def _get(self, name: str) -> Host:
         if name not in self._hosts:

@@ -7,6 +7,7 @@ applies only the plan that was reviewed.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -124,6 +125,26 @@ def build_plan(steps: list[Step], ctx: RunContext, workers: int = 6) -> Plan:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ctx.hosts.reading(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(lambda item: _batch_read(ctx, *item), _wanted_reads(steps).items()))
         entries = list(pool.map(lambda step: plan_entry(step, ctx), steps))
     return Plan(str(ctx.inventory.path), entries)
+
+
+def _wanted_reads(steps: list[Step]) -> dict[str, tuple[list[str], list[str]]]:
+    """host -> (files, containers) every step declared, each once, in order."""
+    wanted: dict[str, tuple[dict[str, None], dict[str, None]]] = {}
+    for step in steps:
+        for host, reads in step.reads().items():
+            files, containers = wanted.setdefault(host, ({}, {}))
+            files.update(dict.fromkeys(reads.files))
+            containers.update(dict.fromkeys(reads.containers))
+    return {host: (list(files), list(containers)) for host, (files, containers) in wanted.items()}
+
+
+def _batch_read(ctx: RunContext, host: str, wanted: tuple[list[str], list[str]]) -> None:
+    """One round trip for what the steps declared; on failure the steps ask (and report) alone."""
+    from runbook.facts import batch_read
+
+    with contextlib.suppress(RunbookError):
+        batch_read(ctx.hosts.get(host), *wanted)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from runbook.actions import Action
     from runbook.context import RunContext
+    from runbook.reads import Reads
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Step:
     cleaned_up_by: ClassVar[str | None] = None
     #: Steps that roll back together when one of them fails (e.g. "site:www"); None: alone.
     group: str | None = None
+
+    def reads(self) -> dict[str, Reads]:
+        """Files and containers check() and actions() read, by host: a plan reads them for all
+        steps in one round trip per host (runbook.reads). Optional; default none."""
+        return {}
 
     def check(self, ctx: RunContext) -> CheckResult:
         """Read-only: is the step already done? Default: not done."""

@@ -13,9 +13,10 @@ from runbook.actions import Action, PutFile, RRsetValue, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
-from runbook.hold import hold_argv
+from runbook.hold import hold_argv, hold_state
 from runbook.http import Response, acme_context, acme_root_pem, request
 from runbook.inventory import Inventory, SiteSpec
+from runbook.reads import Reads
 from runbook.step import CheckResult, Step
 from steps import ttl
 from steps.provision import sha
@@ -75,6 +76,9 @@ class PreSync(SiteStep):
 
     part = "pre-sync"
 
+    def reads(self) -> dict[str, Reads]:
+        return {"new": Reads(files=(self.marker("pre-sync"),))}
+
     def check(self, ctx: RunContext) -> CheckResult:
         if ctx.hosts.get("new").read_file(self.marker("pre-sync")) is not None:
             return CheckResult(True, "pre-synced (the final sync brings the rest)")
@@ -103,6 +107,9 @@ class Start(SiteStep):
     """The site's compose project comes up on the new host."""
 
     part = "start"
+
+    def reads(self) -> dict[str, Reads]:
+        return {"new": Reads(files=(f"{self.site_dir}/docker-compose.yml",), containers=(self.container,))}
 
     def _state(self, ctx: RunContext) -> tuple[dict[str, str], str, str]:
         text = compose.site_compose_text(self.inventory, self.site)
@@ -168,9 +175,12 @@ class VerifyNew(SiteStep):
     def verify_timeout(self) -> float:  # type: ignore[override]
         return float(self.site.verify_timeout)
 
+    def reads(self) -> dict[str, Reads]:
+        return {"new": Reads(containers=(self.container,))}
+
     def check(self, ctx: RunContext) -> CheckResult:
         journaled = ctx.journal.status().get(self.id, {}).get("state") == "done"
-        if journaled and ctx.hosts.get("new").run(list(hold_argv("state", self.container))).stdout.strip() == "held":
+        if journaled and hold_state(ctx.hosts.get("new"), self.container) == "held":
             # A resumed run finds the site frozen for its final sync: asking it now would only wait.
             return CheckResult(True, "verified before the freeze; the new host holds requests for the final sync")
         return self._verified(ctx)
@@ -219,7 +229,13 @@ class Freeze(SiteStep):
         out = {}
         for path, lines in self._vhosts(ctx).items():
             current = (ctx.hosts.get("old").read_file(path) or b"").decode()
-            out[path] = (current, apache.freeze_text(current, lines, f"https://{self.new_address}", ca_file))
+            try:
+                out[path] = (current, apache.freeze_text(current, lines, f"https://{self.new_address}", ca_file))
+            except ValueError as exc:
+                raise RunbookError(
+                    f"site {self.site.name}: {path} on the old host does not match apache2ctl -S "
+                    f"(lines {lines}): {exc}; was it edited just now?"
+                ) from exc
         return out
 
     def check(self, ctx: RunContext) -> CheckResult:
@@ -267,9 +283,11 @@ class FinalSync(SiteStep):
 
     part = "final-sync"
 
+    def reads(self) -> dict[str, Reads]:
+        return {"new": Reads(files=(self.marker("final-sync"),), containers=(self.container,))}
+
     def _held(self, ctx: RunContext) -> bool:
-        result = ctx.hosts.get("new").run(list(hold_argv("state", self.container)), check=False)
-        return result.stdout.strip() == "held"
+        return hold_state(ctx.hosts.get("new"), self.container) == "held"
 
     def check(self, ctx: RunContext) -> CheckResult:
         if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None and not self._held(ctx):

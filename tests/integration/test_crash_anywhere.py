@@ -1,11 +1,17 @@
-"""Crash anywhere: the migration of the lab's sites killed (SIGKILL) at any step and phase resumes
-with `inv migrate --yes` and ends complete: every site answers from the new host over HTTPS, both DNS
-servers serve the new records with the restored TTLs, and the journal has every step done.
+"""Crash anywhere: the whole migration of the lab inventory killed (SIGKILL) at a step and phase
+resumes with `inv migrate --yes` and ends complete: every site answers from the new host over HTTPS,
+both DNS servers serve the new records with the restored TTLs, every seeded mail message is in the
+new mailboxes exactly once, and the journal has every step done.
 
-Every point costs a lab reset and about two runs, so a CI run samples CRASH_POINTS points (default 6)
-with a printed seed (CRASH_SEED to repeat a run); CRASH_POINTS=all (`inv dev.test --all-crash-points`)
-tries every point. CRASH_WITH_MAIL=1 adds the mail/* steps (only once a full `inv migrate --yes`
-passes on a clean lab).
+Points are chained through one migration: the run is killed at the first point it reaches, resumed
+with the points after it (so it is killed again at the next one), and so on until a run finishes;
+then the end state is checked. Every point is thus killed and resumed once, for the price of one
+migration plus a few seconds per point. A resume that fails is charged to the point before it; the
+chain then starts again from a reset lab. Points a run never reaches (mid-actions of a step with
+nothing to do) are counted as such.
+
+CI samples CRASH_POINTS points (default 40) with a printed seed (CRASH_SEED repeats a run);
+CRASH_POINTS=all (`inv test --all-crash-points`) tries every point.
 """
 
 from __future__ import annotations
@@ -13,30 +19,44 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runbook.failpoints import PHASES
-from tests.integration.helpers import SITES_ONLY, a_record, inventory_variant, must, run_inv
-from tests.integration.test_sites import SITES, answers_from_new_host
+from tests.integration.helpers import a_record, inventory_variant, must, run_inv
+from tests.integration.test_mail import MAIL_HOST, USERS, message_ids, old_maildir_files
+from tests.integration.test_sites import SITES, acme_trust, answers_from_new_host
 
 pytestmark = pytest.mark.lab
 
-ONLY = SITES_ONLY.replace("site:*", "site:*,mail/*") if os.environ.get("CRASH_WITH_MAIL") == "1" else SITES_ONLY
+KILLED = re.compile(r"^failpoint (\S+): killing the run$", re.MULTILINE)
 
 
 def crash_points(step_ids: list[str]) -> tuple[list[str], int]:
-    """The sampled STEP@PHASE points and the seed that chose them."""
+    """The sampled STEP@PHASE points, in run order, and the seed that chose them."""
     every = [f"{step}@{phase}" for step in step_ids for phase in PHASES]
     seed = int(os.environ.get("CRASH_SEED") or random.randrange(2**31))
-    wanted = os.environ.get("CRASH_POINTS", "6")
+    wanted = os.environ.get("CRASH_POINTS", "40")
     if wanted == "all":
         return every, seed
     return sorted(random.Random(seed).sample(every, min(int(wanted), len(every))), key=every.index), seed
 
 
-def end_state_problems(lab, inventory: Path, step_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+def old_message_ids(lab: Any, user: str) -> list[str]:
+    ids = []
+    for path in old_maildir_files(lab, user):
+        match = re.search(rb"^Message-ID:\s*(\S+)", path.read_bytes(), re.MULTILINE | re.IGNORECASE)
+        ids.append(match.group(1).decode() if match else "")
+    return ids
+
+
+def end_state_problems(lab: Any, inventory: Path, step_ids: list[str], mail: dict[str, list[str]]) -> list[str]:
     """What is wrong with the end state of a finished migration (empty: all is well)."""
     problems = []
     for name, (domain, text) in SITES.items():
@@ -44,9 +64,21 @@ def end_state_problems(lab, inventory: Path, step_ids: list[str]) -> list[str]: 
             answers_from_new_host(lab, domain, text)
         except (AssertionError, OSError) as exc:
             problems.append(f"{name}: not answered by the new host over HTTPS: {exc}")
+    for domain in [d for d, _ in SITES.values()] + [MAIL_HOST]:
         for server in (lab.ns1, lab.ns2):
             if a_record(domain, server) != ([lab.new], 10):
                 problems.append(f"{domain} at {server}: {a_record(domain, server)}, want ([{lab.new}], 10)")
+    context = acme_trust(lab)
+    for user in USERS:
+        try:
+            counts = Counter(message_ids(lab, lab.new, user, context))
+        except OSError as exc:
+            problems.append(f"mail {user}: cannot read the new mailbox: {exc}")
+            continue
+        missing = [m for m in mail[user] if m not in counts]
+        twice = [m for m, n in counts.items() if n > 1]
+        if missing or twice:
+            problems.append(f"mail {user}: {len(missing)} missing, {len(twice)} twice (of {len(mail[user])})")
     status = json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"]
     problems += [
         f"journal: {s} is {status.get(s, {}).get('state')}"
@@ -56,40 +88,60 @@ def end_state_problems(lab, inventory: Path, step_ids: list[str]) -> list[str]: 
     return problems
 
 
-@pytest.mark.timeout(int(os.environ.get("CRASH_TIMEOUT", "0")))  # every point is a lab reset and two runs
+@dataclass
+class Tally:
+    killed: list[str] = field(default_factory=list)
+    not_reached: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def run_chain(lab: Any, inventory: Path, points: list[str], tally: Tally, step_ids: list[str], mail: Any) -> list[str]:
+    """One migration killed at each of `points` it reaches, in turn, then its end state checked.
+    Returns the points left when a resume failed (to try on a fresh lab), else []."""
+    chain: list[str] = []
+    remaining = list(points)
+    while True:
+        env = {"RUNBOOK_FAILPOINT": ",".join(remaining)} if remaining else {}
+        result = run_inv("migrate", "--yes", inventory=inventory, timeout=900, **env)
+        hit = KILLED.findall(result.stderr)
+        if result.returncode == -9 and hit and hit[-1] in remaining:
+            chain.append(hit[-1])
+            tally.killed.append(hit[-1])
+            remaining = remaining[remaining.index(hit[-1]) + 1 :]
+            print(f"  killed at {hit[-1]}", flush=True)
+            continue
+        if result.returncode == 0:
+            tally.not_reached += remaining
+            problems = end_state_problems(lab, inventory, step_ids, mail)
+            if problems:
+                tally.failures.append(f"chain {chain[:1]} .. {chain[-1:]}: {problems}")
+            print(f"  {len(chain)} kills, then complete; end state: {problems or 'ok'}", flush=True)
+            return []
+        after = chain[-1] if chain else "(no kill)"
+        tail = f"{result.stdout[-1500:]}{result.stderr[-500:]}"
+        tally.failures.append(f"resume after {after} exited {result.returncode}: {tail}")
+        print(f"  resume after {after}: FAILED (exit {result.returncode})", flush=True)
+        return remaining
+
+
+@pytest.mark.timeout(int(os.environ.get("CRASH_TIMEOUT", "0")))
 def test_a_migration_killed_at_any_step_and_phase_resumes_to_a_complete_end_state(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab.lab.reset()
-    plan = json.loads(
-        must(run_inv("plan", "--json", "--only", ONLY, inventory=inventory_variant(tmp_path, "plan"))).stdout
-    )
-    step_ids = [entry["step_id"] for entry in plan["steps"]]
+    mail = {user: old_message_ids(lab, user) for user in USERS}
+    assert all(mail.values()), mail
+    step_ids = [e["step_id"] for e in json.loads(must(run_inv("plan", "--json")).stdout)["steps"]]
     points, seed = crash_points(step_ids)
-    print(f"\ncrash points: {len(points)} of {len(step_ids) * len(PHASES)}, CRASH_SEED={seed}")
-    passed, failures, not_reached = 0, [], []
-    for number, point in enumerate(points):
+    print(f"\ncrash points: {len(points)} of {len(step_ids) * len(PHASES)}, CRASH_SEED={seed}", flush=True)
+    tally, remaining, chains, started = Tally(), list(points), 0, time.monotonic()
+    while remaining or chains == 0:
+        chains += 1
         lab.lab.reset()
-        (tmp_path / str(number)).mkdir()
-        inventory = inventory_variant(tmp_path / str(number), f"crash-{number}")
-        killed = run_inv("migrate", "--yes", "--only", ONLY, inventory=inventory, RUNBOOK_FAILPOINT=point)
-        if killed.returncode != -9:
-            not_reached.append(point)  # e.g. mid-actions of a step with nothing to do
-            if killed.returncode != 0:
-                failures.append(
-                    f"{point}: the run with the failpoint failed without being killed: {killed.stdout[-1500:]}"
-                )
-                continue
-        resumed = run_inv("migrate", "--yes", "--only", ONLY, inventory=inventory)
-        problems = [] if resumed.returncode == 0 else [f"resume exited {resumed.returncode}: {resumed.stdout[-1500:]}"]
-        problems += end_state_problems(lab, inventory, step_ids)
-        if problems:
-            failures.append(f"{point}: " + "; ".join(problems))
-        else:
-            passed += 1
-        print(
-            f"  {point}: {'passed' if not problems else 'FAILED'}"
-            f"{' (failpoint not reached)' if point in not_reached else ''}",
-            flush=True,
-        )
+        inventory = inventory_variant(tmp_path / f"chain{chains}", f"crash-{chains}")
+        remaining = run_chain(lab, inventory, remaining, tally, step_ids, mail)
     lab.lab.reset()
-    print(f"crash points tried: {len(points)}, passed: {passed}, not reached: {len(not_reached)}, seed {seed}")
-    assert failures == [], "\n".join(failures)
+    print(
+        f"crash points tried: {len(points)}, killed and resumed: {len(tally.killed)}, not reached: "
+        f"{len(tally.not_reached)}, failed: {len(tally.failures)}; {chains} chain(s), "
+        f"{(time.monotonic() - started) / 60:.1f} min, seed {seed}"
+    )
+    assert tally.failures == [], "\n".join(tally.failures)

@@ -116,6 +116,15 @@ def test_a_run_killed_at_any_failpoint_resumes_and_completes(workspace: Workspac
     assert (workspace.files / "config.txt").read_text() == "setting = old\n"
 
 
+def test_chained_failpoints_kill_at_each_point_in_turn_and_the_chain_completes(workspace: Workspace) -> None:
+    points = ["files/config@mid-actions", "site:a/two@before-apply", "files/last@after-verify"]
+    for number, point in enumerate(points):
+        killed = workspace.inv("migrate", "--yes", RUNBOOK_FAILPOINT=",".join(points[number:]))
+        assert killed.returncode == -9 and f"failpoint {point}: killing the run" in killed.stderr, killed.stderr
+    assert "failed=0" in workspace.inv("migrate", "--yes", check=True).stdout
+    assert (workspace.files / "last.txt").read_text() == "the end\n"
+
+
 def test_a_torn_last_journal_line_is_ignored_with_a_warning(workspace: Workspace) -> None:
     workspace.inv("migrate", "--yes", "--only", "files/config", check=True)
     with open(workspace.journal, "ab") as handle:

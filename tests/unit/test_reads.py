@@ -1,0 +1,109 @@
+"""A plan's batched reads (runbook.reads) answer exactly what the host would, once per plan."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from runbook.facts import batch_read, host_facts
+from runbook.hosts import CommandResult, HostPool, LocalHost
+from runbook.reads import PlanReads
+
+
+class CountingHost(LocalHost):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: list[str] = []
+
+    def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
+        self.commands.append(command)
+        return super()._exec(command, stdin, timeout)
+
+
+def test_batched_files_read_like_the_host(tmp_path: Path) -> None:
+    small, empty, missing = tmp_path / "small", tmp_path / "empty", tmp_path / "missing"
+    small.write_bytes(b"marker \x00\xff\n")
+    small.chmod(0o600)
+    empty.write_bytes(b"")
+    paths = [str(small), str(empty), str(missing)]
+    host = CountingHost()
+    direct = {p: host.read_file(p) for p in paths}
+    direct_facts = host_facts(host, paths)
+    host.plan_reads = PlanReads()
+    batch_read(host, paths, [])
+    host.commands.clear()
+    assert {p: host.read_file(p) for p in paths} == direct
+    assert {k: v for k, v in host_facts(host, paths).items() if k.startswith("file.")} == {
+        k: v for k, v in direct_facts.items() if k.startswith("file.")
+    }
+    assert host.commands == []  # answered from the batch
+    assert direct_facts[f"file.{small}"].endswith(" 600")
+
+
+def test_containers_docker_does_not_know_are_missing_and_not_held() -> None:
+    host = CountingHost()
+    host.plan_reads = PlanReads()
+    batch_read(host, [], ["www_app"])
+    assert host.cached_facts([], ["www_app"], hold=True) is not None
+    assert host_facts(host, [], ["www_app"])["container.www_app"] == ""
+    from runbook.hold import hold_state
+
+    assert hold_state(host, "www_app") == "missing"
+
+
+def test_an_unbatched_read_asks_the_host_and_a_repeated_command_runs_once(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("one")
+    host = CountingHost()
+    host.plan_reads = PlanReads()
+    assert host.read_file(str(target)) == b"one"
+    target.write_text("two")  # a plan is a point in time: the same read gives the same answer
+    assert host.read_file(str(target)) == b"one"
+    assert len(host.commands) == 1
+    host.plan_reads = None
+    assert host.read_file(str(target)) == b"two"
+
+
+def test_concurrent_askers_of_one_command_wait_for_the_first() -> None:
+    reads = PlanReads()
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow() -> CommandResult:
+        calls.append(1)
+        started.wait(2)
+        return CommandResult(0, "x", "")
+
+    threads = [threading.Thread(target=reads.result, args=("cmd", None, slow)) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    started.set()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+
+
+def test_a_failed_command_is_not_remembered() -> None:
+    reads = PlanReads()
+    attempts: list[int] = []
+
+    def flaky() -> CommandResult:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("connection reset")
+        return CommandResult(0, "ok", "")
+
+    with pytest.raises(OSError):
+        reads.result("cmd", None, flaky)
+    assert reads.result("cmd", None, flaky).stdout == "ok"
+    assert len(attempts) == 2
+
+
+def test_hosts_share_reads_only_while_a_plan_is_built() -> None:
+    pool = HostPool(None, {"local": LocalHost()})
+    assert pool.get("local").plan_reads is None
+    with pool.reading():
+        assert pool.get("local").plan_reads is not None
+    assert pool.get("local").plan_reads is None
