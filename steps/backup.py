@@ -37,7 +37,30 @@ NEW_HOST_ID = "backup/new-host"
 #: Read the passphrase from stdin into the environment: never on a command line (ps) or in a file.
 READ_PASSPHRASE = "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE\n"
 
-SAFETY_NET_SCRIPT = r"""set -eu
+#: Shell function: open_or_init REPO opens the repository, or creates it only where there is none
+#: (missing, or an empty folder); one that the passphrase does not open is an error, never re-made.
+BORG_OPEN_OR_INIT = r"""
+open_or_init() {
+  if err=$(borg info "$1" 2>&1 >/dev/null); then return 0; fi
+  case "$err" in
+    *"does not exist"*) ;;
+    *"not a valid repository"*)
+      if [ -n "$(ls -A "$1" 2>/dev/null)" ]; then
+        echo "runbook: $1 is a non-empty folder but not a Borg repository; refusing to create one there" >&2
+        return 1
+      fi ;;
+    *"passphrase"*"incorrect"*)
+      echo "runbook: a Borg repository already exists at $1 and the inventory's passphrase does not open it" \
+        "(another repository at that path? check backup.repository and backup.passphrase_file)" >&2
+      return 1 ;;
+    *) echo "runbook: cannot open the Borg repository $1: $err" >&2; return 1 ;;
+  esac
+  case "$1" in *:*) ;; *) mkdir -p "$(dirname "$1")" ;; esac
+  borg init --encryption=repokey-blake2 "$1" >&2
+}
+"""
+
+SAFETY_NET_SCRIPT = BORG_OPEN_OR_INIT + r"""set -eu
 repo=$1 archive=$2 dumps=$3; shift 3
 dbs=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do dbs="$dbs $1"; shift; done
@@ -48,8 +71,7 @@ for db in $dbs; do
   mysqldump --single-transaction --routines --events --databases "$db" > "$dumps/$db.sql.tmp"
   mv -f "$dumps/$db.sql.tmp" "$dumps/$db.sql"
 done
-case "$repo" in *:*) ;; *) mkdir -p "$(dirname "$repo")" ;; esac
-borg info "$repo" >/dev/null 2>&1 || borg init --encryption=repokey-blake2 "$repo" >&2
+open_or_init "$repo"
 n=$#
 for p do
   if [ -e "$p" ]; then set -- "$@" "$p"; else echo "runbook: not on this host, skipped: $p" >&2; fi
@@ -378,9 +400,8 @@ class NewHostBackup(Step):
                 mode = 0o700 if path == script_path(self.spec) else 0o644
                 actions.append(PutFile("new", path, text, mode, why="nightly backup"))
         init = (
-            f"export BORG_PASSCOMMAND={shlex.quote('cat ' + passphrase_path(self.spec))}; "
-            'case "$1" in *:*) ;; *) mkdir -p "$(dirname "$1")" ;; esac; '
-            'borg info "$1" >/dev/null 2>&1 || borg init --encryption=repokey-blake2 "$1"'
+            f"{BORG_OPEN_OR_INIT}export BORG_PASSCOMMAND={shlex.quote('cat ' + passphrase_path(self.spec))}\n"
+            'open_or_init "$1"'
         )
         actions.append(
             RunCommand(

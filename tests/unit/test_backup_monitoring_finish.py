@@ -129,3 +129,31 @@ def test_borg_json_output_gives_the_archive_and_its_figures() -> None:
     assert create_figures("no json") == {}
     assert archive_names('{"archives": [{"name": "a"}, {"name": "b"}]}') == ["a", "b"]
     assert archive_names("broken") == []
+
+
+def open_or_init(repo: Path, passphrase: str) -> tuple[int, str]:
+    import os
+    import subprocess
+
+    from steps.backup import BORG_OPEN_OR_INIT
+
+    env = dict(os.environ, BORG_PASSPHRASE=passphrase, BORG_BASE_DIR=str(repo.parent / ".borg"))
+    script = BORG_OPEN_OR_INIT + 'open_or_init "$1"'
+    result = subprocess.run(["sh", "-c", script, "x", str(repo)], env=env, capture_output=True, text=True)
+    return result.returncode, result.stderr
+
+
+def test_a_borg_repository_is_made_only_where_there_is_none_and_a_foreign_one_is_named(tmp_path: Path) -> None:
+    repo = tmp_path / "backups" / "repo"
+    assert open_or_init(repo, "one")[0] == 0 and (repo / "config").exists()
+    assert open_or_init(repo, "one") == (0, "")
+    code, message = open_or_init(repo, "s3cr3t-other")
+    assert code == 1 and f"a Borg repository already exists at {repo}" in message and "passphrase" in message
+    assert "s3cr3t-other" not in message
+    (tmp_path / "empty").mkdir()
+    assert open_or_init(tmp_path / "empty", "one")[0] == 0
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "data.txt").write_text("keep me")
+    code, message = open_or_init(tmp_path / "full", "one")
+    assert code == 1 and "not a Borg repository; refusing" in message
+    assert (tmp_path / "full" / "data.txt").read_text() == "keep me"
