@@ -26,7 +26,9 @@ freeze_file() {
 }
 """
 
-HOLD_SCRIPT = CGROUP_FREEZE_FILE + r"""
+HOLD_SCRIPT = (
+    CGROUP_FREEZE_FILE
+    + r"""
 set -e
 action=$1; name=$2
 pid=$(docker inspect -f '{{.State.Pid}}' "$name" 2>/dev/null || echo 0)
@@ -42,6 +44,7 @@ case $action in
   state) if [ "$(cat "$file")" = "$thawed" ]; then echo serving; else echo held; fi;;
 esac
 """
+)
 
 
 def hold_argv(action: str, container: str) -> tuple[str, ...]:

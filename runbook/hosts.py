@@ -159,21 +159,29 @@ class SSHHost(Host):
         )
         hop: Any = conn
         while hop is not None and not isinstance(hop, str):
-            self._make_strict(hop)
+            self._make_strict(hop, jump=hop is not conn)
             hop = hop.gateway
         return conn
 
-    def _make_strict(self, conn: Any) -> None:
+    def _make_strict(self, conn: Any, jump: bool = False) -> None:
         import paramiko
 
         host_name = self.name
+        first_jump = jump and conn is self._first_gateway(conn)
 
         class RefuseUnknown(paramiko.MissingHostKeyPolicy):
             def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+                what = f"host {host_name} ({hostname})"
+                how = f"pin it with: inv hosts.trust {host_name}"
+                if jump:
+                    what = f"jump host {hostname} (ProxyJump of host {host_name})"
+                if jump and first_jump:
+                    how = f"pin it with: inv hosts.trust {host_name} --jump"
+                elif jump:
+                    how = "add it to known_hosts (compare with ssh-keyscan on the jump host before)"
                 raise HostKeyError(
-                    f"host {host_name} ({hostname}) is unknown: its {key.get_name()} key is "
-                    f"{fingerprint(key)}. Refusing to connect. If that is the right key, pin it "
-                    f"with: inv hosts.trust {host_name}"
+                    f"{what} is unknown: its {key.get_name()} key is {fingerprint(key)}. Refusing to "
+                    f"connect. If that is the right key, {how}"
                 )
 
         # fabric installs AutoAddPolicy; strict checking means refusing instead.
@@ -188,6 +196,13 @@ class SSHHost(Host):
                 conn.client.load_system_host_keys()
         except OSError as exc:
             raise HostKeyError(f"host {self.name}: cannot read known_hosts {self.known_hosts}: {exc.strerror}") from exc
+
+    def _first_gateway(self, conn: Any) -> Any:
+        """The last hop of conn's ProxyJump chain: the one this machine reaches directly."""
+        hop = conn
+        while hop.gateway is not None and not isinstance(hop.gateway, str):
+            hop = hop.gateway
+        return hop
 
     def _connect(self) -> Any:
         import paramiko

@@ -26,9 +26,10 @@ def _inventory(c, inventory):
         "name": "the host's role in the inventory (old, new, ...)",
         "inventory": INVENTORY_HELP,
         "yes": "pin without asking (only after checking the fingerprint another way)",
+        "jump": "pin the key of the host's ProxyJump host (the first hop) instead",
     }
 )
-def trust(c, name, inventory=None, yes=False):
+def trust(c, name, inventory=None, yes=False, jump=False):
     """Show a host's key fingerprint and pin it in known_hosts after confirmation."""
     try:
         inv = _inventory(c, inventory)
@@ -36,8 +37,9 @@ def trust(c, name, inventory=None, yes=False):
             raise Exit(f"error: unknown host {name!r}; known: {', '.join(sorted(inv.hosts))}", code=1)
         host = HostPool(inv).get(name)
         assert isinstance(host, SSHHost)
-        offer = offered_key(host)
-        console.print(f"host {name} ({offer.entry}) offers {offer.key.get_name()} {offer.fingerprint}")
+        offer = offered_key(host, jump=jump)
+        who = f"jump host of {name}" if jump else f"host {name}"
+        console.print(f"{who} ({offer.entry}) offers {offer.key.get_name()} {offer.fingerprint}")
         if offer.state == "pinned":
             console.print(f"[green]already pinned in {offer.known_hosts}[/green]")
             return

@@ -27,14 +27,19 @@ class OfferedKey:
         return fingerprint(self.key)
 
 
-def offered_key(host: SSHHost) -> OfferedKey:
-    """Connect without logging in and read the host key; compare with known_hosts.
+def offered_key(host: SSHHost, jump: bool = False) -> OfferedKey:
+    """Connect without logging in and read the host key (jump: the key of the ProxyJump host this
+    machine reaches first); compare with known_hosts.
 
-    Raises ConnectionLost if the host does not answer.
+    Raises ConnectionLost if the host does not answer, HostKeyError if jump and there is no jump host.
     """
     import paramiko
 
     conn = host.connection()
+    if jump:
+        if conn.gateway is None or isinstance(conn.gateway, str):
+            raise HostKeyError(f"host {host.name} has no ProxyJump in its ssh_config; nothing to pin with --jump")
+        conn = host._first_gateway(conn)
     address, port = conn.host, int(conn.port)
     try:
         sock = socket.create_connection((address, port), timeout=10)

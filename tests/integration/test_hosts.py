@@ -19,6 +19,7 @@ from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
 from steps.transfer import rsync_pull
+from tests.integration.helpers import run_inv
 from tests.labcopy import REPO, lab_inventory_copy
 
 pytestmark = pytest.mark.lab
@@ -139,8 +140,18 @@ def test_a_proxyjump_refuses_an_unknown_jump_host(lab, tmp_path):
     pool = HostPool(load_inventory(alias_inventory(tmp_path, lab, "club-old-via-new", only_old)))
     with pytest.raises(HostKeyError) as refused:
         pool.get("old").run(["true"])
-    assert f"[{lab.new}]:{lab.ssh_port}" in str(refused.value)
+    assert f"jump host [{lab.new}]:{lab.ssh_port} (ProxyJump of host old)" in str(refused.value)
     assert keygen_fingerprint(lab.root / "ssh" / "new_host_ed25519_key.pub") in str(refused.value)
+    assert "inv hosts.trust old --jump" in str(refused.value)
+    pool.close()
+    # What the message says to do works: pin the jump host's key, then the hop connects.
+    inventory = alias_inventory(tmp_path, lab, "club-old-via-new", only_old)
+    trusted = run_inv("hosts.trust", "old", "--jump", "--yes", inventory=inventory)
+    assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+    assert keygen_fingerprint(lab.root / "ssh" / "new_host_ed25519_key.pub") in trusted.stdout
+    pool = HostPool(load_inventory(inventory))
+    assert pool.get("old").run(["echo", "through"]).stdout.strip() == "through"
+    pool.close()
 
 
 # --- hostile values ---------------------------------------------------------------------------
