@@ -28,8 +28,9 @@ from steps.monitoring import mail_modules
 PORT = 9115
 ADDRESS = f"{BLACKBOX}:{PORT}"
 ROOTS_URL = f"https://{PEBBLE}:15000/roots/0"
-#: Where hosts/lab.yaml keeps the old host's safety-net repository and dumps (shared with this machine).
-STALE_REPOSITORIES = Path("/var/backups/runbook-lab")
+#: Where hosts/lab.yaml keeps the old host's safety-net repository and dumps (the old host's
+#: /var/backups is .lab/old/backups).
+STALE_REPOSITORIES = "backups/runbook-lab"
 
 
 def folder(paths: Paths) -> Path:
@@ -113,7 +114,7 @@ def ensure_backup_passphrase(paths: Paths) -> Path:
         import shutil
 
         # repositories made with an earlier lab's passphrase cannot be opened any more
-        shutil.rmtree(STALE_REPOSITORIES, ignore_errors=True)
+        shutil.rmtree(paths.old / STALE_REPOSITORIES, ignore_errors=True)
 
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -40,10 +40,12 @@ OLD_MOUNTS = (
     ("/var/vmail", "vmail"),
     ("/root/.ssh", "root-ssh"),  # root's own authorized_keys (the engine's transfer key goes here)
 )
-#: Runtime folders of the old host (MariaDB); bound like OLD_MOUNTS but never synced by reset
+#: Runtime folders of the old host (MariaDB; /var/backups holds the safety-net Borg repository,
+#: each lab its own, since its passphrase is the lab's); bound like OLD_MOUNTS, never synced by reset
 OLD_RUNTIME_MOUNTS = (
     ("/var/lib/mysql", "mysql"),
     ("/run/mysqld", "run/mysqld"),
+    ("/var/backups", "backups"),
 )
 NEW_MOUNTS = (("/srv", "srv"), ("/root/.ssh", "root-ssh"))
 

@@ -38,7 +38,8 @@ NEW_HOST_ID = "backup/new-host"
 READ_PASSPHRASE = "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE\n"
 
 #: Shell function: open_or_init REPO opens the repository, or creates it only where there is none
-#: (missing, or an empty folder); one that the passphrase does not open is an error, never re-made.
+#: (missing, or an empty folder); one that the passphrase does not open is an error (exit 2, as
+#: Borg's errors: 1 is only a warning), never re-made.
 BORG_OPEN_OR_INIT = r"""
 open_or_init() {
   if err=$(borg info "$1" 2>&1 >/dev/null); then return 0; fi
@@ -47,13 +48,13 @@ open_or_init() {
     *"not a valid repository"*)
       if [ -n "$(ls -A "$1" 2>/dev/null)" ]; then
         echo "runbook: $1 is a non-empty folder but not a Borg repository; refusing to create one there" >&2
-        return 1
+        return 2
       fi ;;
     *"passphrase"*"incorrect"*)
       echo "runbook: a Borg repository already exists at $1 and the inventory's passphrase does not open it" \
         "(another repository at that path? check backup.repository and backup.passphrase_file)" >&2
-      return 1 ;;
-    *) echo "runbook: cannot open the Borg repository $1: $err" >&2; return 1 ;;
+      return 2 ;;
+    *) echo "runbook: cannot open the Borg repository $1: $err" >&2; return 2 ;;
   esac
   case "$1" in *:*) ;; *) mkdir -p "$(dirname "$1")" ;; esac
   borg init --encryption=repokey-blake2 "$1" >&2

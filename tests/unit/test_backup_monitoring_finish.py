@@ -148,12 +148,12 @@ def test_a_borg_repository_is_made_only_where_there_is_none_and_a_foreign_one_is
     assert open_or_init(repo, "one")[0] == 0 and (repo / "config").exists()
     assert open_or_init(repo, "one") == (0, "")
     code, message = open_or_init(repo, "s3cr3t-other")
-    assert code == 1 and f"a Borg repository already exists at {repo}" in message and "passphrase" in message
+    assert code == 2 and f"a Borg repository already exists at {repo}" in message and "passphrase" in message
     assert "s3cr3t-other" not in message
     (tmp_path / "empty").mkdir()
     assert open_or_init(tmp_path / "empty", "one")[0] == 0
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "data.txt").write_text("keep me")
     code, message = open_or_init(tmp_path / "full", "one")
-    assert code == 1 and "not a Borg repository; refusing" in message
+    assert code == 2 and "not a Borg repository; refusing" in message
     assert (tmp_path / "full" / "data.txt").read_text() == "keep me"
