@@ -186,9 +186,12 @@ class Rfc2136Service(DnsService):
 
     def _auth_error(self, where: str, record: str, why: str) -> DnsAuthError:
         algorithm = self.spec.tsig.algorithm if self.spec.tsig else "-"
+        guess = "wrong key name, secret or algorithm?"
+        if "BadTime" in why:
+            guess = "the clocks of this machine and the server differ by more than the TSIG fudge (300 s)"
         return DnsAuthError(
             f"{where} rejected the update of {record}: {why} (TSIG key {self._key_name()}, "
-            f"{algorithm}: wrong key name, secret or algorithm?); nothing was written"
+            f"{algorithm}: {guess}); nothing was written"
         )
 
     def _conflict(

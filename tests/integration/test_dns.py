@@ -145,6 +145,21 @@ def test_wrong_tsig_secret_is_an_auth_error_that_does_not_show_the_secret(spec, 
     assert svc.read(name, "A") is None
 
 
+def test_a_skewed_clock_is_an_auth_error_that_says_so(spec, name, monkeypatch):
+    class Skewed:  # this process's clock an hour ahead, for the TSIG signature only
+        @staticmethod
+        def time() -> float:
+            return time.time() + 3600
+
+    monkeypatch.setattr(dns.message, "time", Skewed)
+    svc = dns_service(spec)
+    with pytest.raises(DnsAuthError, match="clocks") as caught:
+        svc.replace(name, "A", None, value(5, "127.0.0.12"))
+    monkeypatch.undo()
+    assert "BadTime" in str(caught.value) and "nothing was written" in str(caught.value)
+    assert svc.read(name, "A") is None
+
+
 def test_unknown_tsig_key_name_is_an_auth_error(spec, name):
     tsig = dataclasses.replace(spec.tsig, name="no-such-key")
     svc = dns_service(dataclasses.replace(spec, tsig=tsig))
