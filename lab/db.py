@@ -71,10 +71,20 @@ def sql(ns: int, statements: str) -> str:
     return proc.run(proc.ns_argv(ns, ["mariadb", f"--socket={SOCKET}", "-N", "-B"]), input_=statements.encode()).stdout
 
 
+#: The shop application's account (the lab's page does not use it; the migration must carry it).
+SHOP_USER = "shop"
+SHOP_PASSWORD = "lab-shop-db-password"
+USER_SQL = (
+    f"CREATE USER IF NOT EXISTS '{SHOP_USER}'@'localhost' IDENTIFIED BY '{SHOP_PASSWORD}';\n"
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON shop.* TO '{SHOP_USER}'@'localhost';\n"
+)
+
+
 def seed(paths: Paths, ns: int) -> None:
-    """Create the shop database once; keep its dump as the pristine copy."""
+    """Create the shop database and its user once; keep the database's dump as the pristine copy."""
     if "shop" not in sql(ns, "SHOW DATABASES;").split():
         sql(ns, static("shop.sql"))
+    sql(ns, USER_SQL)
     dump = proc.run(proc.ns_argv(ns, ["mysqldump", f"--socket={SOCKET}", "--databases", "shop"])).stdout
     write(paths.pristine / "old" / "shop.sql", dump, 0o600)
 
@@ -82,4 +92,4 @@ def seed(paths: Paths, ns: int) -> None:
 def restore(paths: Paths, ns: int) -> None:
     """Drop the shop database and load the pristine dump."""
     dump = (paths.pristine / "old" / "shop.sql").read_text()
-    sql(ns, "DROP DATABASE IF EXISTS shop;\n" + dump)
+    sql(ns, "DROP DATABASE IF EXISTS shop;\n" + dump + USER_SQL)

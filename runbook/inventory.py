@@ -152,6 +152,15 @@ class SiteSpec:
     command: tuple[str, ...] | None
     expect: Expectation
     verify_timeout: int = 120
+    database: DatabaseSpec | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """A site's databases on the old host's MariaDB, and the image of its db service."""
+
+    names: tuple[str, ...]
+    image: str = "mariadb:10.11"
 
 
 @dataclass(frozen=True)
@@ -427,6 +436,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             image=s["image"],
             command=tuple(s["command"]) if s["command"] else None,
             verify_timeout=s["verify_timeout"],
+            database=DatabaseSpec(tuple(s["database"]["names"]), s["database"]["image"]) if s["database"] else None,
             expect=Expectation(**(s["expect"] or {"status": 200, "text": None, "path": "/", "same_content": False})),
         )
         for s in data["sites"]

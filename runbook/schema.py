@@ -113,6 +113,30 @@ SITE = _f(
             nullable=True,
             items=_f("str", "An argument."),
         ),
+        "database": _f(
+            "map",
+            "The site's MariaDB/MySQL databases: dumped on the old host (mysqldump as root over its socket) "
+            "with their users and grants, and restored into the site's `db` container (SITE_db) on the new "
+            "host: once at start, and the final dump during the freeze.",
+            {"names": ["shop"]},
+            nullable=True,
+            fields={
+                "names": _f(
+                    "list",
+                    "Database names on the old host.",
+                    ["shop"],
+                    required=True,
+                    items=_f("identifier", "A database name."),
+                ),
+                "image": _f(
+                    "str",
+                    "Image of the site's db service; it must let root in over its socket (the official "
+                    "MariaDB image does).",
+                    "mariadb:10.11",
+                    default="mariadb:10.11",
+                ),
+            },
+        ),
         "verify_timeout": _f(
             "int",
             "Seconds verify-new keeps trying the new host (certificate issuance included) before the site rolls back.",

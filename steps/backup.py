@@ -61,7 +61,9 @@ open_or_init() {
 }
 """
 
-SAFETY_NET_SCRIPT = BORG_OPEN_OR_INIT + r"""set -eu
+SAFETY_NET_SCRIPT = (
+    BORG_OPEN_OR_INIT
+    + r"""set -eu
 repo=$1 archive=$2 dumps=$3; shift 3
 dbs=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do dbs="$dbs $1"; shift; done
@@ -83,6 +85,7 @@ name=$archive i=1
 while borg info "$repo::$name" >/dev/null 2>&1; do i=$((i + 1)); name="$archive.$i"; done
 borg create --json --compression lz4 "$repo::$name" "$@" "$dumps"
 """
+)
 
 BORG_READ_SCRIPT = 'set -eu\nrepo=$1; shift\nborg "$@" "$repo"\n'
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from runbook import apache, compose
 from runbook.actions import Action, PutFile, RRsetValue, RunCommand
+from runbook.compose import db_container
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
@@ -18,7 +19,7 @@ from runbook.http import Response, acme_context, acme_root_pem, request
 from runbook.inventory import Inventory, SiteSpec
 from runbook.reads import Reads
 from runbook.step import CheckResult, Step
-from steps import ttl
+from steps import database, ttl
 from steps.provision import sha
 from steps.transfer import rsync_pull
 
@@ -109,22 +110,30 @@ class Start(SiteStep):
     part = "start"
 
     def reads(self) -> dict[str, Reads]:
-        return {"new": Reads(files=(f"{self.site_dir}/docker-compose.yml",), containers=(self.container,))}
+        files = (f"{self.site_dir}/docker-compose.yml", self.marker("db-copied"))
+        return {"new": Reads(files=files, containers=(self.container,))}
 
     def _state(self, ctx: RunContext) -> tuple[dict[str, str], str, str]:
         text = compose.site_compose_text(self.inventory, self.site)
         path = f"{self.site_dir}/docker-compose.yml"
         return host_facts(ctx.hosts.get("new"), [path], [self.container]), text, path
 
+    def _db_copied(self, ctx: RunContext) -> bool:
+        return self.site.database is None or ctx.hosts.get("new").read_file(self.marker("db-copied")) is not None
+
     def check(self, ctx: RunContext) -> CheckResult:
         facts, text, path = self._state(ctx)
         same = facts.get(f"file.{path}", "").startswith(sha(text))
         running = facts.get(f"container.{self.container}", "").startswith("running")
-        if same and running:
+        copied = self._db_copied(ctx)
+        if same and running and copied:
             return CheckResult(True, f"{self.container} runs the current compose file")
-        return CheckResult(
-            False, ", ".join(x for x in ("" if same else "compose file differs", "" if running else "not running") if x)
-        )
+        missing = [
+            "" if same else "compose file differs",
+            "" if running else "not running",
+            "" if copied else "databases not copied yet",
+        ]
+        return CheckResult(False, ", ".join(x for x in missing if x))
 
     def actions(self, ctx: RunContext) -> list[Action]:
         facts, text, path = self._state(ctx)
@@ -141,13 +150,19 @@ class Start(SiteStep):
                 why="start the site on the new host",
             )
         )
+        if not self._db_copied(ctx):
+            actions += database.copy_actions(self.inventory, self.site, "first copy")
+            actions.append(PutFile("new", self.marker("db-copied"), "copied by runbook\n", 0o600, why="mark the copy"))
         return actions
 
     def verify(self, ctx: RunContext) -> str:
-        state = host_facts(ctx.hosts.get("new"), [], [self.container]).get(f"container.{self.container}", "")
-        if not state.startswith("running") or state.endswith("/unhealthy") or state.endswith("/starting"):
-            raise VerifyError(f"container {self.container} is {state or 'missing'} on the new host")
-        return f"{self.container} {state.rstrip('/')}"
+        containers = [self.container] + ([db_container(self.site)] if self.site.database else [])
+        facts = host_facts(ctx.hosts.get("new"), [], containers)
+        for container in containers:
+            state = facts.get(f"container.{container}", "")
+            if not state.startswith("running") or state.endswith("/unhealthy") or state.endswith("/starting"):
+                raise VerifyError(f"container {container} is {state or 'missing'} on the new host")
+        return ", ".join(f"{c} {facts[f'container.{c}'].rstrip('/')}" for c in containers)
 
 
 def _compare(site: SiteSpec, domain: str, new: Response, old: Response | None) -> str | None:
@@ -300,6 +315,7 @@ class FinalSync(SiteStep):
             for a in self.sync_actions("--update", why="the delta since the pre-sync")
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
+        actions += database.copy_actions(self.inventory, self.site, "final dump")
         actions.append(
             PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
         )

@@ -1,7 +1,8 @@
 """Crash anywhere: the whole migration of the lab inventory killed (SIGKILL) at a step and phase
 resumes with `inv migrate --yes` and ends complete: every site answers from the new host over HTTPS,
-both DNS servers serve the new records with the restored TTLs, every seeded mail message is in the
-new mailboxes exactly once, and the journal has every step done.
+both DNS servers serve the new records with the restored TTLs, the shop's database on the new host
+holds what the old one holds, every seeded mail message is in the new mailboxes exactly once, and
+the journal has every step done.
 
 Points are chained through one migration: the run is killed at the first point it reaches, resumed
 with the points after it (so it is killed again at the next one), and so on until a run finishes;
@@ -21,6 +22,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ import pytest
 from runbook.failpoints import PHASES
 from tests.integration.helpers import a_record, inventory_variant, must, run_inv
 from tests.integration.test_mail import MAIL_HOST, USERS, message_ids, old_maildir_files
-from tests.integration.test_sites import SITES, acme_trust, answers_from_new_host
+from tests.integration.test_sites import ORDERS, SITES, acme_trust, answers_from_new_host, new_sql, old_sql
 
 pytestmark = pytest.mark.lab
 
@@ -69,6 +71,11 @@ def end_state_problems(lab: Any, inventory: Path, step_ids: list[str], mail: dic
         for server in (lab.ns1, lab.ns2):
             if a_record(domain, server) != ([lab.new], 10):
                 problems.append(f"{domain} at {server}: {a_record(domain, server)}, want ([{lab.new}], 10)")
+    try:
+        if new_sql(ORDERS) != old_sql(lab, ORDERS + ";"):
+            problems.append("shop database: the new host's orders differ from the old host's")
+    except subprocess.CalledProcessError as exc:
+        problems.append(f"shop database: cannot read it on the new host: {exc.stderr.strip()[:200]}")
     context = acme_trust(lab)
     for user in USERS:
         try:

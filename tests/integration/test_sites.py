@@ -128,3 +128,45 @@ def test_a_site_moves_under_a_live_probe_with_no_failed_request_no_stale_answer_
     lines = on_new.splitlines()
     for _, entry in probe.acknowledged:
         assert lines.count(entry) == 1, entry
+
+
+ORDERS = "SELECT id, product_id, quantity FROM shop.orders ORDER BY id"
+
+
+def old_sql(lab, statements: str) -> str:  # type: ignore[no-untyped-def]
+    from lab import db, sshhosts
+
+    return db.sql(sshhosts.ns_pid(lab.lab.paths, "old"), statements)
+
+
+def new_sql(statements: str, *login: str) -> str:
+    import subprocess
+
+    argv = ["docker", "exec", "shop_db", "mariadb", *login, "-N", "-B", "-e", statements]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_the_shop_database_moves_with_its_account_and_what_was_written_before_the_freeze(  # type: ignore[no-untyped-def]
+    clean_lab, tmp_path: Path
+) -> None:
+    from lab.db import SHOP_PASSWORD, SHOP_USER
+
+    lab = clean_lab
+    inventory = inventory_variant(tmp_path, "shop-db")
+    first = f"{SETUP},site:shop/pre-sync,site:shop/start,site:shop/verify-new"
+    started = must(run_inv("migrate", "--yes", "--only", first, inventory=inventory))
+    assert "row counts match the old host" in started.stdout
+    assert new_sql(ORDERS) == old_sql(lab, ORDERS + ";")
+    # An order placed on the old host after the first copy, before the freeze, must not be lost.
+    old_sql(lab, "INSERT INTO shop.orders (product_id, quantity) VALUES (3, 7);")
+    moved = must(run_inv("migrate", "--yes", "--only", "site:shop/*", inventory=inventory))
+    assert "failed=0" in moved.stdout
+    assert "3\t7" in new_sql(ORDERS)
+    assert new_sql(ORDERS) == old_sql(lab, ORDERS + ";")
+    # The shop's own account works on the new host, over the network as the app connects.
+    login = ("-h", "127.0.0.1", f"-u{SHOP_USER}", f"-p{SHOP_PASSWORD}")
+    assert new_sql("SELECT COUNT(*) FROM shop.orders", *login).strip() == "3"
+    # The dumps hold password hashes: private on both hosts.
+    dumps = lab.root / "new" / "srv" / "shop" / "db-dumps"
+    assert oct(dumps.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in dumps.iterdir())

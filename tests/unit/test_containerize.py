@@ -37,6 +37,7 @@ sites:
   - name: shop
     domains: [shop.club.test]
     data: [/var/www/shop]
+    database: {names: [shop]}
 """
 
 needs_compose = pytest.mark.skipif(
@@ -85,6 +86,16 @@ def test_each_site_gets_a_project_with_traefik_labels_mounts_and_the_web_network
     assert labels["traefik.http.routers.www_secure.tls.certresolver"] == "pebble"
     assert labels["traefik.http.routers.www_secure.rule"] == "Host(`club.test`) || Host(`www.club.test`)"
     assert labels["traefik.http.services.www.loadbalancer.server.port"] == "8080"
+
+
+def test_a_site_with_a_database_gets_a_private_db_service_with_its_data_under_the_project(inventory):
+    shop = yaml.safe_load(containerize.compose_files(load_inventory(inventory))[1].generated)
+    app, db = shop["services"]["app"], shop["services"]["db"]
+    assert app["networks"] == [WEB_NETWORK, "default"] and app["depends_on"] == ["db"]
+    assert db["image"] == "mariadb:10.11" and db["container_name"] == "shop_db"
+    assert db["networks"] == ["default"] and "ports" not in db and "labels" not in db
+    assert db["volumes"] == ["/srv/shop/db:/var/lib/mysql"]
+    assert db["environment"] == {"MARIADB_RANDOM_ROOT_PASSWORD": "1"}
 
 
 @needs_compose
