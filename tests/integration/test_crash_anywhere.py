@@ -115,7 +115,9 @@ def run_chain(lab: Any, inventory: Path, points: list[str], tally: Tally, step_i
         if result.returncode == -9 and hit and hit[-1] in remaining:
             chain.append(hit[-1])
             tally.killed.append(hit[-1])
-            remaining = remaining[remaining.index(hit[-1]) + 1 :]
+            at = remaining.index(hit[-1])
+            tally.not_reached += remaining[:at]  # skipped by this run: for the next pass
+            remaining = remaining[at + 1 :]
             print(f"  killed at {hit[-1]}", flush=True)
             continue
         if result.returncode == 0:
