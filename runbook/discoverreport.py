@@ -40,6 +40,7 @@ class SiteGuess:
     data: list[str]
     vhosts: list[Vhost] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
 
 
 def _identifier(text: str) -> str:
@@ -87,6 +88,8 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
         for db in found.databases:
             if db.name.lower() in (name, *(d.split(".")[0] for d in domains)):
                 guess.notes.append(f"database {db.name} ({size(db.bytes // 1024)}) probably belongs to this site")
+                if schema.IDENTIFIER.match(db.name):
+                    guess.databases.append(db.name)
         sites.append(guess)
     return sites
 
@@ -197,6 +200,8 @@ def starting_inventory(found: Discovery, current: Inventory, name: str) -> str:
         lines.append(f"    data: {_j([d for d in site.data if d.startswith('/')])}")
         lines.append("    image: null  # TODO: the container image that serves this site on the new host")
         lines.append("    port: 80  # TODO: the port the image listens on")
+        if site.databases:
+            lines.append(f"    database: {{names: {_j(site.databases)}}}  # TODO: check: guessed from the names")
         for note in site.notes:
             lines.append(f"    # note: {note}")
     if found.mail_domains and in_zone(found.mail_domains[0]):

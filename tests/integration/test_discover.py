@@ -75,6 +75,8 @@ def test_discover_writes_markdown_json_and_a_starting_inventory_that_loads(disco
     inventory = load_inventory(start)
     assert {s.name for s in inventory.sites} == {"www", "admin", "ticker", "shop"}
     assert inventory.site("www").domains == ("club.test", "www.club.test")
+    shop = inventory.site("shop").database
+    assert shop is not None and shop.names == ("shop",)  # guessed from the name, marked TODO
     assert inventory.dns is not None and inventory.dns.zone == "club.test"
     assert inventory.mail is not None and set(inventory.mail.users) == MAILBOXES
     assert "TODO" in start.read_text()
