@@ -141,7 +141,6 @@ def test_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None:  
     for run in range(int(os.environ.get("BENCH_MAIL_RUNS", "3"))):
         if run:
             lab.lab.reset()
-        (tmp_path / str(run)).mkdir()
         inventory = inventory_variant(tmp_path / str(run), "bench-mail")
         must(run_inv("migrate", "--yes", "--only", f"{SETUP},mail/pre-sync", inventory=inventory, timeout=600))
         sender = Sender(lab.resolver)

@@ -44,5 +44,6 @@ def lab_inventory_copy(folder: Path, name: str, **changes: Any) -> Path:
     data["apps_dir"] = str(folder / "apps")
     data.update(changes)
     path = folder / f"{name}.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
