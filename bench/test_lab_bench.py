@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +135,14 @@ def test_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path
     save("freeze", figures)
 
 
+def step_seconds(status: dict[str, Any], step: str) -> float:
+    """How long a step took in this run, from its journal times (nan if it did not run)."""
+    entry = status.get(step, {})
+    if entry.get("started") is None or entry.get("finished") is None:
+        return float("nan")
+    return float(entry["finished"]) - float(entry["started"])
+
+
 @pytest.mark.timeout(3600)
 def test_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
@@ -160,10 +169,7 @@ def test_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None:  
         figures = {
             "window_seconds": window,
             "switch_dns_seconds": switch,
-            **{
-                f"{part}_seconds": float(status[f"mail/{part}"]["seconds"])
-                for part in ("hold", "final-sync", "release", "verify")
-            },
+            **{f"{part}_seconds": step_seconds(status, f"mail/{part}") for part in ("hold", "final-sync", "release")},
             "messages": float(len(sender.sent)),
             "lost": float(sum(len(expected[u] - set(counts[u])) for u in USERS)),
             "twice": float(sum(1 for u in USERS for m in expected[u] if counts[u][m] > 1)),
