@@ -78,18 +78,16 @@ def engine_plan(inventory: Path) -> dict[str, Any]:
 def inv_plan(inventory: Path) -> float:
     """`inv plan --json` end to end (interpreter start and imports included), in seconds."""
     env = dict(os.environ, INVOKE_RUNBOOK_INVENTORY=str(inventory))
+    return timed([str(BIN / "inv"), "-r", str(REPO), "plan", "--json"], env)
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    """Seconds a command took, end to end; stops the benchmark with its output if it fails."""
     started = time.monotonic()
-    result = subprocess.run(
-        [str(BIN / "inv"), "-r", str(REPO), "plan", "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
     seconds = time.monotonic() - started
     if result.returncode != 0:
-        raise SystemExit(f"inv plan failed: {result.stderr[-2000:]}")
+        raise SystemExit(f"{argv[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     return seconds
 
 
@@ -188,18 +186,7 @@ def ansible_check(hosts_file: Path, play_file: Path) -> float:
         ANSIBLE_LOCAL_TEMP=str(play_file.parent / "tmp"),
         ANSIBLE_NOCOLOR="1",
     )
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "--check", "-i", str(hosts_file), str(play_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    seconds = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"ansible-playbook failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-    return seconds
+    return timed([str(BIN / "ansible-playbook"), "--check", "-i", str(hosts_file), str(play_file)], env)
 
 
 def main() -> None:

@@ -34,7 +34,9 @@ MARIADB_FILES = (
     "/usr/bin/resolveip",
 )
 #: First start initialises the data folder (root over the socket only, as the official image's
-#: root@localhost); then the server listens on the project's network, never published.
+#: root@localhost); then the server listens inside the container's own network namespace (its
+#: loopback and the compose project's Docker network: 0.0.0.0 there), never published on a host
+#: address, as the official image does.
 MARIADB_ENTRYPOINT = """#!/bin/sh
 set -e
 mkdir -p /run/mysqld

@@ -524,12 +524,7 @@ class SwitchDns(MailStep):
         return CheckResult(True, f"{self.spec.host} and the MX of {self.spec.domain} point to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        if ttl.old_ttl_gate(ctx) is None:
-            raise RunbookError(f"{self.id}: the old-TTL gate is unknown; run ttl/lower first")
-        actions: list[Action] = list(ttl.old_ttl_wait(ctx))
-        for name, rdtype, old, new in self._wanted(ctx):
-            actions += ttl.switch_records(ctx, name, rdtype, old, new, why=f"move {name} {rdtype} to the new host")
-        return actions
+        return ttl.gated_switch(ctx, self.id, self._wanted(ctx))
 
     def verify(self, ctx: RunContext) -> str:
         return ttl.verify_records(ctx, self._expected(ctx), timeout=10)

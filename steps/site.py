@@ -400,12 +400,8 @@ class SwitchDns(SiteStep):
         return CheckResult(True, f"{', '.join(self.site.domains)} point to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        if ttl.old_ttl_gate(ctx) is None:
-            raise RunbookError(f"{self.id}: the old-TTL gate is unknown; run ttl/lower first")
-        actions: list[Action] = list(ttl.old_ttl_wait(ctx))
-        for name, old in self._records(ctx):
-            actions += ttl.switch_records(ctx, name, "A", old, [self.new_address], why=f"move {name} to the new host")
-        return actions
+        changes = [(name, "A", old, [self.new_address]) for name, old in self._records(ctx)]
+        return ttl.gated_switch(ctx, self.id, changes)
 
     def verify(self, ctx: RunContext) -> str:
         assert self.inventory.dns is not None

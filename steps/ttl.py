@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from runbook.actions import Action, ReplaceRRset, RRsetValue, WaitUntil
 from runbook.context import RunContext
 from runbook.dns import same_value, value_text
-from runbook.errors import DnsError, PropagationTimeout, VerifyError
+from runbook.errors import DnsError, PropagationTimeout, RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.journal import DATA
 from runbook.step import CheckResult, Step
@@ -122,6 +122,17 @@ def old_ttl_wait(ctx: RunContext) -> list[Action]:
     if gate is None:
         return []
     return [WaitUntil(until=gate, why="caches may still hold the old answers (old TTL)")]
+
+
+def gated_switch(ctx: RunContext, step_id: str, changes: list[tuple[str, str, list[str], list[str]]]) -> list[Action]:
+    """A switch step's actions: wait for the old-TTL gate, then each (name, rdtype, old values, new
+    values) with compare-and-swap. Raises RunbookError when the gate is unknown (ttl/lower not run)."""
+    if old_ttl_gate(ctx) is None:
+        raise RunbookError(f"{step_id}: the old-TTL gate is unknown; run ttl/lower first")
+    actions: list[Action] = list(old_ttl_wait(ctx))
+    for name, rdtype, old, new in changes:
+        actions += switch_records(ctx, name, rdtype, old, new, why=f"move {name} {rdtype} to the new host")
+    return actions
 
 
 def switch_records(
