@@ -21,7 +21,7 @@ DOCKER = shutil.which("docker") or "docker"
 IMAGES = {
     "lab/busybox:1": 'CMD ["sh"]',
     "lab/traefik:3": 'ENTRYPOINT ["/usr/local/bin/traefik"]',
-    "lab/mariadb:1": 'CMD ["/usr/local/bin/lab-mariadb"]',
+    "lab/mariadb:2": 'CMD ["/usr/local/bin/lab-mariadb"]',
 }
 
 #: This machine's MariaDB (Debian's), copied with its libraries into the busybox root: the new
@@ -34,9 +34,8 @@ MARIADB_FILES = (
     "/usr/bin/resolveip",
 )
 #: First start initialises the data folder (root over the socket only, as the official image's
-#: root@localhost); then the server listens inside the container's own network namespace (its
-#: loopback and the compose project's Docker network: 0.0.0.0 there), never published on a host
-#: address, as the official image does.
+#: root@localhost); then the server listens on the container's loopback and its own address on the
+#: compose project's Docker network (nothing else), never published on a host address.
 MARIADB_ENTRYPOINT = """#!/bin/sh
 set -e
 mkdir -p /run/mysqld
@@ -45,8 +44,9 @@ if [ ! -d /var/lib/mysql/mysql ]; then
   mariadb-install-db --no-defaults --datadir=/var/lib/mysql --user=mysql \
     --auth-root-authentication-method=socket --skip-test-db --skip-name-resolve >/dev/null
 fi
+addresses=127.0.0.1,$(hostname -i | tr " " ,)
 exec mariadbd --no-defaults --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock \
-  --bind-address=0.0.0.0 --port=3306 --skip-name-resolve --innodb-buffer-pool-size=16M \
+  --bind-address="$addresses" --port=3306 --skip-name-resolve --innodb-buffer-pool-size=16M \
   --performance-schema=OFF
 """
 
