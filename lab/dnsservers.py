@@ -16,7 +16,7 @@ import dns.rdatatype
 from lab import proc
 from lab.proc import LabError
 from lab.render import write, write_template
-from lab.topology import NS1, NS2, OLD, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
+from lab.topology import NS1, NS2, OLD, PDNS, PDNS_ZONE, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
 
 SERVERS = {"named-primary": NS1, "named-secondary": NS2}
 
@@ -114,6 +114,8 @@ def prepare(paths: Paths, variant: str) -> None:
         zone=ZONE,
         ns1=NS1,
         ns2=NS2,
+        pdns=PDNS,
+        pdns_zone=PDNS_ZONE,
     )
 
 

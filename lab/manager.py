@@ -15,10 +15,24 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import acme, blackbox, db, dnsservers, docker_engine, health, images, mail, proc, sshhosts, web
+from lab import acme, blackbox, db, dnsservers, docker_engine, health, images, mail, pdns, proc, sshhosts, web
 from lab.proc import LabError
 from lab.render import sync_tree
-from lab.topology import ALIASES, NEW, NS1, NS2, OLD, OLD_MOUNTS, PEBBLE, RESOLVER, SSH_PORT, VARIANTS, Paths
+from lab.topology import (
+    ALIASES,
+    NEW,
+    NS1,
+    NS2,
+    OLD,
+    OLD_MOUNTS,
+    PDNS,
+    PDNS_API_PORT,
+    PEBBLE,
+    RESOLVER,
+    SSH_PORT,
+    VARIANTS,
+    Paths,
+)
 
 PRISTINE_VERSION = "2"
 
@@ -46,6 +60,7 @@ SERVERS = (
     Server("dockerd", f"unix://{docker_engine.SOCKET}", "new"),
     Server("pebble", f"{PEBBLE}:14000,15000", None),
     Server("blackbox", blackbox.ADDRESS, None),
+    Server("pdns", f"{PDNS}:53,{PDNS_API_PORT}", None),
 )
 
 
@@ -102,7 +117,7 @@ class Lab:
 
     def health(self) -> list[health.Check]:
         """Run every health check (see lab/health.py); never raises."""
-        return [*health.run_all(self.paths), blackbox.health_check(self.paths)]
+        return [*health.run_all(self.paths), blackbox.health_check(self.paths), pdns.health_check(self.paths)]
 
     def variant(self) -> str:
         """The zone variant the primary currently serves (``fast`` or ``realistic``)."""
@@ -175,6 +190,7 @@ class Lab:
             "dockerd": lambda: docker_engine.start(p, sshhosts.ns_pid(p, "new")),
             "pebble": lambda: acme.start(p),
             "blackbox": lambda: blackbox.start(p),
+            "pdns": lambda: pdns.start(p),
         }
         return starters[name]()
 
@@ -230,6 +246,8 @@ class Lab:
             raise LabError("the lab is not up: run `inv lab.up` first")
         dnsservers.reload_pristine_zone(p)
         dnsservers.flush_resolver(p)
+        if self.pid("pdns"):
+            pdns.restore_zone(p)
         self._restore_old_files()
         ns_old = sshhosts.ns_pid(p, "old")
         if self.pid("postfix"):
@@ -287,6 +305,7 @@ ADDRESSES = {
     "ns1": NS1,
     "ns2": NS2,
     "resolver": RESOLVER,
+    "pdns": PDNS,
     "pebble": PEBBLE,
     "ssh_port": SSH_PORT,
 }

@@ -12,6 +12,10 @@ BLACKBOX = "127.0.0.15"
 NS1 = "127.0.0.53"
 NS2 = "127.0.0.54"
 RESOLVER = "127.0.0.55"
+PDNS = "127.0.0.56"
+PDNS_API_PORT = 8081
+#: The zone PowerDNS serves (club.test's records under their own apex, for the lexicon provider).
+PDNS_ZONE = "lexicon.test"
 SSH_PORT = 2222
 ZONE = "club.test"
 MAIL_DOMAIN = "club.test"
@@ -21,7 +25,7 @@ XFER_NAME = "xfer-key"
 VARIANTS = {"fast": 10, "realistic": 3600}
 
 #: Aliases the lab puts on lo (named only listens on addresses that exist on an interface).
-ALIASES = (OLD, NEW, PEBBLE, NS1, NS2, RESOLVER)
+ALIASES = (OLD, NEW, PEBBLE, NS1, NS2, RESOLVER, PDNS)
 
 #: vhost name -> (domains, text the page must contain)
 SITES: dict[str, tuple[tuple[str, ...], str]] = {

@@ -1,14 +1,33 @@
-"""Hosted DNS through dns-lexicon: read, compare, write, re-read (no atomic compare-and-swap).
+"""Hosted DNS through dns-lexicon: read, compare, write, read back (no atomic compare-and-swap).
 
 The provider is built through lexicon's provider interface (`lexicon.interfaces.Provider`):
 the module `lexicon._private.providers.<name>` gives the class, a ConfigResolver gives it the
-zone, TTL and the credentials from a YAML file (`{auth_token: ...}` or whatever the provider
-needs). The zone comes from the inventory, so lexicon never guesses it from the network.
+zone, TTL and the credentials from a 0600 YAML file (`{auth_token: ...}` or whatever the provider
+needs). The zone comes from the inventory and lexicon's Client is never used, so tldextract never
+guesses the zone (nor downloads the public suffix list).
+
+Hosted APIs have no conditional write, and lexicon's own create/update merge with a copy of the
+zone read earlier, dropping values someone else added meanwhile. So a change is:
+
+1. read the RRset and compare it with `expected` (DnsConflict, nothing written, if it differs);
+2. write: with a fresh read, check the RRset still holds what step 1 read (DnsConflict, nothing
+   written, if not), then write. PowerDNS gets the whole RRset in one PATCH (records and TTL
+   together, the name never empty); other providers get lexicon's create / update / delete,
+   new values first;
+3. read back: anything but `new` is a DnsConflict that names what the API lists now. On PowerDNS
+   the zone serial also shows a change by someone else in the milliseconds between step 2's read
+   and its PATCH (one PATCH moves the serial by one step under soa_edit_api DEFAULT or INCREASE).
+
+PowerDNS with the sqlite backend answers parallel writers with HTTP 500 "database is locked":
+the write is tried again (from its fresh read) a few times, then reported as such.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +38,22 @@ from runbook.dns.service import DnsService, Reporter
 from runbook.dns.wire import (
     NAME_TYPES,
     AuthServer,
+    in_zone,
     normalize,
     parse_rdatas,
     plain_name,
     same_value,
     value_text,
 )
-from runbook.errors import DnsConflict, DnsError, DnsServerFailure, InventoryError
+from runbook.errors import (
+    DnsAuthError,
+    DnsConflict,
+    DnsError,
+    DnsRefused,
+    DnsServerFailure,
+    DnsTimeout,
+    InventoryError,
+)
 from runbook.inventory import DnsSpec
 from runbook.secrets import Secret, scrub
 
@@ -33,6 +61,9 @@ log = logging.getLogger(__name__)
 
 #: Default TTL lexicon writes when a change does not say (it always does here).
 DEFAULT_TTL = 3600
+#: Tries of a write that a sqlite-backed PowerDNS refused with "database is locked", and the first pause.
+LOCKED_TRIES = 5
+LOCKED_PAUSE = 0.05
 
 
 def known_providers() -> list[str]:
@@ -66,12 +97,32 @@ def read_credentials(path: Path) -> dict[str, Secret]:
         raise InventoryError(str(path), [f"dns.lexicon.credentials_file: cannot read {path}: {exc.strerror}"]) from None
     except yaml.YAMLError:
         raise InventoryError(str(path), [f"dns.lexicon.credentials_file: {path} is not valid YAML"]) from None
+    mode = Path(path).stat().st_mode & 0o777
+    if mode & 0o077:
+        raise InventoryError(
+            str(path), [f"dns.lexicon.credentials_file: {path} is readable by others (mode {mode:o}); chmod 600 it"]
+        )
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise InventoryError(
             str(path),
             [f"dns.lexicon.credentials_file: {path} must be a mapping of option: value (e.g. auth_token: ...)"],
         )
     return {k: Secret(str(v), origin=str(path)) for k, v in data.items() if v is not None}
+
+
+class BackendLocked(DnsServerFailure):
+    """The provider's backend refused a write because another writer held it (PowerDNS + sqlite)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One read of an RRset through lexicon: its records as listed, its value, and on PowerDNS
+    the zone's serial and soa_edit_api (how the serial moves on an API change)."""
+
+    records: list[dict[str, Any]]
+    value: RRsetValue | None
+    serial: int | None = None
+    soa_edit_api: str | None = None
 
 
 class LexiconService(DnsService):
@@ -99,9 +150,17 @@ class LexiconService(DnsService):
         self.provider_name = str(name)
         self.provider_class = provider_class or load_provider_class(self.provider_name)
         creds = settings.get("credentials_file")
+        self._credentials_file = str(creds) if creds else "(no credentials_file)"
         self.credentials = read_credentials(Path(creds)) if creds else {}
+        self.where = f"lexicon provider {self.provider_name} ({self.zone})"
+
+    @property
+    def powerdns(self) -> bool:
+        """Whether the provider is lexicon's PowerDNS one (whole-RRset writes, zone serial)."""
+        return self.provider_name == "powerdns" and hasattr(self.provider_class, "_patch")
 
     def _client(self, ttl: int) -> Any:
+        """A new provider object: it has read nothing yet (lexicon providers cache the zone)."""
         from lexicon.config import ConfigResolver
 
         options = {k: v.reveal() for k, v in self.credentials.items()}
@@ -118,10 +177,21 @@ class LexiconService(DnsService):
         except DnsError:
             raise
         except Exception as exc:  # noqa: BLE001 - provider libraries raise anything
-            detail = scrub(f"{type(exc).__name__}: {exc}", list(self.credentials.values()))
-            raise DnsServerFailure(
-                f"lexicon provider {self.provider_name} ({self.zone}): {what} failed: {detail}"
-            ) from None
+            response = getattr(exc, "response", None)
+            body = str(getattr(response, "text", "") or "")[:300]
+            detail = scrub(
+                f"{type(exc).__name__}: {exc}" + (f": {body}" if body else ""), list(self.credentials.values())
+            )
+            status = getattr(response, "status_code", None)
+            if status in (401, 403):
+                raise DnsAuthError(
+                    f"{self.where}: {what} refused (HTTP {status}): wrong credentials in "
+                    f"{self._credentials_file}? ({detail})"
+                ) from None
+            if isinstance(exc, OSError) and response is None:  # requests' ConnectionError, Timeout
+                raise DnsTimeout(f"{self.where}: {what}: cannot reach the API: {detail}") from None
+            kind = BackendLocked if "database is locked" in body else DnsServerFailure
+            raise kind(f"{self.where}: {what} failed: {detail}") from None
 
     def _records(self, client: Any, name: str, rdtype: str) -> list[dict[str, Any]]:
         found = self._call(client.list_records, f"list {name} {rdtype}", rdtype, name)
@@ -136,47 +206,121 @@ class LexiconService(DnsService):
         texts = [rd.to_text() for r in records for rd in parse_rdatas(rdtype, [str(r["content"])])]
         return RRsetValue.of(ttl, texts)
 
-    def read(self, name: str, rdtype: str) -> RRsetValue | None:
-        """The RRset as the hoster's API lists it. Raises DnsServerFailure."""
-        name, rdtype = plain_name(name), rdtype.upper()
-        client = self._client(DEFAULT_TTL)
+    def _snapshot(self, client: Any, name: str, rdtype: str) -> Snapshot:
+        records = self._records(client, name, rdtype)
+        value = self._value(records, rdtype)
+        if not self.powerdns:
+            return Snapshot(records, value)
+        zone = client.zone_data()  # the copy list_records just read
+        return Snapshot(records, value, int(zone.get("serial") or 0), str(zone.get("soa_edit_api") or ""))
+
+    def _read_snapshot(self, name: str, rdtype: str, ttl: int = DEFAULT_TTL) -> Snapshot:
+        client = self._client(ttl)
         try:
-            return self._value(self._records(client, name, rdtype), rdtype)
+            return self._snapshot(client, name, rdtype)
         finally:
             self._call(client.cleanup, "cleanup")
 
+    def read(self, name: str, rdtype: str) -> RRsetValue | None:
+        """The RRset as the hoster's API lists it. Raises DnsServerFailure."""
+        return self._read_snapshot(plain_name(name), rdtype.upper()).value
+
     def replace(self, name: str, rdtype: str, expected: RRsetValue | None, new: RRsetValue | None) -> int | None:
-        """Read, compare with `expected`, write the difference, re-read. Returns None (the API
-        gives no serial). Not atomic: a change made between the read and the write is lost;
-        the re-read detects a result that is not `new`. Raises DnsConflict, DnsServerFailure."""
+        """Read, compare with `expected`, write, read back (see the module docstring). Returns
+        PowerDNS's zone serial afterwards, else None. Already holding `new` writes nothing.
+
+        Raises DnsConflict naming the record when it holds neither `expected` nor `new`, when it
+        changes between the read and the write, or when the read back shows someone else's
+        change; DnsRefused for a name outside the zone; DnsServerFailure for API failures.
+        """
         name, rdtype = plain_name(name), rdtype.upper()
         expected, new = normalize(rdtype, expected), normalize(rdtype, new)
         record = f"{name} {rdtype}"
-        where = f"lexicon provider {self.provider_name}"
-        client = self._client(new.ttl if new else DEFAULT_TTL)
-        try:
-            records = self._records(client, name, rdtype)
-            current = self._value(records, rdtype)
-            if same_value(rdtype, current, new):
-                return None
-            if not same_value(rdtype, current, expected):
-                raise DnsConflict(
-                    f"{where}: {record} was changed by someone else; nothing was written\n"
-                    f"  expected: {value_text(expected)}\n  found:    {value_text(current)}"
-                )
-            self._write(client, name, rdtype, records, new)
-            after = self._value(self._records(client, name, rdtype), rdtype)
-        finally:
-            self._call(client.cleanup, "cleanup")
-        if not same_value(rdtype, after, new):
-            raise DnsServerFailure(
-                f"{where}: after writing {record}, the API lists {value_text(after)} instead "
-                f"of {value_text(new)} (someone else may have changed it at the same time)"
+        if not in_zone(name, self.zone):
+            raise DnsRefused(f"{self.where}: {record} is outside the zone {self.zone}; not sent")
+        seen = self._read_snapshot(name, rdtype)
+        if same_value(rdtype, seen.value, new):
+            log.info("%s already holds %s; nothing to write", record, value_text(new))
+            return seen.serial
+        if not same_value(rdtype, seen.value, expected):
+            raise DnsConflict(
+                f"{self.where}: {record} was changed by someone else; nothing was written\n"
+                f"  expected: {value_text(expected)}\n  found:    {value_text(seen.value)}"
+            )
+        before = self._write_retrying(name, rdtype, seen, new)
+        after = self._read_snapshot(name, rdtype)
+        if not same_value(rdtype, after.value, new):
+            raise DnsConflict(
+                f"{self.where}: {record} was changed by someone else while the engine wrote it\n"
+                f"  expected: {value_text(expected)}\n  wrote:    {value_text(new)}\n"
+                f"  found:    {value_text(after.value)} (the API's list after the write)"
+            )
+        if (
+            before.serial is not None
+            and after.serial is not None
+            and one_change(before.soa_edit_api or "", before.serial, after.serial) is False
+        ):
+            raise DnsConflict(
+                f"{self.where}: the zone was changed by someone else while {record} was written "
+                f"(serial {before.serial} -> {after.serial}, one change expected under soa_edit_api "
+                f"{before.soa_edit_api or 'NONE'}); {record} holds {value_text(new)}, but a change "
+                "to it made in those milliseconds would have been overwritten: check it"
             )
         log.info("%s via lexicon: %s -> %s", record, value_text(expected), value_text(new))
-        return None
+        return after.serial
 
-    def _write(
+    def _write_retrying(self, name: str, rdtype: str, seen: Snapshot, new: RRsetValue | None) -> Snapshot:
+        """`_write`, again from its fresh read while the backend is locked by another writer."""
+        pause = LOCKED_PAUSE
+        for attempt in range(1, LOCKED_TRIES + 1):
+            try:
+                return self._write(name, rdtype, seen, new)
+            except BackendLocked as exc:
+                if attempt == LOCKED_TRIES:
+                    now = self._read_snapshot(name, rdtype).value
+                    raise DnsServerFailure(
+                        f"{exc}\n  the backend stayed locked by another writer after {LOCKED_TRIES} tries; "
+                        f"{name} {rdtype} now holds {value_text(now)}; re-run the step (it checks first)"
+                    ) from None
+                log.info("%s %s: backend locked (try %d); trying again", name, rdtype, attempt)
+                time.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")
+
+    def _write(self, name: str, rdtype: str, seen: Snapshot, new: RRsetValue | None) -> Snapshot:
+        """Check with a fresh read that the RRset still holds what `seen` read, then write `new`.
+        Returns the fresh read. Raises DnsConflict (nothing written), BackendLocked, DnsServerFailure."""
+        client = self._client(new.ttl if new else DEFAULT_TTL)
+        try:
+            fresh = self._snapshot(client, name, rdtype)
+            if not same_value(rdtype, fresh.value, seen.value):
+                raise DnsConflict(
+                    f"{self.where}: {name} {rdtype} was changed by someone else between the engine's read "
+                    f"and its write; nothing was written\n"
+                    f"  expected: {value_text(seen.value)}\n  found:    {value_text(fresh.value)}"
+                )
+            if self.powerdns:
+                self._write_rrset(client, name, rdtype, new)
+            else:
+                self._write_records(client, name, rdtype, fresh.records, new)
+            return fresh
+        finally:
+            self._call(client.cleanup, "cleanup")
+
+    def _write_rrset(self, client: Any, name: str, rdtype: str, new: RRsetValue | None) -> None:
+        """PowerDNS: the RRset in one PATCH (REPLACE with records and TTL, or DELETE)."""
+        rrset: dict[str, Any] = {"name": f"{name}.", "type": rdtype}
+        if new is None:
+            rrset["changetype"] = "DELETE"
+        else:
+            rrset |= {
+                "changetype": "REPLACE",
+                "ttl": new.ttl,
+                "records": [{"content": v, "disabled": False} for v in new.values],
+            }
+        self._call(client._patch, f"write {name} {rdtype}", f"/zones/{self.zone}.", {"rrsets": [rrset]})
+
+    def _write_records(
         self,
         client: Any,
         name: str,
@@ -184,13 +328,15 @@ class LexiconService(DnsService):
         records: list[dict[str, Any]],
         new: RRsetValue | None,
     ) -> None:
-        """Delete records not in `new`, update kept ones whose TTL changes, create the rest."""
+        """Other providers: create new values first (the name is never empty), update kept values
+        whose TTL changes, then delete the values not in `new`."""
         wanted = {v: _content(rdtype, v) for v in (new.values if new else ())}
-        kept: set[str] = set()
-        for rec in records:
-            text = parse_rdatas(rdtype, [str(rec["content"])])[0].to_text()
-            if new is not None and text in wanted and text not in kept:
-                kept.add(text)
+        listed = {parse_rdatas(rdtype, [str(rec["content"])])[0].to_text(): rec for rec in records}
+        for text, content in wanted.items():
+            if text not in listed:
+                self._call(client.create_record, f"create {name} {rdtype}", rdtype, name, content)
+        for text, rec in listed.items():
+            if new is not None and text in wanted:
                 if int(rec.get("ttl") or DEFAULT_TTL) != new.ttl:
                     self._call(
                         client.update_record, f"update {name} {rdtype}", rec.get("id"), rdtype, name, wanted[text]
@@ -199,9 +345,20 @@ class LexiconService(DnsService):
             self._call(
                 client.delete_record, f"delete {name} {rdtype}", rec.get("id"), rdtype, name, str(rec["content"])
             )
-        for text, content in wanted.items():
-            if text not in kept:
-                self._call(client.create_record, f"create {name} {rdtype}", rdtype, name, content)
+
+
+def one_change(soa_edit_api: str, before: int, after: int) -> bool | None:
+    """Whether a zone serial moved by exactly one API change. PowerDNS's soa_edit_api DEFAULT
+    gives max(serial + 1, YYYYMMDD01), INCREASE serial + 1; other kinds cannot tell (None,
+    counted as one change: the read back is then the only check)."""
+    kind = soa_edit_api.upper()
+    if kind == "INCREASE":
+        return after == before + 1
+    if kind == "DEFAULT":
+        days = {datetime.date.today(), datetime.datetime.now(datetime.UTC).date()}
+        firsts = {int(day.strftime("%Y%m%d")) * 100 + 1 for day in days}
+        return after == before + 1 or (after > before and after in firsts)
+    return None
 
 
 def _content(rdtype: str, text: str) -> str:
@@ -211,4 +368,11 @@ def _content(rdtype: str, text: str) -> str:
     return text
 
 
-__all__ = ["LexiconService", "known_providers", "load_provider_class", "read_credentials"]
+__all__ = [
+    "BackendLocked",
+    "LexiconService",
+    "known_providers",
+    "load_provider_class",
+    "one_change",
+    "read_credentials",
+]

@@ -120,6 +120,7 @@ class MemoryProvider(Provider):
 def lexicon_service(tmp_path: Path) -> LexiconService:
     creds = tmp_path / "creds.yaml"
     creds.write_text("auth_token: tok-123\n")
+    creds.chmod(0o600)
     MemoryProvider.zone = {"1": {"id": "1", "type": "A", "name": "www.club.test", "content": "192.0.2.1", "ttl": 3600}}
     MemoryProvider.calls = []
     s = spec(provider="lexicon", lexicon={"provider": "hetzner", "credentials_file": creds})
