@@ -18,8 +18,9 @@ zone read earlier, dropping values someone else added meanwhile. So a change is:
    the zone serial also shows a change by someone else in the milliseconds between step 2's read
    and its PATCH (one PATCH moves the serial by one step under soa_edit_api DEFAULT or INCREASE).
 
-PowerDNS with the sqlite backend answers parallel writers with HTTP 500 "database is locked":
-the write is tried again (from its fresh read) a few times, then reported as such.
+PowerDNS with the sqlite backend answers parallel writers with HTTP 500 (its log says "database
+is locked"; the API body only "Internal Server Error"): a read or write that gets HTTP 500 is tried
+again a few times (a write from its fresh re-check), then reported as such.
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ log = logging.getLogger(__name__)
 
 #: Default TTL lexicon writes when a change does not say (it always does here).
 DEFAULT_TTL = 3600
-#: Tries of a write that a sqlite-backed PowerDNS refused with "database is locked", and the first pause.
-LOCKED_TRIES = 5
-LOCKED_PAUSE = 0.05
+#: Tries of a call answered with HTTP 500 (sqlite-backed PowerDNS: "database is locked"), first pause.
+BUSY_TRIES = 6
+BUSY_PAUSE = 0.05
 
 
 def known_providers() -> list[str]:
@@ -110,8 +111,8 @@ def read_credentials(path: Path) -> dict[str, Secret]:
     return {k: Secret(str(v), origin=str(path)) for k, v in data.items() if v is not None}
 
 
-class BackendLocked(DnsServerFailure):
-    """The provider's backend refused a write because another writer held it (PowerDNS + sqlite)."""
+class BackendBusy(DnsServerFailure):
+    """The API answered HTTP 500: with PowerDNS's sqlite backend, another writer held the database."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class LexiconService(DnsService):
                 ) from None
             if isinstance(exc, OSError) and response is None:  # requests' ConnectionError, Timeout
                 raise DnsTimeout(f"{self.where}: {what}: cannot reach the API: {detail}") from None
-            kind = BackendLocked if "database is locked" in body else DnsServerFailure
+            kind = BackendBusy if status == 500 else DnsServerFailure
             raise kind(f"{self.where}: {what} failed: {detail}") from None
 
     def _records(self, client: Any, name: str, rdtype: str) -> list[dict[str, Any]]:
@@ -214,12 +215,33 @@ class LexiconService(DnsService):
         zone = client.zone_data()  # the copy list_records just read
         return Snapshot(records, value, int(zone.get("serial") or 0), str(zone.get("soa_edit_api") or ""))
 
-    def _read_snapshot(self, name: str, rdtype: str, ttl: int = DEFAULT_TTL) -> Snapshot:
-        client = self._client(ttl)
-        try:
-            return self._snapshot(client, name, rdtype)
-        finally:
-            self._call(client.cleanup, "cleanup")
+    def _read_snapshot(self, name: str, rdtype: str) -> Snapshot:
+        def once() -> Snapshot:
+            client = self._client(DEFAULT_TTL)
+            try:
+                return self._snapshot(client, name, rdtype)
+            finally:
+                self._call(client.cleanup, "cleanup")
+
+        return self._while_busy(once, f"{name} {rdtype}")
+
+    def _while_busy(self, fn: Any, record: str) -> Any:
+        """`fn()`, again after a pause while the API answers HTTP 500 (a busy backend)."""
+        pause = BUSY_PAUSE
+        for attempt in range(1, BUSY_TRIES + 1):
+            try:
+                return fn()
+            except BackendBusy as exc:
+                if attempt == BUSY_TRIES:
+                    why = " (PowerDNS with sqlite: 'database is locked' in its log)" if self.powerdns else ""
+                    raise DnsServerFailure(
+                        f"{exc}\n  {record}: HTTP 500 {BUSY_TRIES} times{why}: another writer keeps the "
+                        "backend busy; re-run the step (it checks first)"
+                    ) from None
+                log.info("%s: HTTP 500 (try %d); trying again", record, attempt)
+                time.sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable")
 
     def read(self, name: str, rdtype: str) -> RRsetValue | None:
         """The RRset as the hoster's API lists it. Raises DnsServerFailure."""
@@ -247,7 +269,7 @@ class LexiconService(DnsService):
                 f"{self.where}: {record} was changed by someone else; nothing was written\n"
                 f"  expected: {value_text(expected)}\n  found:    {value_text(seen.value)}"
             )
-        before = self._write_retrying(name, rdtype, seen, new)
+        before = self._while_busy(lambda: self._write(name, rdtype, seen, new), record)
         after = self._read_snapshot(name, rdtype)
         if not same_value(rdtype, after.value, new):
             raise DnsConflict(
@@ -269,30 +291,14 @@ class LexiconService(DnsService):
         log.info("%s via lexicon: %s -> %s", record, value_text(expected), value_text(new))
         return after.serial
 
-    def _write_retrying(self, name: str, rdtype: str, seen: Snapshot, new: RRsetValue | None) -> Snapshot:
-        """`_write`, again from its fresh read while the backend is locked by another writer."""
-        pause = LOCKED_PAUSE
-        for attempt in range(1, LOCKED_TRIES + 1):
-            try:
-                return self._write(name, rdtype, seen, new)
-            except BackendLocked as exc:
-                if attempt == LOCKED_TRIES:
-                    now = self._read_snapshot(name, rdtype).value
-                    raise DnsServerFailure(
-                        f"{exc}\n  the backend stayed locked by another writer after {LOCKED_TRIES} tries; "
-                        f"{name} {rdtype} now holds {value_text(now)}; re-run the step (it checks first)"
-                    ) from None
-                log.info("%s %s: backend locked (try %d); trying again", name, rdtype, attempt)
-                time.sleep(pause)
-                pause *= 2
-        raise AssertionError("unreachable")
-
     def _write(self, name: str, rdtype: str, seen: Snapshot, new: RRsetValue | None) -> Snapshot:
         """Check with a fresh read that the RRset still holds what `seen` read, then write `new`.
-        Returns the fresh read. Raises DnsConflict (nothing written), BackendLocked, DnsServerFailure."""
+        Returns the fresh read. Raises DnsConflict (nothing written), BackendBusy, DnsServerFailure."""
         client = self._client(new.ttl if new else DEFAULT_TTL)
         try:
             fresh = self._snapshot(client, name, rdtype)
+            if same_value(rdtype, fresh.value, new):  # a try that answered HTTP 500 did write
+                return Snapshot(fresh.records, fresh.value)
             if not same_value(rdtype, fresh.value, seen.value):
                 raise DnsConflict(
                     f"{self.where}: {name} {rdtype} was changed by someone else between the engine's read "
@@ -369,7 +375,7 @@ def _content(rdtype: str, text: str) -> str:
 
 
 __all__ = [
-    "BackendLocked",
+    "BackendBusy",
     "LexiconService",
     "known_providers",
     "load_provider_class",

@@ -139,13 +139,13 @@ def test_rollback_via_the_inverse_restores_the_exact_rrset_and_ttl(service, name
         dns = service
 
     switch = ReplaceRRset(name, "A", expected=old, new=value(5, "127.0.0.12"))
-    inverse = switch.prepare(Ctx())  # type: ignore[arg-type]
-    switch.apply(Ctx())  # type: ignore[arg-type]
+    inverse = switch.prepare(Ctx())
+    switch.apply(Ctx())
     assert service.read(name, "A") == value(5, "127.0.0.12")
-    facts = inverse.apply(Ctx())  # type: ignore[union-attr, arg-type]
+    facts = inverse.apply(Ctx())
     service.wait_propagated(name, "A", old, facts["serial"], timeout=5)
     assert service.read(name, "A") == old
-    inverse.apply(Ctx())  # type: ignore[union-attr, arg-type]  # replaying it is harmless
+    inverse.apply(Ctx())  # replaying it is harmless
 
 
 def test_update_outside_the_zone_is_refused(service):
@@ -243,15 +243,16 @@ def test_parallel_writers_of_one_record_never_both_succeed(spec, name, lab):
     final = dns_service(spec).read(name, "A")
     assert len(outcomes) == writers and len(winners) <= 1, outcomes
     assert final is not None and len(final.values) == 1 and final.values[0] in outcomes
-    if winners:
-        assert final == value(7, winners[0])
+    last = outcomes[final.values[0]]
+    # The writer whose value stands either succeeded, or knows it may have overwritten someone.
+    assert last == "ok" or (isinstance(last, DnsConflict) and "would have been overwritten" in str(last)), outcomes
     for outcome in outcomes.values():
         if outcome != "ok":
             assert isinstance(outcome, DnsError) and name in str(outcome), outcome
 
 
 def test_parallel_writers_of_different_records_never_report_a_lost_write(spec, lab):
-    names = [f"t-par{i}-{random_tokens.token_hex(3)}.{ZONE}" for i in range(6)]
+    names = [f"t-par{i}-{random_tokens.token_hex(3)}.{ZONE}" for i in range(24)]  # enough for sqlite locks
     barrier = threading.Barrier(len(names))
     outcomes: dict[str, object] = {}
 
