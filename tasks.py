@@ -6,6 +6,7 @@ invoke.yaml, or INVOKE_RUNBOOK_INVENTORY), and defaults to the lab's, hosts/lab.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -91,6 +92,32 @@ def _session(
         ctx.close()
 
 
+def _dns_safety(ctx: RunContext, planning: RunContext, selected: list[Step], plan: Any, force: bool) -> None:
+    """Refuse (unless --force) a run whose DNS changes exceed dns.max_change_percent of the zone
+    or touch NS/SOA. Only the DNS steps are planned when there is no plan yet (they only read)."""
+    from runbook.dnssafety import judge, plan_dns_changes
+
+    spec = ctx.inventory.dns
+    dns_steps = [s for s in selected if s.touches_dns]
+    if spec is None or not dns_steps:
+        return
+    changes = plan_dns_changes(plan if plan is not None else build_plan(dns_steps, planning))
+    if not changes:
+        return
+    try:
+        zone: list[tuple[str, str]] | None = ctx.dns.zone_rrsets()
+        why = ""
+    except RunbookError as exc:
+        zone, why = None, str(exc)
+    verdict = judge(changes, zone, spec.max_change_percent, spec.zone)
+    for note in verdict.notes:
+        console.print(f"[yellow]note:[/yellow] {note}{f' ({why})' if why and zone is None else ''}")
+    if verdict.refused:
+        if not force:
+            raise Exit("error: " + verdict.message(), code=1)
+        console.print(f"[bold yellow]--force:[/bold yellow] {verdict.problems[0]}")
+
+
 def _collect_secrets(ctx: RunContext) -> None:
     """Secrets the run may see, so that error texts from libraries can be scrubbed."""
     secrets = []
@@ -122,23 +149,29 @@ def _journal_warnings(journal: Journal) -> None:
         "only": "run only steps whose id matches this shell pattern (comma-separated), e.g. 'site:www*'",
         "from_": "start at this step id, skipping the ones before it",
         "checksum": "refuse to run unless the plan's checksum (from inv plan) is this one",
+        "force": "go ahead although the run changes more than dns.max_change_percent of the zone, or NS/SOA",
     }
 )
-def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, from_=None, checksum=None):
+def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, from_=None, checksum=None, force=False):
     """Walk the migration plan from the first step that is not done."""
     with _errors(), _session(c, inventory, dry_run=dry_run, yes=yes) as (ctx, steps):
         selected = select_steps(steps, only, from_)
-        if dry_run or checksum:
-            plan = build_plan(selected, ctx)
-            if dry_run:
-                render.plan_table(plan, console)
-                return
+        if dry_run:
+            render.plan_table(build_plan(selected, ctx), console)
+            return
+        # The plan as `inv plan` computes it (a dry-run view of the same live state), so that a
+        # reviewed checksum matches; the DNS safety check reads the same plan.
+        planning = dataclasses.replace(ctx, dry_run=True, extra=dict(ctx.extra))
+        plan = None
+        if checksum:
+            plan = build_plan(selected, planning)
             if plan.checksum != checksum:
                 raise Exit(
                     f"error: the plan changed since it was reviewed: checksum is {plan.checksum}, "
                     f"--checksum says {checksum}. Review it again with inv plan.",
                     code=1,
                 )
+        _dns_safety(ctx, planning, selected, plan, force)
         prompter = render.ConsolePrompter(console) if sys.stdin.isatty() else None
         summary = Runner(ctx, steps, prompter).migrate(selected, step_mode=step)
         render.summary(summary, console)

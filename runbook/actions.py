@@ -2,7 +2,7 @@
 
 The runner applies them (`apply`), the renderer shows them (`describe`, `preview`), and the
 journal stores them (`to_dict` / `action_from_dict`). One object decides what happens, so a dry
-run cannot drift from a real run. `prepare()` is read-only and returns the inverse *before* the
+run cannot drift from a real run. `prepare()` changes nothing on the hosts and returns the inverse *before* the
 action is applied, so that the journal can hold the way back even if the process dies mid-apply.
 Every inverse is safe to apply when its action had not happened yet (see each class).
 """
@@ -10,7 +10,6 @@ Every inverse is safe to apply when its action had not happened yet (see each cl
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import shlex
 import time
@@ -35,6 +34,8 @@ class Action:
     """Base of all actions. Subclasses are frozen dataclasses of JSON-safe fields."""
 
     kind: ClassVar[str] = "action"
+    #: Fields that depend on the clock (a wait's end), left out of the plan's checksum.
+    volatile: ClassVar[tuple[str, ...]] = ()
 
     def describe(self) -> str:
         """One line for a plan: what happens where."""
@@ -44,8 +45,18 @@ class Action:
         """Extra lines for a dry run (a diff, old -> new), from read-only checks."""
         return []
 
+    def plan_view(self, ctx: RunContext) -> tuple[list[str], dict[str, Any]]:
+        """For the plan: the preview lines, and the live state the action depends on that its own
+        data does not hold (a file's current hash), which the plan's checksum covers."""
+        return self.preview(ctx), {}
+
+    def journal_details(self, ctx: RunContext) -> list[str]:
+        """Lines the journal keeps with the action's intent (a file's masked diff)."""
+        return []
+
     def prepare(self, ctx: RunContext) -> Action | None:
-        """Read-only: return the inverse of this action, or None when it cannot be undone."""
+        """Return the inverse of this action, or None when it cannot be undone. Changes nothing
+        on the hosts (a replaced file's content may be kept beside the journal)."""
         return None
 
     def apply(self, ctx: RunContext) -> dict[str, Any]:
@@ -63,6 +74,8 @@ def action_from_dict(data: dict[str, Any]) -> Action:
     """Rebuild an action from its journal form. Raises RunbookError for an unknown kind."""
     values = dict(data)
     kind = values.pop("kind", None)
+    if kind == PutFile.kind and "content" not in values:
+        kind = WrittenFile.kind  # journals hold a written file's hash and size, not its content
     cls = _REGISTRY.get(str(kind))
     if cls is None:
         raise RunbookError(f"unknown action kind {kind!r} in the journal; known: {sorted(_REGISTRY)}")
@@ -152,8 +165,12 @@ def _digest(data: bytes | None) -> str | None:
 @_register
 @dataclass(frozen=True)
 class PutFile(Action):
-    """Write a file on a host atomically. The previous content is kept in a backup on the host
-    (never in the journal, since files may hold secrets); the inverse restores it."""
+    """Write a file on a host atomically.
+
+    Files may hold secrets, so the journal and the plan get its hash, size and a masked diff
+    (`to_dict`, `journal_details`), never its content. The previous content of a replaced file is
+    kept 0600 beside the journal (Journal.keep_file) when the action is prepared; the inverse
+    (RestoreFile) puts it back from there."""
 
     kind: ClassVar[str] = "put_file"
     host: str
@@ -163,70 +180,100 @@ class PutFile(Action):
     why: str = ""
 
     def describe(self) -> str:
-        return f"{self.host}: write {self.path} (mode {self.mode:o}, sha256 {_digest(self.content.encode())})"
+        data = self.content.encode()
+        return f"{self.host}: write {self.path} (mode {self.mode:o}, {len(data)} bytes, sha256 {_digest(data)})"
 
-    def _backup_path(self, ctx: RunContext, current: bytes) -> str:
-        """Named after the path and the content it keeps, so a backup is never confused with
-        one of another content (backups outlive runs)."""
-        tag = hashlib.sha256(self.path.encode() + b"\0" + current).hexdigest()[:12]
-        name = self.path.strip("/").replace("/", "__")
-        return f"{ctx.hosts.get(self.host).backup_dir}/{name}.{tag}"
+    def to_dict(self) -> dict[str, Any]:
+        """Hash and size instead of the content (the journal and plan JSON form)."""
+        data = self.content.encode()
+        return {
+            "kind": self.kind,
+            "host": self.host,
+            "path": self.path,
+            "mode": self.mode,
+            "why": self.why,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+
+    def _diff(self, ctx: RunContext, current: bytes | None) -> list[str]:
+        from runbook.filediff import masked_diff
+
+        return masked_diff(self.path, current, self.content.encode(), ctx.extra.get("secrets", []))
 
     def preview(self, ctx: RunContext) -> list[str]:
+        return self._diff(ctx, ctx.hosts.get(self.host).read_file(self.path))
+
+    def plan_view(self, ctx: RunContext) -> tuple[list[str], dict[str, Any]]:
         current = ctx.hosts.get(self.host).read_file(self.path)
-        if current is None:
-            return [f"new file, {len(self.content.encode())} bytes"]
-        old = current.decode(errors="replace").splitlines()
-        diff = difflib.unified_diff(
-            old, self.content.splitlines(), f"{self.path} (now)", f"{self.path} (after)", lineterm=""
-        )
-        return list(diff) or ["unchanged"]
+        before = None if current is None else hashlib.sha256(current).hexdigest()
+        return self._diff(ctx, current), {"before_sha256": before}
+
+    def journal_details(self, ctx: RunContext) -> list[str]:
+        return self.preview(ctx)
 
     def prepare(self, ctx: RunContext) -> Action | None:
-        host = ctx.hosts.get(self.host)
-        current = host.read_file(self.path)
+        current = ctx.hosts.get(self.host).read_file(self.path)
         if current is None:
             return RemoveFile(host=self.host, path=self.path, why=f"undo: {self.why or 'write'}")
-        return RestoreFile(host=self.host, path=self.path, backup=self._backup_path(ctx, current))
+        kept = ctx.journal.keep_file(current)
+        return RestoreFile(host=self.host, path=self.path, sha256=kept)
 
     def apply(self, ctx: RunContext) -> dict[str, Any]:
-        host = ctx.hosts.get(self.host)
-        current = host.read_file(self.path)
-        if current is not None and current != self.content.encode():
-            backup = self._backup_path(ctx, current)
-            if host.read_file(backup) is None:
-                # -L: a symlinked file (sites-enabled -> sites-available) is backed up by content
-                host.run(
-                    [
-                        "sh",
-                        "-c",
-                        'umask 077; mkdir -p "$1" && cp -pL "$2" "$3"',
-                        "backup",
-                        host.backup_dir,
-                        self.path,
-                        backup,
-                    ]
-                )
-        host.write_file(self.path, self.content.encode(), self.mode)
-        return {"bytes": len(self.content.encode())}
+        data = self.content.encode()
+        ctx.hosts.get(self.host).write_file(self.path, data, self.mode)
+        return {"bytes": len(data)}
+
+
+@_register
+@dataclass(frozen=True)
+class WrittenFile(Action):
+    """A PutFile as the journal holds it (hash and size, no content): shown, never applied."""
+
+    kind: ClassVar[str] = "written_file"
+    host: str
+    path: str
+    sha256: str = ""
+    bytes: int = 0
+    mode: int = 0o644
+    why: str = ""
+
+    def describe(self) -> str:
+        return f"{self.host}: write {self.path} (mode {self.mode:o}, {self.bytes} bytes, sha256 {self.sha256[:16]})"
+
+    def apply(self, ctx: RunContext) -> dict[str, Any]:
+        raise RunbookError(f"the journal keeps no content of {self.path}; it cannot be written again from there")
 
 
 @_register
 @dataclass(frozen=True)
 class RestoreFile(Action):
-    """Put a file back from the backup made when it was replaced. Does nothing if the backup
-    is absent (the write it undoes never happened)."""
+    """Put a file back as it was before it was replaced: from the copy kept beside the journal
+    (`sha256`), or, in journals of earlier versions, from a backup on the host (`backup`, which
+    does nothing if absent: the write it undoes never happened)."""
 
     kind: ClassVar[str] = "restore_file"
     host: str
     path: str
-    backup: str
+    backup: str = ""
+    sha256: str = ""
 
     def describe(self) -> str:
+        if self.sha256:
+            return f"{self.host}: restore {self.path} (sha256 {self.sha256[:16]}, kept beside the journal)"
         return f"{self.host}: restore {self.path} from {self.backup}"
 
     def apply(self, ctx: RunContext) -> dict[str, Any]:
         host = ctx.hosts.get(self.host)
+        if self.sha256:
+            data = ctx.journal.kept_file(self.sha256)
+            if data is None:
+                raise RunbookError(
+                    f"cannot restore {self.host}:{self.path}: its previous content "
+                    f"({self.sha256[:16]}) is missing from {ctx.journal.files_dir}"
+                )
+            host.write_file(self.path, data, None)
+            return {"restored": True}
         if host.read_file(self.backup) is None:
             return {"restored": False}
         host.write_file(self.path, host.read_file(self.backup) or b"", None)
@@ -258,6 +305,7 @@ class WaitUntil(Action):
     the moment comes from the journal, not from when the wait started."""
 
     kind: ClassVar[str] = "wait_until"
+    volatile: ClassVar[tuple[str, ...]] = ("until",)
     until: float
     why: str
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runbook.hosts import HostPool
 from runbook.inventory import Inventory
 from runbook.journal import Journal
+from runbook.waiting import countdown
 
 if TYPE_CHECKING:
     from runbook.dns import DnsService
@@ -20,6 +21,8 @@ class Reporter(Protocol):
     def message(self, text: str) -> None: ...
 
     def waiting(self, until: float, why: str) -> None: ...
+
+    def wait_over(self) -> None: ...
 
     def step_event(self, step_id: str, event: str, detail: str = "") -> None: ...
 
@@ -36,6 +39,9 @@ class QuietReporter:
     def waiting(self, until: float, why: str) -> None:
         self.lines.append(f"waiting: {why}")
 
+    def wait_over(self) -> None:
+        self.lines.append("wait over")
+
     def step_event(self, step_id: str, event: str, detail: str = "") -> None:
         self.lines.append(f"{step_id}: {event} {detail}".rstrip())
 
@@ -50,13 +56,12 @@ class Clock:
         time.sleep(max(0.0, seconds))
 
     def wait_until(self, until: float, why: str, reporter: Reporter | None) -> None:
-        """Sleep until `until`, telling the reporter once so it can show a countdown."""
+        """Sleep until `until`, with the reporter's countdown; returns within half a second of it."""
         if until <= self.now():
             return
-        if reporter is not None:
-            reporter.waiting(until, why)
-        while (left := until - self.now()) > 0:
-            self.sleep(min(left, 0.5))
+        with countdown(reporter, until, why):
+            while (left := until - self.now()) > 0:
+                self.sleep(min(left, 0.5))
 
 
 @dataclass

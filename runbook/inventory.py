@@ -131,6 +131,7 @@ class DnsSpec:
     propagation_timeout: int
     lexicon: dict[str, Any] | None
     manual_timeout: int
+    max_change_percent: int = 75
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             propagation_timeout=d["propagation_timeout"],
             lexicon=lexicon,
             manual_timeout=(d["manual"] or {}).get("timeout", 1800),
+            max_change_percent=d["max_change_percent"],
         )
     acme = None
     if data["acme"]:

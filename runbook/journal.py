@@ -7,6 +7,7 @@ warning. Status, resume and rollback are all derived from it; nothing else holds
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -183,15 +184,60 @@ class Journal:
             )
         return out
 
-    def record_action(self, step: str, action: Action, inverse: Action | None) -> Record:
-        """Journal an action before it runs, with its inverse (the intent)."""
-        return self.append(
-            ACTION,
-            step,
-            action=action.to_dict(),
-            inverse=inverse.to_dict() if inverse else None,
-            text=action.describe(),
-        )
+    def record_action(
+        self, step: str, action: Action, inverse: Action | None, details: list[str] | None = None
+    ) -> Record:
+        """Journal an action before it runs, with its inverse (the intent) and, for a file, its
+        masked diff (`details`)."""
+        body: dict[str, Any] = {
+            "action": action.to_dict(),
+            "inverse": inverse.to_dict() if inverse else None,
+            "text": action.describe(),
+        }
+        if details:
+            body["details"] = details
+        return self.append(ACTION, step, **body)
+
+    # -- file contents rollback needs ----------------------------------------------------------
+    @property
+    def files_dir(self) -> Path:
+        """state/NAME.files: contents of replaced files, by SHA-256, for rollback (0700/0600)."""
+        name = self.path.name.removesuffix(".jsonl").removesuffix(".journal")
+        return self.path.with_name(f"{name}.files")
+
+    def keep_file(self, data: bytes) -> str:
+        """Keep a file's content (mode 0600, fsynced) and return its SHA-256, under which
+        `kept_file` finds it. The same content is kept once. Raises JournalError."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.files_dir / digest
+        if target.exists():
+            return digest
+        try:
+            self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            partial = target.with_name(f".{digest}.{os.getpid()}")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(partial, target)
+            dir_fd = os.open(self.files_dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise JournalError(f"cannot keep a replaced file's content in {self.files_dir}: {exc.strerror}") from exc
+        return digest
+
+    def kept_file(self, digest: str) -> bytes | None:
+        """A content kept by `keep_file`, or None when it is not there (or does not match its hash)."""
+        try:
+            data = (self.files_dir / digest).read_bytes()
+        except OSError:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == digest else None
 
 
 def lock_owner_text(path: Path) -> str:

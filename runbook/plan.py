@@ -1,8 +1,9 @@
 """A plan is a value: the steps with their live check results and their actions as data.
 
 `build_plan` only reads (checks and previews); rendering is elsewhere (runbook.render).
-The checksum covers step ids, done flags and action data, so `inv migrate --checksum SUM`
-applies only the plan that was reviewed.
+The checksum covers step ids, done flags and what each action will change (with the live state
+it acts on), never the clock, so `inv migrate --checksum SUM` applies only the plan that was
+reviewed. `dns_safety` refuses plans that change too much of the zone (octoDNS's thresholds).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class PlannedAction:
     text: str
     details: list[str]
     data: dict[str, Any]
+    volatile: list[str] = field(default_factory=list)  # keys of data the checksum leaves out
+
+    def identity(self) -> dict[str, Any]:
+        """The action's data without its clock-dependent keys."""
+        return {k: v for k, v in self.data.items() if k not in self.volatile}
 
 
 @dataclass
@@ -56,7 +62,10 @@ class Plan:
 
     @property
     def checksum(self) -> str:
-        core = [[e.step_id, e.done, [a.data for a in e.actions], e.error] for e in self.entries]
+        """The plan's identity: step ids, done flags, errors and what each action will change,
+        with the live state it acts on (a DNS record's expected value, a file's current hash).
+        Nothing that depends on the clock: a wait's end (WaitUntil.until) is left out."""
+        core = [[e.step_id, e.done, [a.identity() for a in e.actions], e.error] for e in self.entries]
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -104,11 +113,14 @@ def plan_entry(step: Step, ctx: RunContext) -> PlanEntry:
         if result.done:
             return entry
         for action in step.actions(ctx):
+            state: dict[str, Any] = {}
             try:
-                details = action.preview(ctx)
+                details, state = action.plan_view(ctx)
             except RunbookError as exc:
                 details = [f"cannot preview: {exc}"]
-            entry.actions.append(PlannedAction(action.describe(), details, mask(action.to_dict())))
+                state = {"preview_error": str(exc)}
+            data = {**mask(action.to_dict()), **state}
+            entry.actions.append(PlannedAction(action.describe(), details, data, list(action.volatile)))
         if not step.previewable:
             entry.note = step.preview_note(ctx)
     except RunbookError as exc:

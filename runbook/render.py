@@ -117,11 +117,22 @@ def outcomes_table(title: str, outcomes: list[Outcome], console: Console) -> Non
     console.print(table)
 
 
+class _Countdown:
+    """A renderable that shows the seconds left at each refresh (rich's Live redraws it)."""
+
+    def __init__(self, until: float, why: str) -> None:
+        self.until, self.why = until, why
+
+    def __rich__(self) -> Text:
+        return Text(f"⏳ {self.why}: {max(0.0, self.until - time.time()):5.0f} s left (checking every second)")
+
+
 class ConsoleReporter:
     """Shows the run as it happens: step events, messages, and waits with a live countdown."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._live: Live | None = None
 
     def message(self, text: str) -> None:
         self.console.print(escape(text))
@@ -135,15 +146,20 @@ class ConsoleReporter:
         )
 
     def waiting(self, until: float, why: str) -> None:
-        """Show a countdown until `until`. Returns at once if the console is not a terminal;
-        the caller does the waiting."""
+        """Start a countdown until `until` and return at once: the caller keeps checking its
+        condition and calls `wait_over` when it holds. Not a terminal: one line instead."""
+        self.wait_over()
         if not self.console.is_terminal:
-            self.console.print(f"waiting {max(0, until - time.time()):.0f} s: {escape(why)}")
+            self.console.print(f"waiting up to {max(0, until - time.time()):.0f} s: {escape(why)}")
             return
-        with Live(console=self.console, refresh_per_second=4, transient=True) as live:
-            while (left := until - time.time()) > 0:
-                live.update(Text(f"⏳ {why}: {left:5.0f} s left"))
-                time.sleep(min(left, 0.25))
+        self._live = Live(_Countdown(until, why), console=self.console, refresh_per_second=4, transient=True)
+        self._live.start()
+
+    def wait_over(self) -> None:
+        """End the countdown, if one runs."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
 
 
 class ConsolePrompter:

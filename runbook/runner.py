@@ -183,7 +183,7 @@ class Runner:
         failpoints.hit(step.id, "before-apply")
         for index, action in enumerate(actions):
             inverse = action.prepare(self.ctx)
-            intent = journal.record_action(step.id, action, inverse)
+            intent = journal.record_action(step.id, action, inverse, action.journal_details(self.ctx))
             self.ctx.reporter.step_event(step.id, "action", action.describe())
             try:
                 facts = action.apply(self.ctx)

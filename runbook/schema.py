@@ -230,6 +230,15 @@ DNS = _f(
         "propagation_timeout": _f(
             "int", "Seconds to wait until every authoritative server serves a change.", 300, default=300, minimum=1
         ),
+        "max_change_percent": _f(
+            "int",
+            "inv migrate refuses (unless --force) a run that would change more than this share of the zone's "
+            "RRsets (zones of 10 or more RRsets that allow a zone transfer), or any NS/SOA.",
+            75,
+            default=75,
+            minimum=1,
+            maximum=100,
+        ),
     },
 )
 

@@ -12,6 +12,10 @@ from runbook.errors import DnsConflict, DnsError, PropagationTimeout
 
 log = logging.getLogger(__name__)
 
+#: How often the authoritative servers are asked whether the operator's change is served: often
+#: enough to notice it within a second or two, seldom enough for a hoster's name servers.
+MANUAL_POLL_INTERVAL = 0.5
+
 
 def change_text(name: str, rdtype: str, old: RRsetValue | None, new: RRsetValue | None) -> str:
     """The instruction for the hoster's panel: name, type, old -> new, TTL."""
@@ -59,7 +63,7 @@ class ManualService(DnsService):
         expected, new = normalize(rdtype, expected), normalize(rdtype, new)
         current = self.read(name, rdtype)
         if same_value(rdtype, current, new):
-            self.wait_propagated(name, rdtype, new, None, self.spec.manual_timeout)
+            self.wait_all_propagated([(name, rdtype, new)], None, self.spec.manual_timeout, poll=MANUAL_POLL_INTERVAL)
             return None
         if not same_value(rdtype, current, expected):
             raise DnsConflict(
@@ -72,7 +76,11 @@ class ManualService(DnsService):
         log.info("%s", instruction)
         try:
             self.wait_all_propagated(
-                [(name, rdtype, new)], None, self.spec.manual_timeout, why=f"the manual change of {name} {rdtype}"
+                [(name, rdtype, new)],
+                None,
+                self.spec.manual_timeout,
+                why=f"the manual change of {name} {rdtype}",
+                poll=MANUAL_POLL_INTERVAL,
             )
         except PropagationTimeout as exc:
             raise PropagationTimeout(

@@ -102,6 +102,17 @@ class Rfc2136Service(DnsService):
         response = query_one(self.primary, Question(name, rdtype.upper()), QUERY_TIMEOUT * 4)
         return value_of(find_rrset(response, name, rdtype.upper()))
 
+    def zone_rrsets(self) -> list[tuple[str, str]]:
+        """(name, rdtype) of every RRset in the zone, by AXFR from the primary signed with the
+        update key. Raises DnsError when the primary refuses it."""
+        from runbook.dnssafety import transfer_rrsets
+
+        key, secret = self._key()
+        try:
+            return transfer_rrsets(self.primary, self.zone, key)
+        except DnsError as exc:
+            raise DnsError(scrub(str(exc), [secret] if secret else [])) from None
+
     def serial(self) -> int | None:
         """The zone's SOA serial at the primary."""
         response = query_one(self.primary, Question(self.zone, "SOA"), QUERY_TIMEOUT * 4)

@@ -50,6 +50,8 @@ class Reporter(Protocol):
 
     def waiting(self, until: float, why: str) -> None: ...
 
+    def wait_over(self) -> None: ...
+
 
 class Served(NamedTuple):
     """What one server serves for one record: value (None = absent), zone serial, error text."""
@@ -126,6 +128,13 @@ class DnsService:
     def _nameserver_source(self) -> AuthServer:
         """Where NS records and their addresses are asked: the resolver by default."""
         return self._resolver_server()
+
+    def zone_rrsets(self) -> list[tuple[str, str]]:
+        """(name, rdtype) of every RRset in the zone, by AXFR from the first authoritative
+        server. Raises DnsError when the zone cannot be transferred."""
+        from runbook.dnssafety import transfer_rrsets
+
+        return transfer_rrsets(self.authoritative_servers()[0], self.zone)
 
     # -- checks --------------------------------------------------------------------------
 
@@ -224,9 +233,11 @@ class DnsService:
         min_serial: int | None = None,
         timeout: float | None = None,
         why: str = "",
+        poll: float = POLL_INTERVAL,
     ) -> float:
-        """Poll until every authoritative server serves each expected value (records and TTL)
-        and, if given, a SOA serial >= `min_serial`. Returns the seconds waited.
+        """Poll (every `poll` seconds) until every authoritative server serves each expected value
+        (records and TTL) and, if given, a SOA serial >= `min_serial`. Returns the seconds waited.
+        On a terminal the reporter shows a countdown meanwhile; it never delays the polling.
 
         Raises PropagationTimeout naming each lagging server, what it serves and its serial.
         """
@@ -251,7 +262,7 @@ class DnsService:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(timeout),
-            wait=tenacity.wait_fixed(POLL_INTERVAL),
+            wait=tenacity.wait_fixed(poll),
             retry=tenacity.retry_if_exception_type(_NotYet),
             reraise=False,
         )
@@ -263,6 +274,9 @@ class DnsService:
             raise PropagationTimeout(
                 f"zone {self.zone}: {names}{more} not served everywhere after {timeout:g} s:\n  " + "\n  ".join(lagging)
             ) from None
+        finally:
+            if told and self.reporter is not None:
+                self.reporter.wait_over()
         waited = time.monotonic() - started
         log.info("propagated %d record(s) in %.3f s", len(records), waited)
         return waited
