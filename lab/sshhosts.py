@@ -7,12 +7,14 @@ with ``nsenter -t <sshd pid> -m`` so a remote shell and the servers see the same
 
 from __future__ import annotations
 
+import os
+import pwd
 import shlex
 from pathlib import Path
 
 from lab import proc
 from lab.render import write, write_template
-from lab.topology import NEW, NEW_MOUNTS, OLD, OLD_MOUNTS, OLD_RUNTIME_MOUNTS, SSH_PORT, Paths
+from lab.topology import ADMIN, ADMIN_HOME, NEW, NEW_MOUNTS, OLD, OLD_MOUNTS, OLD_RUNTIME_MOUNTS, SSH_PORT, Paths
 
 HOSTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "old": (OLD, OLD_MOUNTS + OLD_RUNTIME_MOUNTS),
@@ -35,6 +37,51 @@ def ensure_keys(paths: Paths) -> None:
         kind, blob = (paths.ssh / f"{host}_host_ed25519_key.pub").read_text().split()[:2]
         lines.append(f"[{address}]:{SSH_PORT} {kind} {blob}\n")
     write(paths.known_hosts, "".join(lines), 0o600)
+
+
+SUDO_RULE = f"# the lab's admin, as on a real server: sudo without a password\n{ADMIN} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+
+
+def ensure_admin(paths: Paths) -> None:
+    """The non-root login `admin` (this machine's account; its home and sudoers.d are each host's own).
+
+    The password field is `*` (no password login), not `!`: sshd without PAM refuses locked accounts
+    even for keys. The old host's folders go to the pristine tree (reset restores them); the new
+    host's are written in place.
+    """
+    try:
+        pwd.getpwnam(ADMIN)
+    except KeyError:
+        proc.run(["useradd", "--no-create-home", "--home-dir", ADMIN_HOME, "--shell", "/bin/bash", "-p", "*", ADMIN])
+    Path(ADMIN_HOME).mkdir(exist_ok=True)  # the mount point; each host binds its own folder over it
+    entry = pwd.getpwnam(ADMIN)
+    for base in (paths.pristine / "old", paths.new):
+        home = base / "home-admin"
+        (home / ".ssh").mkdir(parents=True, exist_ok=True)
+        write(home / ".profile", "# admin's .profile on the lab host: a server's plain start-up\n")
+        # sshd reads a user's authorized_keys as that user: the operator key goes in admin's own file
+        keys = home / ".ssh" / "authorized_keys"
+        if not keys.exists() or (paths.ssh / "id_ed25519.pub").read_text() not in keys.read_text():
+            write(keys, (paths.ssh / "id_ed25519.pub").read_text(), 0o600)
+        for path in (home, home / ".ssh", home / ".profile", keys):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        (home / ".ssh").chmod(0o700)
+        sudoers = base / "etc" / "sudoers.d"
+        sudoers.mkdir(parents=True, exist_ok=True)
+        sudoers.chmod(0o755)
+        write(sudoers / "90-lab-admin", SUDO_RULE, 0o440)
+
+
+def mounts_signature(host: str) -> str:
+    """The folders a host's namespace binds: a running sshd with another set must be restarted."""
+    _, mounts = HOSTS[host]
+    return "".join(f"{inside} {rel}\n" for inside, rel in mounts)
+
+
+def mounts_current(paths: Paths, host: str) -> bool:
+    """True if the running sshd of host was started with today's set of bind mounts."""
+    f = paths.run / f"sshd-{host}.mounts"
+    return f.exists() and f.read_text() == mounts_signature(host)
 
 
 def prepare(paths: Paths, host: str) -> Path:
@@ -71,6 +118,7 @@ def start(paths: Paths, host: str) -> int:
     conf = prepare(paths, host)
     script.append(f"exec /usr/sbin/sshd -D -f {shlex.quote(str(conf))} -E {paths.log('sshd-' + host)}")
     argv = ["unshare", "-m", "--propagation", "private", "sh", "-ec", " && ".join(script)]
+    write(paths.run / f"sshd-{host}.mounts", mounts_signature(host))
     pid = proc.start(argv, pidfile=paths.pid(f"sshd-{host}"), log=paths.log(f"sshd-{host}-start"))
     proc.wait_until(
         lambda: proc.port_open(address, SSH_PORT),

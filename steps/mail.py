@@ -35,10 +35,10 @@ from runbook.facts import compose_argv, host_facts
 from runbook.inventory import Inventory, MailSpec
 from runbook.mailcheck import imaps_login, smtp_accepts
 from runbook.step import CheckResult, Step
-from steps import ttl
+from steps import addresses, ttl
 from steps.provision import sha
 from steps.transfer import KEY as TRANSFER_KEY
-from steps.transfer import old_ssh_target, rsync_pull, rsync_ssh
+from steps.transfer import old_source, rsync_pull, rsync_ssh
 
 MAIN_CF = "/etc/postfix/main.cf"
 MASTER_CF = "/etc/postfix/master.cf"
@@ -180,8 +180,6 @@ class PreSync(MailStep):
         return CheckResult(False, f"{len(self.spec.users)} mailbox(es) to copy")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        _, port = old_ssh_target(self.inventory)
-        address, user = self.old_address, self.inventory.hosts["old"].user or "root"
         return [
             *self.maildir_sync("--delete", why="copy the Maildirs (delta)"),
             RunCommand("new", ("mkdir", "-p", f"{self.root}/config", f"{self.root}/certs"), why="config folder"),
@@ -192,7 +190,7 @@ class PreSync(MailStep):
                     "-a",
                     "-e",
                     rsync_ssh(self.inventory),
-                    f"{user}@{address}:{self.passdb(ctx)}",
+                    old_source(self.inventory, self.passdb(ctx)),
                     f"{self.root}/config/passwd",
                 ),
                 why="the old Dovecot's passwd-file (its mode is kept)",
@@ -489,36 +487,29 @@ class SwitchDns(MailStep):
     dangerous = True
     verify_timeout = 60.0
 
-    def _wanted(self, ctx: RunContext) -> list[tuple[str, str, list[str], list[str]]]:
+    def _wanted(self, ctx: RunContext) -> list[tuple[str, str, list[str], list[str] | None]]:
         """(name, rdtype, old values, new values)."""
         originals = ttl.original_values(ctx)
-        out = []
-        original_a = originals.get((self.spec.host, "A"))
-        out.append(
-            (self.spec.host, "A", list(original_a.values) if original_a else [self.old_address], [self.new_address])
-        )
+        out: list[tuple[str, str, list[str], list[str] | None]] = []
+        out += addresses.switch_tuples(addresses.planned_switch(ctx, [self.spec.host]))
         mx = originals.get((self.spec.domain, "MX")) or ctx.dns.read(self.spec.domain, "MX")
         if mx is not None:
             preference = mx.values[0].split()[0] if mx.values else "10"
             out.append((self.spec.domain, "MX", list(mx.values), [f"{preference} {self.spec.host}."]))
         return out
 
-    def _expected(self, ctx: RunContext) -> list[tuple[str, str, RRsetValue]]:
-        assert self.inventory.dns is not None
-        expected = []
-        for name, rdtype, _, new in self._wanted(ctx):
-            current = ctx.dns.read(name, rdtype)
-            expected.append(
-                (name, rdtype, RRsetValue.of(current.ttl if current else self.inventory.dns.cutover_ttl, new))
-            )
-        return expected
+    def _changes(self, ctx: RunContext) -> list[addresses.AddressChange]:
+        changes = addresses.planned_switch(ctx, [self.spec.host])
+        for name, rdtype, old, new in self._wanted(ctx):
+            if rdtype == "MX":
+                changes.append(addresses.AddressChange(name, rdtype, tuple(old), tuple(new or ())))
+        return changes
+
+    def _expected(self, ctx: RunContext) -> list[tuple[str, str, RRsetValue | None]]:
+        return addresses.expected_values(ctx, self._changes(ctx))
 
     def check(self, ctx: RunContext) -> CheckResult:
-        pending = [
-            f"{name} {rdtype}"
-            for name, rdtype, want in self._expected(ctx)
-            if ctx.dns.read(name, rdtype) is None or set(ctx.dns.read(name, rdtype).values) != set(want.values)  # type: ignore[union-attr]
-        ]
+        pending = addresses.not_switched(ctx, self._changes(ctx))
         if pending:
             return CheckResult(False, f"still on the old host: {', '.join(pending)}")
         return CheckResult(True, f"{self.spec.host} and the MX of {self.spec.domain} point to the new host")

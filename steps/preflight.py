@@ -1,9 +1,10 @@
-"""preflight: every host answers over SSH with its pinned key, and the zone's primary answers."""
+"""preflight: every host answers over SSH with its pinned key, and every record that moves can be
+switched (steps/addresses.py): refused here, before anything changes, when it cannot."""
 
 from __future__ import annotations
 
 from runbook.context import RunContext
-from runbook.errors import VerifyError
+from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.step import CheckResult, Step
 
@@ -39,5 +40,36 @@ class HostsReachable(Step):
             raise VerifyError(str(exc)) from exc
 
 
+class RecordsSwitchable(Step):
+    """Every moving name's A/AAAA/CNAME records are ones the engine can switch (read-only)."""
+
+    id = "preflight/records"
+    title = "every record that moves can be switched"
+    reversible = False
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+
+    def _seen(self, ctx: RunContext) -> str:
+        from steps import addresses
+
+        found = addresses.problems(self.inventory, ctx.dns.read)
+        if found:
+            raise RunbookError(
+                f"{len(found)} record(s) cannot be switched; nothing was changed:\n  " + "\n  ".join(found)
+            )
+        names = sorted(addresses.moving_names(self.inventory))
+        return f"{len(names)} moving name(s), each switchable: {', '.join(names)}"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        return CheckResult(True, self._seen(ctx))
+
+    def verify(self, ctx: RunContext) -> str:
+        try:
+            return self._seen(ctx)
+        except RunbookError as exc:
+            raise VerifyError(str(exc)) from exc
+
+
 def steps(inventory: Inventory) -> list[Step]:
-    return [HostsReachable(inventory)]
+    return [HostsReachable(inventory), *([RecordsSwitchable(inventory)] if inventory.dns else [])]

@@ -9,7 +9,7 @@ new containers stopped, the data kept), so the old host serves as before.
 from __future__ import annotations
 
 from runbook import apache, compose
-from runbook.actions import Action, PutFile, RRsetValue, RunCommand
+from runbook.actions import Action, PutFile, RunCommand
 from runbook.compose import db_container
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
@@ -19,7 +19,7 @@ from runbook.http import Response, acme_context, acme_root_pem, request
 from runbook.inventory import Inventory, SiteSpec
 from runbook.reads import Reads
 from runbook.step import CheckResult, Step
-from steps import database, ttl
+from steps import addresses, database, ttl
 from steps.provision import sha
 from steps.transfer import rsync_pull
 
@@ -367,51 +367,30 @@ class FinalSync(SiteStep):
 
 
 class SwitchDns(SiteStep):
-    """After the old-TTL gate, the site's A records go from the old to the new host with
-    compare-and-swap; every authoritative server must serve them."""
+    """After the old-TTL gate, the site's A and AAAA records go from the old to the new host with
+    compare-and-swap (other values in the RRsets kept); every authoritative server must serve them."""
 
     part = "switch-dns"
     touches_dns = True
     dangerous = True
     verify_timeout = 60.0
 
-    def _records(self, ctx: RunContext) -> list[tuple[str, list[str]]]:
-        """(name, old values) of the site's own A records; CNAMEs follow their target."""
-        originals = ttl.original_values(ctx)
-        records = []
-        for domain in self.site.domains:
-            if (domain, "CNAME") in originals or ctx.dns.read(domain, "CNAME") is not None:
-                continue
-            original = originals.get((domain, "A"))
-            old = list(original.values) if original else [self.old_address]
-            records.append((domain, old))
-        return records
-
-    def _moved(self, ctx: RunContext, name: str) -> RRsetValue | None:
-        """The record's live value if it already points to the new host (whatever its TTL: after
-        ttl/restore it carries the normal TTL again), else None."""
-        live = ctx.dns.read(name, "A")
-        return live if live is not None and live.values == (self.new_address,) else None
-
     def check(self, ctx: RunContext) -> CheckResult:
-        pending = [name for name, _ in self._records(ctx) if self._moved(ctx, name) is None]
+        pending = addresses.not_switched(ctx, addresses.planned_switch(ctx, self.site.domains))
         if pending:
             return CheckResult(False, f"still on the old host: {', '.join(pending)}")
         return CheckResult(True, f"{', '.join(self.site.domains)} point to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        changes = [(name, "A", old, [self.new_address]) for name, old in self._records(ctx)]
-        return ttl.gated_switch(ctx, self.id, changes)
+        changes = addresses.planned_switch(ctx, self.site.domains)
+        return ttl.gated_switch(ctx, self.id, addresses.switch_tuples(changes))
 
     def verify(self, ctx: RunContext) -> str:
-        assert self.inventory.dns is not None
-        expected = []
-        for name, _ in self._records(ctx):
-            live = self._moved(ctx, name)
-            if live is None:
-                raise VerifyError(f"{name} A does not point to {self.new_address} at the primary")
-            expected.append((name, "A", live))
-        return ttl.verify_records(ctx, expected, timeout=10)
+        changes = addresses.planned_switch(ctx, self.site.domains)
+        pending = addresses.not_switched(ctx, changes)
+        if pending:
+            raise VerifyError(f"{', '.join(pending)} do(es) not point to the new host at the primary")
+        return ttl.verify_records(ctx, addresses.expected_values(ctx, changes), timeout=10)
 
 
 class VerifyLive(SiteStep):
@@ -431,13 +410,19 @@ class VerifyLive(SiteStep):
     def verify(self, ctx: RunContext) -> str:
         tls = acme_context(ctx)
         seen = []
+        new = self.inventory.hosts["new"]
         for domain in self.site.domains:
-            value, left = ctx.dns.client_view(domain, "A")
-            addresses = list(value.values) if value else []
-            if self.new_address not in addresses:
-                raise VerifyError(
-                    f"{domain}: the resolver still answers {addresses or 'nothing'} (cached for {left} s more)"
-                )
+            for rdtype in addresses.ADDRESS_TYPES:
+                value, left = ctx.dns.client_view(domain, rdtype)
+                answered = list(value.values) if value else []
+                # A must reach the new host; any address type must no longer reach the old one
+                wanted = new.addresses(rdtype, publish=True) if rdtype == "A" else ()
+                stale = [v for v in answered if v in self.inventory.hosts["old"].addresses(rdtype)]
+                if not set(wanted) <= set(answered) or stale:
+                    raise VerifyError(
+                        f"{domain} {rdtype}: the resolver still answers {answered or 'nothing'} "
+                        f"(cached for {left} s more)"
+                    )
             try:
                 answer = request(self.new_address, domain, self.site.expect.path, tls=True, context=tls)
             except RunbookError as exc:

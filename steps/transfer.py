@@ -1,10 +1,19 @@
 """transfer: data moves host to host, never through the operator's machine. The new host gets a
 key of its own that the old host accepts for read-only rsync (rrsync -ro) only; it is removed at
-the end. The new host checks the old host's key against the operator's pinned known_hosts."""
+the end. The new host checks the old host's key against the operator's pinned known_hosts.
+
+The new host reaches the old host as the operator does: HostName, Port and User come from the
+inventory and the operator's ssh_config. A login other than root reads through sudo: the key's
+forced command is `sudo -n rrsync -ro /`, allowed by a sudoers rule of its own
+(/etc/sudoers.d/runbook-transfer) for exactly that command, so the key can read as root and
+do nothing else.
+"""
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
+from pathlib import Path
 
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
@@ -15,6 +24,7 @@ from runbook.step import CheckResult, Step
 KEY = "/root/.ssh/runbook_transfer"
 KNOWN_HOSTS = "/root/.ssh/runbook_transfer_known_hosts"
 COMMENT = "runbook-transfer"
+SUDOERS = "/etc/sudoers.d/runbook-transfer"
 AUTHORIZE = (
     'set -e; umask 077; mkdir -p "$(dirname "$2")"; touch "$2"; grep -qxF "$1" "$2" || printf "%s\\n" "$1" >> "$2"'
 )
@@ -22,11 +32,54 @@ REVOKE = (
     'set -e; f="$2"; [ -e "$f" ] || exit 0; grep -vF "$1" "$f" > "$f.runbook-tmp" || true; '
     'cat "$f.runbook-tmp" > "$f"; rm -f "$f.runbook-tmp"'
 )
+#: Writes a sudoers drop-in only if visudo accepts it (a broken one would lock sudo out).
+PUT_SUDOERS = (
+    'set -e; umask 0337; printf "%s" "$1" > "$2.runbook-tmp"; '
+    'if ! visudo -cqf "$2.runbook-tmp"; then rm -f "$2.runbook-tmp"; echo "visudo refuses the rule" >&2; exit 1; fi; '
+    'mv -f "$2.runbook-tmp" "$2"'
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the new host logs in to the old host: resolved like the operator's own login."""
+
+    address: str
+    port: int
+    user: str
+    jump: str | None  # the operator's ProxyJump, which the host-to-host leg does not use
+
+    @property
+    def known_hosts_entry(self) -> str:
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+_ENDPOINTS: dict[int, Endpoint] = {}
+
+
+def old_endpoint(inventory: Inventory) -> Endpoint:
+    """The old host's HostName, Port and User as the operator's login resolves them (inventory
+    first, then ssh_config, then defaults); nothing is connected."""
+    cached = _ENDPOINTS.get(id(inventory))
+    if cached is not None:
+        return cached
+    from runbook.hosts import SSHHost
+
+    conn = SSHHost("old", inventory.hosts["old"], inventory.ssh_known_hosts, inventory.ssh_config).connection()
+    gateway = conn.gateway
+    jump = (
+        None
+        if gateway is None
+        else (gateway if isinstance(gateway, str) else f"{gateway.user}@{gateway.host}:{gateway.port}")
+    )
+    endpoint = Endpoint(str(conn.host), int(conn.port), str(conn.user), jump)
+    _ENDPOINTS[id(inventory)] = endpoint
+    return endpoint
 
 
 def old_ssh_target(inventory: Inventory) -> tuple[str, int]:
-    old = inventory.hosts["old"]
-    return old.address, old.port or 22
+    endpoint = old_endpoint(inventory)
+    return endpoint.address, endpoint.port
 
 
 def rsync_ssh(inventory: Inventory) -> str:
@@ -51,10 +104,14 @@ def rsync_ssh(inventory: Inventory) -> str:
     )
 
 
+def old_source(inventory: Inventory, path: str) -> str:
+    """rsync's remote argument for a path on the old host (user@address:path)."""
+    endpoint = old_endpoint(inventory)
+    return f"{endpoint.user}@{endpoint.address}:{path}"
+
+
 def rsync_pull(inventory: Inventory, source: str, dest: str, *options: str) -> tuple[str, ...]:
     """rsync run on the new host, pulling `source` (a folder on the old host) into `dest`."""
-    address, _ = old_ssh_target(inventory)
-    user = inventory.hosts["old"].user or "root"
     return (
         "rsync",
         "-aHAX",
@@ -63,27 +120,40 @@ def rsync_pull(inventory: Inventory, source: str, dest: str, *options: str) -> t
         *options,
         "-e",
         rsync_ssh(inventory),
-        f"{user}@{address}:{source.rstrip('/')}/",
+        old_source(inventory, source.rstrip("/") + "/"),
         f"{dest.rstrip('/')}/",
     )
 
 
 def _pinned_lines(inventory: Inventory) -> str:
-    """The operator's pinned known_hosts lines for the old host (strict on the new host too)."""
-    address, port = old_ssh_target(inventory)
-    entry = address if port == 22 else f"[{address}]:{port}"
-    path = inventory.ssh_known_hosts
-    if path is None:
-        from pathlib import Path
+    """The operator's pinned keys for the old host, as plain known_hosts lines for the new host.
 
-        path = Path("~/.ssh/known_hosts").expanduser()
+    Hashed entries (Debian's HashKnownHosts) are found by lookup, not by reading host fields.
+    """
+    import paramiko
+
+    entry = old_endpoint(inventory).known_hosts_entry
+    path = inventory.ssh_known_hosts or Path("~/.ssh/known_hosts").expanduser()
+    known = paramiko.HostKeys()
     try:
-        lines = [line for line in path.read_text().splitlines() if line.split(" ", 1)[0].split(",").count(entry)]
+        known.load(str(path))
     except OSError as exc:
         raise RunbookError(f"cannot read known_hosts {path}: {exc.strerror}") from exc
-    if not lines:
+    keys = known.lookup(entry)
+    if not keys:
         raise RunbookError(f"{path} pins no key for the old host ({entry}); run: inv hosts.trust old")
-    return "\n".join(lines) + "\n"
+    return "".join(f"{entry} {kind} {keys[kind].get_base64()}\n" for kind in sorted(keys.keys()))
+
+
+def sudoers_rule(user: str, rrsync: str) -> str:
+    """The sudoers drop-in that lets the transfer key's forced command read as root, and nothing else."""
+    return (
+        "# Written by runbook's transfer/authorize; removed by transfer/revoke.\n"
+        f'# The new host\'s transfer key logs in as {user} with command="sudo -n {rrsync} -ro /":\n'
+        "# read-only rsync of the whole file system as root, no other command.\n"
+        f'Defaults!{rrsync} env_keep += "SSH_ORIGINAL_COMMAND"\n'
+        f"{user} ALL=(root) NOPASSWD: {rrsync} -ro /\n"
+    )
 
 
 class TransferKey(Step):
@@ -144,7 +214,8 @@ class TransferKey(Step):
 
 
 class TransferAuthorize(Step):
-    """The old host accepts the new host's transfer key, for read-only rsync only."""
+    """The old host accepts the new host's transfer key, for read-only rsync only (through sudo
+    when the login is not root)."""
 
     id = "transfer/authorize"
     title = "old host accepts the transfer key (read-only rsync)"
@@ -153,58 +224,107 @@ class TransferAuthorize(Step):
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self.authorized_keys = (
-            "/root/.ssh/authorized_keys"
-            if (inventory.hosts["old"].user or "root") == "root"
-            else f"/home/{inventory.hosts['old'].user}/.ssh/authorized_keys"
-        )
+
+    @property
+    def user(self) -> str:
+        return old_endpoint(self.inventory).user
+
+    def authorized_keys(self, ctx: RunContext) -> str:
+        """The login's authorized_keys on the old host (its home from the password database)."""
+        if self.user == "root":
+            return "/root/.ssh/authorized_keys"
+        found = ctx.hosts.get("old").run(["getent", "passwd", self.user], check=False)
+        fields = found.stdout.strip().split(":")
+        if found.exit_code != 0 or len(fields) < 6 or not fields[5].startswith("/"):
+            raise RunbookError(f"the old host has no account {self.user!r} (getent passwd {self.user})")
+        return f"{fields[5].rstrip('/')}/.ssh/authorized_keys"
+
+    def rrsync(self, ctx: RunContext) -> str:
+        """rrsync's path on the old host. Raises RunbookError when it has none: without it the key
+        could run any command, which this step never allows."""
+        found = ctx.hosts.get("old").run(["sh", "-c", "command -v rrsync"], check=False)
+        path = found.stdout.strip()
+        if found.exit_code != 0 or not path.startswith("/"):
+            raise RunbookError(
+                "the old host has no rrsync (rsync >= 3.2.4 ships it as /usr/bin/rrsync; older Debian has it "
+                "in /usr/share/doc/rsync/scripts/rrsync.gz): the transfer key would not be read-only"
+            )
+        return path
+
+    def forced_command(self, ctx: RunContext) -> str:
+        rrsync = self.rrsync(ctx)
+        return f"{rrsync} -ro /" if self.user == "root" else f"sudo -n {rrsync} -ro /"
 
     def _line(self, ctx: RunContext) -> str | None:
         public = ctx.hosts.get("new").read_file(f"{KEY}.pub")
         if public is None:
             return None
-        has_rrsync = ctx.hosts.get("old").run(["sh", "-c", "command -v rrsync"], check=False).exit_code == 0
-        options = 'restrict,command="rrsync -ro /"' if has_rrsync else "restrict"
-        return f"{options} {public.decode().strip()}"
+        return f'restrict,command="{self.forced_command(ctx)}" {public.decode().strip()}'
 
     def check(self, ctx: RunContext) -> CheckResult:
         if finished := self.finished_by(ctx):
             return finished
         line = self._line(ctx)
-        current = ctx.hosts.get("old").read_file(self.authorized_keys)
-        if line and current is not None and line in current.decode().splitlines():
-            return CheckResult(True, "the old host accepts the transfer key")
-        return CheckResult(False, "the old host does not accept the transfer key yet")
+        old = ctx.hosts.get("old")
+        current = old.read_file(self.authorized_keys(ctx))
+        if not (line and current is not None and line in current.decode().splitlines()):
+            return CheckResult(False, "the old host does not accept the transfer key yet")
+        if self.user != "root":
+            rule = old.read_file(SUDOERS)
+            if rule is None or rule.decode() != sudoers_rule(self.user, self.rrsync(ctx)):
+                return CheckResult(False, f"the sudo rule for the transfer key ({SUDOERS}) is missing")
+        return CheckResult(True, "the old host accepts the transfer key")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        line = self._line(ctx) or f'restrict,command="rrsync -ro /" <the key transfer/key makes> {COMMENT}'
-        return [
+        forced = self.forced_command(ctx)
+        line = self._line(ctx) or f'restrict,command="{forced}" <the key transfer/key makes> {COMMENT}'
+        keys = self.authorized_keys(ctx)
+        endpoint = old_endpoint(self.inventory)
+        may_read = (
+            f"the new host may read every file on the old host as root (read-only: {forced}), "
+            f"logging in as {endpoint.user}@{endpoint.known_hosts_entry}; it can write nothing and run nothing else"
+        )
+        if endpoint.jump:
+            may_read += f" (the new host connects directly; the operator's ProxyJump {endpoint.jump} is not used)"
+        actions: list[Action] = []
+        if self.user != "root":
+            rule = sudoers_rule(self.user, self.rrsync(ctx))
+            actions.append(
+                RunCommand(
+                    "old",
+                    ("sh", "-c", PUT_SUDOERS, "sudoers", rule, SUDOERS),
+                    undo=("rm", "-f", SUDOERS),
+                    why=f"let {self.user}'s transfer key run exactly `{forced}` as root",
+                )
+            )
+        actions.append(
             RunCommand(
                 "old",
-                ("sh", "-c", AUTHORIZE, "authorize", line, self.authorized_keys),
-                undo=("sh", "-c", REVOKE, "revoke", COMMENT, self.authorized_keys),
-                why="accept the new host's transfer key",
+                ("sh", "-c", AUTHORIZE, "authorize", line, keys),
+                undo=("sh", "-c", REVOKE, "revoke", COMMENT, keys),
+                why=f"accept the new host's transfer key: {may_read}",
             )
-        ]
+        )
+        return actions
 
     def preview_note(self, ctx: RunContext) -> str:
         return "the key's text is known once transfer/key has made it on the new host"
 
     def verify(self, ctx: RunContext) -> str:
-        address, _ = old_ssh_target(self.inventory)
-        user = self.inventory.hosts["old"].user or "root"
         probe = ctx.hosts.get("new").run(
-            ["rsync", "--list-only", "-e", rsync_ssh(self.inventory), f"{user}@{address}:/etc/hostname"],
+            ["rsync", "--list-only", "-e", rsync_ssh(self.inventory), old_source(self.inventory, "/root/")],
             check=False,
             timeout=30,
         )
         if probe.exit_code != 0:
-            raise VerifyError(f"the new host cannot read from the old host with rsync: {probe.stderr.strip()[-300:]}")
-        return "the new host reads from the old host with rsync over its own key"
+            raise VerifyError(
+                f"the new host cannot read from the old host with rsync as {self.user}: {probe.stderr.strip()[-300:]}"
+            )
+        return f"the new host reads from the old host with rsync over its own key (as {self.user}, read-only)"
 
 
 class TransferRevoke(Step):
-    """At the end: the old host no longer accepts the transfer key; the key is deleted."""
+    """At the end: the old host no longer accepts the transfer key; the key and its sudo rule are deleted."""
 
     id = "transfer/revoke"
     title = "remove the transfer key"
@@ -212,20 +332,26 @@ class TransferRevoke(Step):
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self.authorized_keys = TransferAuthorize(inventory).authorized_keys
+        self.authorize = TransferAuthorize(inventory)
 
     def check(self, ctx: RunContext) -> CheckResult:
-        current = ctx.hosts.get("old").read_file(self.authorized_keys) or b""
+        old = ctx.hosts.get("old")
+        current = old.read_file(self.authorize.authorized_keys(ctx)) or b""
         key_left = ctx.hosts.get("new").run(["test", "-e", KEY], check=False).exit_code == 0
-        if COMMENT not in current.decode() and not key_left:
+        rule_left = self.authorize.user != "root" and old.run(["test", "-e", SUDOERS], check=False).exit_code == 0
+        if COMMENT not in current.decode() and not key_left and not rule_left:
             return CheckResult(True, "no transfer key left on either host")
         return CheckResult(False, "the transfer key is still installed")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        return [
-            RunCommand("old", ("sh", "-c", REVOKE, "revoke", COMMENT, self.authorized_keys), why="revoke"),
+        keys = self.authorize.authorized_keys(ctx)
+        actions: list[Action] = [
+            RunCommand("old", ("sh", "-c", REVOKE, "revoke", COMMENT, keys), why="revoke"),
             RunCommand("new", ("rm", "-f", KEY, f"{KEY}.pub", KNOWN_HOSTS), why="delete the transfer key"),
         ]
+        if self.authorize.user != "root":
+            actions.insert(1, RunCommand("old", ("rm", "-f", SUDOERS), why="remove the transfer key's sudo rule"))
+        return actions
 
     def verify(self, ctx: RunContext) -> str:
         if not self.check(ctx).done:

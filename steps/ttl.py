@@ -124,7 +124,9 @@ def old_ttl_wait(ctx: RunContext) -> list[Action]:
     return [WaitUntil(until=gate, why="caches may still hold the old answers (old TTL)")]
 
 
-def gated_switch(ctx: RunContext, step_id: str, changes: list[tuple[str, str, list[str], list[str]]]) -> list[Action]:
+def gated_switch(
+    ctx: RunContext, step_id: str, changes: list[tuple[str, str, list[str], list[str] | None]]
+) -> list[Action]:
     """A switch step's actions: wait for the old-TTL gate, then each (name, rdtype, old values, new
     values) with compare-and-swap. Raises RunbookError when the gate is unknown (ttl/lower not run)."""
     if old_ttl_gate(ctx) is None:

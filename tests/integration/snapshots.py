@@ -15,7 +15,16 @@ import dns.zone
 from lab.topology import XFER_NAME
 
 REPO = Path(__file__).resolve().parents[2]
-FOLDERS = ("old/etc/apache2", "old/www", "old/vmail", "old/root-ssh", "new/srv", "new/root-ssh")
+FOLDERS = (
+    "old/etc/apache2",
+    "old/www",
+    "old/vmail",
+    "old/root-ssh",
+    "old/home-admin",
+    "old/etc/sudoers.d",
+    "new/srv",
+    "new/root-ssh",
+)
 # Dovecot keeps caches next to the mail (an IMAP login may refresh them); the messages are what count.
 VOLATILE = ("dovecot.index", "dovecot.list.index", "dovecot-uidlist", "dovecot.index.log", "dovecot.index.cache")
 
