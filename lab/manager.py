@@ -15,7 +15,21 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import acme, blackbox, db, dnsservers, docker_engine, health, images, mail, pdns, proc, sshhosts, web
+from lab import (
+    acme,
+    blackbox,
+    db,
+    dnsservers,
+    docker_engine,
+    health,
+    images,
+    mail,
+    pdns,
+    proc,
+    prometheus,
+    sshhosts,
+    web,
+)
 from lab.proc import LabError
 from lab.render import sync_tree
 from lab.topology import (
@@ -60,6 +74,7 @@ SERVERS = (
     Server("dockerd", f"unix://{docker_engine.SOCKET}", "new"),
     Server("pebble", f"{PEBBLE}:14000,15000", None),
     Server("blackbox", blackbox.ADDRESS, None),
+    Server("prometheus", prometheus.ADDRESS, None),
     Server("pdns", f"{PDNS}:53,{PDNS_API_PORT}", None),
 )
 
@@ -117,7 +132,12 @@ class Lab:
 
     def health(self) -> list[health.Check]:
         """Run every health check (see lab/health.py); never raises."""
-        return [*health.run_all(self.paths), blackbox.health_check(self.paths), pdns.health_check(self.paths)]
+        return [
+            *health.run_all(self.paths),
+            blackbox.health_check(self.paths),
+            prometheus.health_check(self.paths),
+            pdns.health_check(self.paths),
+        ]
 
     def variant(self) -> str:
         """The zone variant the primary currently serves (``fast`` or ``realistic``)."""
@@ -190,6 +210,7 @@ class Lab:
             "dockerd": lambda: docker_engine.start(p, sshhosts.ns_pid(p, "new")),
             "pebble": lambda: acme.start(p),
             "blackbox": lambda: blackbox.start(p),
+            "prometheus": lambda: prometheus.start(p),
             "pdns": lambda: pdns.start(p),
         }
         return starters[name]()
@@ -271,6 +292,11 @@ class Lab:
                 shutil.rmtree(child)
             else:
                 child.unlink()
+        # a fresh exporter and Prometheus: plain configs, no modules or targets of a migration
+        for name in ("prometheus", "blackbox"):
+            self._stop(name)
+        blackbox.start(p)
+        prometheus.start(p)
         web.wait_ready()
         # The lab inventory's journal describes a migration that no longer exists.
         for journal in (p.root.parent / "state").glob("lab.journal.jsonl"):

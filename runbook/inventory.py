@@ -5,7 +5,7 @@ Every problem is reported at once, with file:line:column and key path. Loading c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -237,12 +237,16 @@ class BackupSpec:
 
 @dataclass(frozen=True)
 class MonitoringSpec:
-    """Where the blackbox exporter answers, where its configuration goes on the new host."""
+    """Where the blackbox exporter and Prometheus answer, and where their files are on the monitoring host."""
 
     exporter_url: str | None
-    config_dir: str = "/srv/monitoring"
+    prometheus_url: str | None = None
+    host: str = "new"
+    blackbox_config: str = "/etc/prometheus/blackbox.yml"
+    targets_file: str = "/etc/prometheus/file_sd/runbook.yml"
+    exporter_reload_url: str = "http://127.0.0.1:9115/-/reload"
+    prometheus_reload_url: str | None = "http://127.0.0.1:9090/-/reload"
     ca_file: str | None = None
-    interval: str = "60s"
     smtp_starttls_required: bool = True
 
 
@@ -343,6 +347,12 @@ def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
                 value.rstrip(".").lower() == zone or value.rstrip(".").lower().endswith("." + zone)
             ):
                 problems.append((("mail", key), f"{value!r} is not in the zone {zone!r}"))
+    monitoring = data.get("monitoring")
+    if isinstance(monitoring, dict) and isinstance(hosts, dict):
+        role = monitoring.get("host", "new")
+        if isinstance(role, str) and role not in hosts:
+            known = ", ".join(sorted(str(h) for h in hosts))
+            problems.append((("monitoring", "host"), f"unknown host {role!r}; known: {known}"))
     if (sites or mail) and not dns:
         problems.append(((), "missing key 'dns': sites and mail move by changing DNS records"))
     return problems
@@ -482,13 +492,8 @@ def _monitoring(base: Path, m: dict[str, Any] | None) -> MonitoringSpec | None:
     if not m:
         return None
     ca_file = _resolve(base, m["ca_file"])
-    return MonitoringSpec(
-        exporter_url=m["exporter_url"],
-        config_dir=m["config_dir"],
-        ca_file=str(ca_file) if ca_file else None,
-        interval=m["interval"],
-        smtp_starttls_required=m["smtp_starttls_required"],
-    )
+    names = [f.name for f in fields(MonitoringSpec) if f.name != "ca_file"]  # the schema's keys, defaults filled
+    return MonitoringSpec(**{name: m[name] for name in names}, ca_file=str(ca_file) if ca_file else None)
 
 
 def _backup(base: Path, b: dict[str, Any] | None) -> BackupSpec | None:

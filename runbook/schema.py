@@ -415,19 +415,55 @@ BACKUP = _f(
 
 MONITORING = _f(
     "map",
-    "Prometheus blackbox monitoring of the new host, from outside.",
+    "Prometheus blackbox monitoring of the new host, from outside: the engine installs its modules and "
+    "targets on the monitoring host, reloads, and verifies through the exporter and Prometheus.",
     fields={
         "exporter_url": _f(
             "url",
-            "The blackbox exporter whose /probe verifies each target.",
+            "The blackbox exporter as this machine reaches it; its /probe verifies each target.",
             "http://monitoring.club.example:9115",
             nullable=True,
         ),
-        "config_dir": _f(
+        "prometheus_url": _f(
+            "url",
+            "Prometheus's HTTP API as this machine reaches it; /api/v1/targets and probe_success must show "
+            "every required target up (null: verified through the exporter only).",
+            "http://monitoring.club.example:9090",
+            nullable=True,
+        ),
+        "host": _f(
+            "identifier",
+            "The host (a key of hosts) whose exporter and Prometheus read the files below; written over SSH.",
+            "monitoring",
+            default="new",
+        ),
+        "blackbox_config": _f(
             "abspath",
-            "Folder on the new host for blackbox.yml and the Prometheus scrape configuration.",
-            "/srv/monitoring",
-            default="/srv/monitoring",
+            "The exporter's config file on the monitoring host (its --config.file); the engine merges its "
+            "modules (http_2xx_SITE, imaps, smtp_starttls, dns_soa) into it and keeps the others.",
+            "/etc/prometheus/blackbox.yml",
+            default="/etc/prometheus/blackbox.yml",
+        ),
+        "targets_file": _f(
+            "abspath",
+            "file_sd targets file on the monitoring host, read by Prometheus's blackbox job (README: "
+            "Monitoring); each target carries its module in the `module` label.",
+            "/etc/prometheus/file_sd/runbook.yml",
+            default="/etc/prometheus/file_sd/runbook.yml",
+        ),
+        "exporter_reload_url": _f(
+            "url",
+            "The exporter's reload URL as the monitoring host reaches it; POSTed there with curl after writing.",
+            "http://127.0.0.1:9115/-/reload",
+            default="http://127.0.0.1:9115/-/reload",
+        ),
+        "prometheus_reload_url": _f(
+            "url",
+            "Prometheus's reload URL (needs --web.enable-lifecycle) as the monitoring host reaches it; "
+            "null: no reload (file_sd re-reads the targets file on its own).",
+            "http://127.0.0.1:9090/-/reload",
+            default="http://127.0.0.1:9090/-/reload",
+            nullable=True,
         ),
         "ca_file": _f(
             "path",
@@ -435,7 +471,6 @@ MONITORING = _f(
             None,
             nullable=True,
         ),
-        "interval": _f("str", "How often Prometheus probes each target.", "60s", default="60s"),
         "smtp_starttls_required": _f(
             "bool",
             "Once the mail has moved, the SMTP STARTTLS probe must pass too (false: it is recorded only).",

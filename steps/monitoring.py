@@ -1,35 +1,44 @@
 """monitoring: the club's Prometheus probes the new host from outside with the blackbox exporter.
 
-`monitoring/blackbox` writes two files on the new host (monitoring.config_dir):
-- blackbox.yml: the exporter's modules: `http_2xx_<site>` (HTTPS, the expected status and text),
-  `imaps`, `smtp_starttls` (as in the exporter's example config) and `dns_soa` for the zone;
-- prometheus-blackbox.yml: Prometheus scrape jobs, one per module, with the usual relabelling
-  (target -> ?target=, the exporter as the address).
-It verifies every probe by asking the exporter (monitoring.exporter_url) for /probe: probe_success
-must be 1 for every moved site (its switch-dns is done in the journal) and every name server. The
-mail probes count once the mail has moved (a `mail/` step is done; SMTP STARTTLS only with
-monitoring.smtp_starttls_required). Probes not required yet are recorded but do not fail the step.
-The exporter resolves names itself, as Prometheus' probes would: https://www.club.example/ reaches
-whatever DNS says, so a probe proves the name, the certificate and the page together.
+`monitoring/blackbox` installs two files on the monitoring host (monitoring.host, over SSH):
+- the exporter's config file (monitoring.blackbox_config): the engine's modules `http_2xx_<site>`
+  (HTTPS, the expected status and text), `imaps`, `smtp_starttls` (as in the exporter's example
+  config) and `dns_soa` for the zone are merged in; every other module in the file is kept;
+- a file_sd targets file (monitoring.targets_file) that the club's Prometheus blackbox job reads:
+  one target group per module, the module in the `module` label (the job's relabelling makes it
+  the `module` parameter). file_sd rather than scrape jobs of our own: Prometheus 2.42 (Debian 12)
+  has no scrape_config_files, and the operator's prometheus.yml stays the operator's.
+Then it POSTs the exporter's and Prometheus's reload URLs on that host (curl).
+It verifies every probe twice: through the exporter's /probe (monitoring.exporter_url), and
+through Prometheus's HTTP API (monitoring.prometheus_url): the target is active and up in
+/api/v1/targets and its probe_success is 1. Required: every moved site (its switch-dns is done in
+the journal) and every name server; the mail probes once the mail has moved (a `mail/` step is
+done; SMTP STARTTLS only with monitoring.smtp_starttls_required). Probes not required yet are
+recorded but do not fail the step. The exporter resolves names itself, as Prometheus' probes
+would: https://www.club.example/ reaches whatever DNS says, so a probe proves the name, the
+certificate and the page together.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
 import re
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.compose import to_yaml
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
-from runbook.facts import host_facts
 from runbook.inventory import Inventory, MonitoringSpec
-from runbook.journal import DATA
+from runbook.journal import APPLIED, DATA
 from runbook.step import CheckResult, Step
-from steps.provision import sha
 
 STEP_ID = "monitoring/blackbox"
 
@@ -38,7 +47,6 @@ STEP_ID = "monitoring/blackbox"
 class Probe:
     """One blackbox probe: the module, the target, and whether it must pass now."""
 
-    job: str
     module: str
     target: str
     required: bool = True
@@ -130,7 +138,6 @@ def probes(
     spec = inventory.monitoring or MonitoringSpec(exporter_url=None)
     out = [
         Probe(
-            f"blackbox_{site.name}",
             site_module(site.name),
             f"https://{domain}{site.expect.path}",
             moved_sites is None or site.name in moved_sites,
@@ -139,36 +146,85 @@ def probes(
         for domain in site.domains
     ]
     if inventory.mail:
-        out.append(Probe("blackbox_imaps", "imaps", f"{inventory.mail.host}:993", mail_moved))
+        out.append(Probe("imaps", f"{inventory.mail.host}:993", mail_moved))
         smtp_required = mail_moved and spec.smtp_starttls_required
-        out.append(Probe("blackbox_smtp", "smtp_starttls", f"{inventory.mail.host}:25", smtp_required))
-    out += [Probe("blackbox_dns", "dns_soa", f"{server}:53") for server in name_servers]
+        out.append(Probe("smtp_starttls", f"{inventory.mail.host}:25", smtp_required))
+    out += [Probe("dns_soa", f"{server}:53") for server in name_servers]
     return out
 
 
-def prometheus_config(inventory: Inventory, exporter: str, probe_list: list[Probe]) -> dict[str, Any]:
-    """Prometheus scrape jobs for the probes (the blackbox exporter's documented relabelling)."""
+def merged_blackbox_config(current: str | None, inventory: Inventory, header: str) -> str:
+    """The exporter's config file with this inventory's modules put in and every other module kept
+    (comments are not: the file is rewritten from its YAML). Raises RunbookError when the current
+    file is not a blackbox exporter config (a map whose `modules` is a map)."""
     spec = inventory.monitoring or MonitoringSpec(exporter_url=None)
-    jobs: dict[tuple[str, str], list[str]] = {}
-    for probe in probe_list:
-        jobs.setdefault((probe.job, probe.module), []).append(probe.target)
-    return {
-        "scrape_configs": [
-            {
-                "job_name": job,
-                "metrics_path": "/probe",
-                "scrape_interval": spec.interval,
-                "params": {"module": [module]},
-                "static_configs": [{"targets": targets, "labels": {"migration": inventory.name}}],
-                "relabel_configs": [
-                    {"source_labels": ["__address__"], "target_label": "__param_target"},
-                    {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": exporter},
-                ],
-            }
-            for (job, module), targets in jobs.items()
-        ]
-    }
+    try:
+        document = yaml.safe_load(current) if current else None
+    except yaml.YAMLError as exc:
+        raise RunbookError(f"{spec.blackbox_config} on host {spec.host!r} is not YAML: {exc}") from exc
+    document = document if document is not None else {}
+    if not isinstance(document, dict) or not isinstance(document.get("modules") or {}, dict):
+        raise RunbookError(f"{spec.blackbox_config} on host {spec.host!r} is not a blackbox exporter config")
+    merged = dict(document.get("modules") or {})
+    merged.update(modules(inventory))
+    return to_yaml({**document, "modules": merged}, header)
+
+
+def target_groups(inventory: Inventory, probe_list: list[Probe]) -> list[dict[str, Any]]:
+    """The file_sd target groups for the probes: one per module, labelled with the module (the
+    blackbox job turns it into ?module=) and the migration (how verify finds them again)."""
+    groups: dict[str, list[str]] = {}
+    for p in probe_list:
+        groups.setdefault(p.module, []).append(p.target)
+    return [
+        {"targets": targets, "labels": {"module": module, "migration": inventory.name}}
+        for module, targets in groups.items()
+    ]
+
+
+def reload_argv(url: str) -> tuple[str, ...]:
+    """POST a /-/reload URL from the monitoring host; a refused configuration fails with its reason."""
+    return ("curl", "--fail-with-body", "-sS", "-X", "POST", "--max-time", "20", url)
+
+
+def get_json(url: str, timeout: float = 10.0) -> Any:
+    """GET a JSON document. Raises RunbookError when there is no answer or it is not JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return json.loads(answer.read().decode())
+    except (OSError, ValueError) as exc:
+        raise RunbookError(f"{url}: {exc}") from exc
+
+
+def prometheus_view(prometheus_url: str, migration: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(module, target) -> health, last error and probe_success of this migration's targets, as
+    Prometheus shows them (/api/v1/targets, /api/v1/query). Raises RunbookError when it does not answer."""
+    base = prometheus_url.rstrip("/")
+    targets = get_json(f"{base}/api/v1/targets?state=active")
+    view: dict[tuple[str, str], dict[str, Any]] = {}
+    for target in targets.get("data", {}).get("activeTargets", []):
+        labels = target.get("labels", {})
+        if labels.get("migration") == migration:
+            key = (labels.get("module", ""), labels.get("instance", ""))
+            view[key] = {"health": target.get("health"), "error": target.get("lastError", ""), "success": None}
+    query = urllib.parse.urlencode({"query": f'probe_success{{migration="{migration}"}}'})
+    for sample in get_json(f"{base}/api/v1/query?{query}").get("data", {}).get("result", []):
+        metric = sample.get("metric", {})
+        key = (metric.get("module", ""), metric.get("instance", ""))
+        if key in view:
+            view[key]["success"] = float(sample["value"][1])
+    return view
+
+
+def loaded_modules(exporter_url: str) -> set[str]:
+    """The module names the running exporter has loaded (its /config). Raises RunbookError."""
+    url = f"{exporter_url.rstrip('/')}/config"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            document = yaml.safe_load(answer.read().decode())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunbookError(f"blackbox exporter {url}: {exc}") from exc
+    return set((document or {}).get("modules") or {})
 
 
 def parse_probe(text: str) -> dict[str, float]:
@@ -210,11 +266,13 @@ def probe(exporter_url: str, module: str, target: str, timeout: float = 15.0) ->
 
 
 class Blackbox(Step):
-    """Blackbox targets for every site, the mail host and the zone; each probe verified."""
+    """Blackbox modules and targets installed on the monitoring host, reloaded, each probe verified."""
 
     id = STEP_ID
-    title = "blackbox monitoring: configuration written, every probe succeeds"
-    verify_timeout = 60.0
+    title = "blackbox monitoring: modules and targets installed, every probe up in Prometheus"
+    # Prometheus applies target changes about every 5 s, then scrapes once per interval (the
+    # club's job says how often; 60 s is common): a minute and a half covers both with room.
+    verify_timeout = 90.0
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
@@ -238,73 +296,147 @@ class Blackbox(Step):
             if status.get(f"site:{site.name}/switch-dns", {}).get("state") == "done"
         }
 
-    def _files(self, ctx: RunContext) -> dict[str, str]:
-        exporter = urllib.parse.urlparse(self.spec.exporter_url or "http://blackbox-exporter:9115").netloc
-        probe_list = probes(self.inventory, self._name_servers(ctx), True)
+    def _current(self, ctx: RunContext) -> dict[str, str | None]:
+        host = ctx.hosts.get(self.spec.host)
+        out: dict[str, str | None] = {}
+        for path in (self.spec.blackbox_config, self.spec.targets_file):
+            data = host.read_file(path)
+            out[path] = None if data is None else data.decode(errors="replace")
+        return out
+
+    def _files(self, ctx: RunContext, current: dict[str, str | None]) -> dict[str, str]:
         header = f"written by runbook from {self.inventory.path.name}"
+        probe_list = probes(self.inventory, self._name_servers(ctx), True)
         return {
-            f"{self.spec.config_dir}/blackbox.yml": to_yaml({"modules": modules(self.inventory)}, header),
-            f"{self.spec.config_dir}/prometheus-blackbox.yml": to_yaml(
-                prometheus_config(self.inventory, exporter, probe_list), header
+            self.spec.blackbox_config: merged_blackbox_config(
+                current[self.spec.blackbox_config], self.inventory, header
             ),
+            self.spec.targets_file: to_yaml(target_groups(self.inventory, probe_list), header),  # type: ignore[arg-type]
         }
 
     def check(self, ctx: RunContext) -> CheckResult:
-        files = self._files(ctx)
-        facts = host_facts(ctx.hosts.get("new"), list(files))
-        stale = [p for p, text in files.items() if not facts.get(f"file.{p}", "").startswith(sha(text))]
+        current = self._current(ctx)
+        stale = [path for path, text in self._files(ctx, current).items() if current[path] != text]
         if stale:
-            return CheckResult(False, "to write: " + ", ".join(stale))
-        return CheckResult(True, f"monitoring configuration in {self.spec.config_dir}")
+            return CheckResult(False, f"to write on {self.spec.host}: " + ", ".join(stale))
+        if self.spec.exporter_url:
+            try:
+                missing = sorted(set(modules(self.inventory)) - loaded_modules(self.spec.exporter_url))
+            except RunbookError as exc:
+                return CheckResult(False, str(exc))
+            if missing:
+                return CheckResult(False, "the exporter has not loaded " + ", ".join(missing) + ": to reload")
+        return CheckResult(True, f"modules in {self.spec.blackbox_config}, targets in {self.spec.targets_file}")
+
+    def _reloads(self) -> list[tuple[str, str]]:
+        urls = [("exporter", self.spec.exporter_reload_url)]
+        if self.spec.prometheus_reload_url:
+            urls.append(("Prometheus", self.spec.prometheus_reload_url))
+        return urls
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        actions: list[Action] = [RunCommand("new", ("mkdir", "-p", self.spec.config_dir), why="monitoring folder")]
-        for path, text in self._files(ctx).items():
-            actions.append(PutFile("new", path, text, 0o644, why="the club's Prometheus blackbox configuration"))
+        host = self.spec.host
+        folders = sorted({posixpath.dirname(self.spec.blackbox_config), posixpath.dirname(self.spec.targets_file)})
+        actions: list[Action] = [RunCommand(host, ("mkdir", "-p", *folders), why="monitoring folders")]
+        # A reload before writing: it proves the URLs answer, and since rollback replays inverses
+        # in reverse order, its undo (another reload) runs after the files are restored.
+        actions += [
+            RunCommand(
+                host,
+                reload_argv(url),
+                undo=reload_argv(url),
+                why=f"the {name} reloads (on rollback: after the files are restored)",
+                timeout=30,
+            )
+            for name, url in self._reloads()
+        ]
+        for path, text in self._files(ctx, self._current(ctx)).items():
+            actions.append(PutFile(host, path, text, 0o644, why="the club's Prometheus blackbox modules and targets"))
+        actions += [
+            RunCommand(
+                host,
+                reload_argv(url),
+                why=f"the {name} loads the new modules and targets",
+                timeout=30,
+                kept="the reload before writing reloads again on rollback",
+            )
+            for name, url in self._reloads()
+        ]
         return actions
 
     def results(self, ctx: RunContext) -> list[dict[str, Any]]:
-        """Every probe's outcome, from the exporter."""
+        """Every probe's outcome, from the exporter's /probe and (with prometheus_url) from Prometheus."""
         if not self.spec.exporter_url:
             return []
+        probe_list = probes(self.inventory, self._name_servers(ctx), self._mail_moved(ctx), self._moved_sites(ctx))
+        view = prometheus_view(self.spec.prometheus_url, self.inventory.name) if self.spec.prometheus_url else None
         out = []
-        for p in probes(self.inventory, self._name_servers(ctx), self._mail_moved(ctx), self._moved_sites(ctx)):
+        for p in probe_list:
             values, error = probe(self.spec.exporter_url, p.module, p.target)
             success = values.get("probe_success") == 1.0
-            out.append(
-                {
-                    "module": p.module,
-                    "target": p.target,
-                    "required": p.required,
-                    "success": success,
-                    "seconds": round(values.get("probe_duration_seconds", 0.0), 3),
-                    "error": "" if success else error,
-                }
-            )
+            result: dict[str, Any] = {
+                "module": p.module,
+                "target": p.target,
+                "required": p.required,
+                "success": success,
+                "seconds": round(values.get("probe_duration_seconds", 0.0), 3),
+                "error": "" if success else error,
+            }
+            if view is not None:
+                seen = view.get((p.module, p.target), {"health": "absent", "error": "", "success": None})
+                result["prometheus"] = seen["health"]
+                result["prometheus_success"] = seen["success"]
+                result["prometheus_error"] = seen["error"]
+            out.append(result)
         return out
+
+    def _failure(self, r: dict[str, Any]) -> str:
+        """Why a probe does not pass ('' if it does): the exporter's error or Prometheus's view."""
+        if not r["success"]:
+            return r["error"] or "probe_success 0 at the exporter"
+        if "prometheus" not in r:
+            return ""
+        if r["prometheus"] == "absent":
+            return f"no such target in Prometheus: does its blackbox job read {self.spec.targets_file}?"
+        if r["prometheus"] != "up":
+            return f"Prometheus: target {r['prometheus']} ({r['prometheus_error']})"
+        if r["prometheus_success"] != 1.0:
+            return f"Prometheus: probe_success {r['prometheus_success']}"
+        return ""
+
+    def _seconds_since_apply(self, ctx: RunContext) -> float | None:
+        applied = [r.ts for r in ctx.journal.step_records(self.id) if r.event == APPLIED]
+        return round(time.time() - applied[-1], 1) if applied else None
 
     def verify(self, ctx: RunContext) -> str:
         if not self.check(ctx).done:
-            raise VerifyError(f"the monitoring configuration in {self.spec.config_dir} is not in place")
+            raise VerifyError(f"the monitoring modules and targets on {self.spec.host} are not in place and loaded")
         if not self.spec.exporter_url:
-            return "configuration written; no monitoring.exporter_url to probe through"
+            return "modules and targets written; no monitoring.exporter_url to probe through"
         try:
             results = self.results(ctx)
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
         failed = [
-            f"{r['module']} {r['target']} ({r['error'] or 'failed'})"
-            for r in results
-            if r["required"] and not r["success"]
+            f"{r['module']} {r['target']} ({self._failure(r)})" for r in results if r["required"] and self._failure(r)
         ]
         if failed:
-            raise VerifyError("probe_success 0 for " + ", ".join(failed))
-        advisory = [f"{r['module']} {r['target']}" for r in results if not r["required"] and not r["success"]]
+            raise VerifyError("not up: " + ", ".join(failed))
+        advisory = [f"{r['module']} {r['target']}" for r in results if not r["required"] and self._failure(r)]
+        seconds = self._seconds_since_apply(ctx)
         if not ctx.dry_run:
-            ctx.journal.append(DATA, self.id, probes=results, exporter=self.spec.exporter_url)
-        passed = sum(1 for r in results if r["success"])
+            ctx.journal.append(
+                DATA,
+                self.id,
+                probes=results,
+                exporter=self.spec.exporter_url,
+                prometheus=self.spec.prometheus_url,
+                seconds_since_apply=seconds,
+            )
+        passed = sum(1 for r in results if not self._failure(r))
+        where = " (exporter and Prometheus)" if self.spec.prometheus_url else " (exporter)"
         note = f"; recorded, not required yet (not moved): {', '.join(advisory)} failing" if advisory else ""
-        return f"probe_success 1 for {passed} of {len(results)} probes{note}"
+        return f"probe_success 1 for {passed} of {len(results)} probes{where}{note}"
 
 
 def steps(inventory: Inventory) -> list[Step]:

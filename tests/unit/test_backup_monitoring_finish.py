@@ -1,18 +1,32 @@
-"""Pure logic of the finish steps: access-log counting, the blackbox configuration (the same modules
-the lab's exporter runs), probe output parsing, and the nightly Borg script and cron file."""
+"""Pure logic of the finish steps: access-log counting, the blackbox modules merged into an exporter's
+config and the file_sd targets (both checked by the real exporter and promtool), probe output
+parsing, and the nightly Borg script and cron file."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
-from lab import blackbox as lab_blackbox
+from lab import prometheus as lab_prometheus
+from lab.topology import Paths
+from runbook.errors import RunbookError
 from runbook.inventory import load_inventory
 from steps.backup import archive_names, create_figures, cron_text, nightly_script, safety_net_paths
 from steps.finish import late_requests, parse_line
-from steps.monitoring import modules, parse_probe, probe_error, probes, prometheus_config, regex_literal
+from steps.monitoring import (
+    merged_blackbox_config,
+    modules,
+    parse_probe,
+    probe_error,
+    probes,
+    regex_literal,
+    target_groups,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SWITCH = datetime(2026, 11, 25, 15, 8, 35, tzinfo=UTC).timestamp()
@@ -48,22 +62,55 @@ def test_a_log_line_with_a_time_zone_is_read_in_utc() -> None:
     assert parse_line("garbage") is None
 
 
-def test_the_engine_writes_the_same_modules_the_lab_exporter_runs(inventory) -> None:  # type: ignore[no-untyped-def]
-    ours = modules(inventory)
-    lab = lab_blackbox.modules(inventory.monitoring.ca_file)
-    for name in (
-        "http_2xx_www",
-        "http_2xx_admin",
-        "http_2xx_ticker",
-        "http_2xx_shop",
-        "imaps",
-        "smtp_starttls",
-        "dns_soa",
-    ):
-        for key in ("fail_if_body_not_matches_regexp", "query_response", "query_name", "tls_config"):
-            section = ours[name].get("http") or ours[name].get("tcp") or ours[name].get("dns")
-            lab_section = lab[name].get("http") or lab[name].get("tcp") or lab[name].get("dns")
-            assert section.get(key) == lab_section.get(key), (name, key)
+DEBIAN_BLACKBOX = Path("/etc/prometheus/blackbox.yml")
+needs_exporter = pytest.mark.skipif(
+    not shutil.which("prometheus-blackbox-exporter") or not DEBIAN_BLACKBOX.exists(),
+    reason="Debian's prometheus-blackbox-exporter is not installed",
+)
+
+
+@needs_exporter
+def test_the_modules_merged_into_debians_exporter_config_load_in_the_real_exporter(inventory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    merged = merged_blackbox_config(DEBIAN_BLACKBOX.read_text(), inventory, "test")
+    found = yaml.safe_load(merged)["modules"]
+    assert {"http_2xx_www", "http_2xx_shop", "imaps", "smtp_starttls", "dns_soa"} <= set(found)
+    assert {"tcp_connect", "icmp", "ssh_banner"} <= set(found)  # the club's own modules are kept
+    assert found["http_2xx_www"]["http"]["fail_if_body_not_matches_regexp"] == ["Willkommen beim FC Lab"]
+    assert merged_blackbox_config(merged, inventory, "test") == merged  # a second run writes the same file
+    config = tmp_path / "blackbox.yml"
+    config.write_text(merged)
+    check = subprocess.run(
+        ["prometheus-blackbox-exporter", "--config.check", f"--config.file={config}"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    config.write_text(merged.replace("query_name:", "query_nam:", 1))  # and it does refuse a broken one
+    refused = subprocess.run(
+        ["prometheus-blackbox-exporter", "--config.check", f"--config.file={config}"], capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+
+
+def test_a_file_that_is_no_exporter_config_is_refused_not_overwritten(inventory) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RunbookError, match="is not a blackbox exporter config"):
+        merged_blackbox_config("- just\n- a list\n", inventory, "test")
+    with pytest.raises(RunbookError, match="is not YAML"):
+        merged_blackbox_config("modules: [unclosed\n", inventory, "test")
+    assert set(yaml.safe_load(merged_blackbox_config(None, inventory, "test"))["modules"]) == set(modules(inventory))
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="Debian's prometheus is not installed")
+def test_the_targets_file_is_valid_file_sd_for_the_labs_blackbox_job(inventory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    paths = Paths(tmp_path / "lab")
+    targets = lab_prometheus.targets_folder(paths)
+    targets.mkdir(parents=True)
+    found = probes(inventory, ["127.0.0.53", "127.0.0.54"], mail_moved=True)
+    (targets / "runbook.yml").write_text(yaml.safe_dump(target_groups(inventory, found)))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(lab_prometheus.config(paths)))
+    check = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    (targets / "runbook.yml").write_text("- targets: {not: a list}\n")  # promtool does read the file
+    assert subprocess.run(["promtool", "check", "config", str(config)], capture_output=True).returncode != 0
 
 
 def test_probes_cover_every_name_the_mail_host_and_each_name_server(inventory) -> None:  # type: ignore[no-untyped-def]
@@ -75,10 +122,12 @@ def test_probes_cover_every_name_the_mail_host_and_each_name_server(inventory) -
     moved = probes(inventory, [], mail_moved=True)
     assert {p.target: p.required for p in moved}["mail.club.test:993"] is True
     assert {p.target: p.required for p in moved}["mail.club.test:25"] is False  # lab: recorded only
-    config = prometheus_config(inventory, "127.0.0.15:9115", found)
-    job = next(j for j in config["scrape_configs"] if j["job_name"] == "blackbox_dns")
-    assert job["static_configs"][0]["targets"] == ["127.0.0.53:53", "127.0.0.54:53"]
-    assert job["params"] == {"module": ["dns_soa"]} and job["scrape_interval"] == "60s"
+    groups = {g["labels"]["module"]: g for g in target_groups(inventory, found)}
+    assert groups["dns_soa"]["targets"] == ["127.0.0.53:53", "127.0.0.54:53"]
+    assert groups["http_2xx_www"] == {
+        "targets": ["https://club.test/", "https://www.club.test/"],
+        "labels": {"module": "http_2xx_www", "migration": "lab"},
+    }
 
 
 def test_expected_texts_become_literal_regular_expressions() -> None:

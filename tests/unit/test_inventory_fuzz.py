@@ -284,6 +284,7 @@ def trap_inventory(listeners: Listeners) -> dict[str, Any]:
     data["acme"]["ca_server"] = f"http://127.0.0.1:{listeners.port}/dir"
     data["acme"]["ca_roots_url"] = f"http://127.0.0.1:{listeners.port}/roots/0"
     data["monitoring"]["exporter_url"] = f"http://127.0.0.1:{listeners.port}"
+    data["monitoring"]["prometheus_url"] = f"http://127.0.0.1:{listeners.port}"
     return data
 
 
