@@ -16,7 +16,7 @@ import dns.rdatatype
 from lab import proc
 from lab.proc import LabError
 from lab.render import write, write_template
-from lab.topology import NS1, NS2, OLD, PDNS, PDNS_ZONE, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
+from lab.topology import NS1, NS2, OLD, OLD6, PDNS, PDNS_ZONE, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
 
 SERVERS = {"named-primary": NS1, "named-secondary": NS2}
 
@@ -65,6 +65,7 @@ def write_zone(paths: Paths, variant: str) -> None:
         minimum=min(ttl, 300) if ttl > 10 else 5,
         serial=_next_serial(paths),
         old=OLD,
+        old6=OLD6,
         ns1=NS1,
         ns2=NS2,
     )

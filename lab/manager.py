@@ -159,6 +159,7 @@ class Lab:
     def _up(self, variant: str) -> UpResult:
         t0 = time.monotonic()
         result = UpResult()
+        p = self.paths
         self.root.mkdir(parents=True, exist_ok=True)
         for d in (self.paths.run, self.paths.logs, self.paths.state):
             d.mkdir(parents=True, exist_ok=True)
@@ -171,6 +172,12 @@ class Lab:
         acme.prepare(self.paths)
         blackbox.ensure_backup_passphrase(self.paths)
         for server in SERVERS:
+            stale = server.name.startswith("sshd-") and not sshhosts.mounts_current(
+                p, server.name.removeprefix("sshd-")
+            )
+            if stale and self.pid(server.name):  # started by an older lab with other bind mounts
+                self._stop_dependents(server.name.removeprefix("sshd-"))
+                self._stop(server.name)
             if self.pid(server.name):
                 result.already_up.append(server.name)
                 continue
@@ -231,9 +238,13 @@ class Lab:
             (self.paths.state / "mail-seeded").unlink(missing_ok=True)
             (self.paths.state / "db-seeded").unlink(missing_ok=True)
             marker.write_text(PRISTINE_VERSION + "\n")
+            sshhosts.ensure_admin(self.paths)
             self._restore_old_files()
-        elif not (self.paths.old / "etc" / "apache2" / "apache2.conf").exists():
-            self._restore_old_files()
+        else:
+            sshhosts.ensure_admin(self.paths)
+            keys = self.paths.old / "home-admin" / ".ssh" / "authorized_keys"
+            if not (self.paths.old / "etc" / "apache2" / "apache2.conf").exists() or not keys.exists():
+                self._restore_old_files()
         (self.paths.new / "srv").mkdir(parents=True, exist_ok=True)
         (self.paths.new / "root-ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
         db.prepare(self.paths)

@@ -9,6 +9,11 @@ OLD = "127.0.0.11"
 NEW = "127.0.0.12"
 PEBBLE = "127.0.0.14"
 BLACKBOX = "127.0.0.15"
+#: The hosts' IPv6 addresses, in DNS only: IPv4-mapped, so a client that connects to the AAAA
+#: (pebble validating a challenge, the blackbox exporter, a browser) reaches 127.0.0.11 / .12 over
+#: IPv4 and nothing ever leaves loopback; the engine switches them exactly like A records.
+OLD6 = "::ffff:127.0.0.11"
+NEW6 = "::ffff:127.0.0.12"
 NS1 = "127.0.0.53"
 NS2 = "127.0.0.54"
 RESOLVER = "127.0.0.55"
@@ -17,6 +22,10 @@ PDNS_API_PORT = 8081
 #: The zone PowerDNS serves (club.test's records under their own apex, for the lexicon provider).
 PDNS_ZONE = "lexicon.test"
 SSH_PORT = 2222
+#: The lab's non-root login on both hosts, as on a real server (hosts/club.yaml says `user: admin`):
+#: key only, sudo without a password, its own home on each host.
+ADMIN = "admin"
+ADMIN_HOME = f"/home/{ADMIN}"
 ZONE = "club.test"
 MAIL_DOMAIN = "club.test"
 MAIL_USERS = ("vorstand", "kasse", "jugend")
@@ -43,6 +52,8 @@ OLD_MOUNTS = (
     ("/var/www", "www"),
     ("/var/vmail", "vmail"),
     ("/root/.ssh", "root-ssh"),  # root's own authorized_keys (the engine's transfer key goes here)
+    (ADMIN_HOME, "home-admin"),  # admin's authorized_keys (the transfer key, when admin logs in)
+    ("/etc/sudoers.d", "etc/sudoers.d"),  # admin's sudo rule; the engine's transfer rule goes here
 )
 #: Runtime folders of the old host (MariaDB; /var/backups holds the safety-net Borg repository,
 #: each lab its own, since its passphrase is the lab's); bound like OLD_MOUNTS, never synced by reset
@@ -51,7 +62,12 @@ OLD_RUNTIME_MOUNTS = (
     ("/run/mysqld", "run/mysqld"),
     ("/var/backups", "backups"),
 )
-NEW_MOUNTS = (("/srv", "srv"), ("/root/.ssh", "root-ssh"))
+NEW_MOUNTS = (
+    ("/srv", "srv"),
+    ("/root/.ssh", "root-ssh"),
+    (ADMIN_HOME, "home-admin"),
+    ("/etc/sudoers.d", "etc/sudoers.d"),
+)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,22 @@ class HostSpec:
     web_root: str
     data_root: str
     backup_dir: str
+    ipv6: str | None = None
+    publish_ipv6: str | None = None
+
+    def addresses(self, rdtype: str, publish: bool = False) -> tuple[str, ...]:
+        """The host's A (rdtype "A") or AAAA values in DNS; publish: where its Traefik answers."""
+        if rdtype == "AAAA":
+            value = (self.publish_ipv6 or self.ipv6) if publish else self.ipv6
+            return (canonical_ipv6(value),) if value else ()
+        return ((self.publish_address or self.address) if publish else self.address,)
+
+
+def canonical_ipv6(value: str) -> str:
+    """An IPv6 address as DNS servers print it (dnspython's form: ::ffff:127.0.0.1, not ::ffff:7f00:1)."""
+    import dns.ipv6
+
+    return dns.ipv6.inet_ntoa(dns.ipv6.inet_aton(value))
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,7 @@ class DnsSpec:
     propagation_timeout: int
     lexicon: dict[str, Any] | None
     manual_timeout: int
+    remove_aaaa: bool = False
     max_change_percent: int = 75
 
 
@@ -407,6 +424,8 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             web_root=h["web_root"],
             data_root=h["data_root"],
             backup_dir=h["backup_dir"],
+            ipv6=h["ipv6"],
+            publish_ipv6=h["publish_ipv6"],
         )
         for name, h in data["hosts"].items()
     }
@@ -433,6 +452,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             lexicon=lexicon,
             manual_timeout=(d["manual"] or {}).get("timeout", 1800),
             max_change_percent=d["max_change_percent"],
+            remove_aaaa=d["remove_aaaa"],
         )
     acme = None
     if data["acme"]:

@@ -60,6 +60,20 @@ HOST = _f(
             "203.0.113.20",
             nullable=True,
         ),
+        "ipv6": _f(
+            "ipv6",
+            "The host's IPv6 address: the AAAA value of the names that move to it (new host), or that they "
+            "point to now (old host). A moving name with an AAAA record needs the new host's, or "
+            "dns.remove_aaaa.",
+            "2001:db8::20",
+            nullable=True,
+        ),
+        "publish_ipv6": _f(
+            "ipv6",
+            "IPv6 address the new host's Traefik publishes on, when it is not ipv6; the AAAA value of moved names.",
+            "2001:db8::21",
+            nullable=True,
+        ),
         "identity_file": _f(
             "path",
             "Private key file; without it the agent and ~/.ssh keys are used.",
@@ -238,6 +252,13 @@ DNS = _f(
             default=75,
             minimum=1,
             maximum=100,
+        ),
+        "remove_aaaa": _f(
+            "bool",
+            "When the new host has no IPv6 address: remove the AAAA records of the names that move (at their "
+            "switch, journaled, restored on rollback) instead of refusing the plan.",
+            False,
+            default=False,
         ),
     },
 )
@@ -537,7 +558,7 @@ INVENTORY = _f(
 def _check_scalar(spec: Field, value: Any) -> str | None:
     """Return a problem text if value does not fit spec, else None."""
     kind = spec.type
-    if kind in ("str", "path", "abspath", "identifier", "hostname", "address", "url", "email", "choice"):
+    if kind in ("str", "path", "abspath", "identifier", "hostname", "address", "ipv6", "url", "email", "choice"):
         if not isinstance(value, str):
             return f"expected {kind_name(spec)}, got {type_name(value)} {value!r}"
         if kind == "abspath" and not value.startswith("/"):
@@ -548,6 +569,8 @@ def _check_scalar(spec: Field, value: Any) -> str | None:
             return f"{value!r} is not a valid host name"
         if kind == "address" and not _is_address(value):
             return f"{value!r} is neither an IP address nor a valid host name"
+        if kind == "ipv6" and not _is_ipv6(value):
+            return f"{value!r} is not an IPv6 address"
         if kind == "url" and not re.match(r"^https?://[^\s/]+", value):
             return f"{value!r} is not an http(s) URL"
         if kind == "email" and not EMAIL.match(value):
@@ -568,6 +591,14 @@ def _check_scalar(spec: Field, value: Any) -> str | None:
     raise AssertionError(f"unknown schema type {kind}")
 
 
+def _is_ipv6(value: str) -> bool:
+    try:
+        ipaddress.IPv6Address(value)
+        return True
+    except ValueError:
+        return False
+
+
 def _is_address(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -581,6 +612,7 @@ def kind_name(spec: Field) -> str:
         "map": "a mapping",
         "list": "a list",
         "abspath": "an absolute path",
+        "ipv6": "an IPv6 address",
         "int": "an integer",
         "bool": "true or false",
         "choice": "one of " + ", ".join(spec.choices),

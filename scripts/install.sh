@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   openssh-server openssh-client bind9 bind9-dnsutils unbound busybox-static
   docker.io docker-compose pebble apache2 varnish dovecot-imapd dovecot-lmtpd postfix
-  rsync borgbackup prometheus-blackbox-exporter mariadb-server mariadb-client openssl iproute2 procps curl
+  rsync borgbackup prometheus-blackbox-exporter prometheus pdns-server pdns-backend-sqlite3 certbot python3-certbot-apache sudo mariadb-server mariadb-client openssl iproute2 procps curl
   python3 python3-venv python3-pip tmux socat util-linux debootstrap
   chromium  # headless screenshot of the cutover report (tests)
 )
