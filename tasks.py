@@ -256,6 +256,21 @@ def verify(c, inventory=None, only=None):
             raise Exit(code=1)
 
 
+def _record_problems(inv: Inventory) -> list[str]:
+    """The moving records the plan would refuse (steps/addresses.py), read from the zone's primary.
+    A zone that cannot be read is a warning here: the plan's preflight/records reads it again."""
+    if inv.dns is None:
+        return []
+    from runbook.dns import dns_service
+    from steps import addresses
+
+    try:
+        return addresses.problems(inv, dns_service(inv.dns).read)
+    except RunbookError as exc:
+        console.print(f"[yellow]warning:[/yellow] the zone's records could not be read (not checked): {exc}")
+        return []
+
+
 @task(name="check-config", help={"inventory": INVENTORY_HELP})
 def check_config(c, inventory=None):
     """Validate the inventory and print every problem."""
@@ -267,6 +282,11 @@ def check_config(c, inventory=None):
         if problems:
             raise Exit(f"error: {len(problems)} problem(s) with files the inventory names", code=2)
         steps = _steps(c, inv)
+        records = _record_problems(inv)
+        for problem in records:
+            console.print(f"[red]problem:[/red] {problem}")
+        if records:
+            raise Exit(f"error: {len(records)} record(s) that move cannot be switched", code=2)
         console.print(
             f"[green]{inv.path} is valid[/green]: {len(inv.sites)} site(s), "
             f"{'mail' if inv.mail else 'no mail'}, {len(steps)} step(s)"
