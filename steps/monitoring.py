@@ -364,12 +364,17 @@ class Blackbox(Step):
         ]
         return actions
 
-    def results(self, ctx: RunContext) -> list[dict[str, Any]]:
-        """Every probe's outcome, from the exporter's /probe and (with prometheus_url) from Prometheus."""
+    def _probes(self, ctx: RunContext) -> list[Probe]:
+        return probes(self.inventory, self._name_servers(ctx), self._mail_moved(ctx), self._moved_sites(ctx))
+
+    def results(
+        self, ctx: RunContext, view: dict[tuple[str, str], dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every probe's outcome from the exporter's /probe, with Prometheus's `view` of it when given
+        (see prometheus_view). Raises RunbookError when the exporter does not answer."""
         if not self.spec.exporter_url:
             return []
-        probe_list = probes(self.inventory, self._name_servers(ctx), self._mail_moved(ctx), self._moved_sites(ctx))
-        view = prometheus_view(self.spec.prometheus_url, self.inventory.name) if self.spec.prometheus_url else None
+        probe_list = self._probes(ctx)
         out = []
         for p in probe_list:
             values, error = probe(self.spec.exporter_url, p.module, p.target)
@@ -414,7 +419,25 @@ class Blackbox(Step):
         if not self.spec.exporter_url:
             return "modules and targets written; no monitoring.exporter_url to probe through"
         try:
-            results = self.results(ctx)
+            view = prometheus_view(self.spec.prometheus_url, self.inventory.name) if self.spec.prometheus_url else None
+            if view is not None:
+                # Prometheus first, while it has not caught up: one cheap request per attempt,
+                # instead of every /probe (a failing one takes its whole timeout)
+                absent = {"health": "absent", "error": "", "success": None}
+                pending = [
+                    p
+                    for p in self._probes(ctx)
+                    if p.required and view.get((p.module, p.target), absent)["success"] != 1.0
+                ]
+                if pending:
+                    names = ", ".join(
+                        f"{p.module} {p.target} ({view.get((p.module, p.target), absent)['health']})" for p in pending
+                    )
+                    hint = f"; does its blackbox job read {self.spec.targets_file}?" if "(absent)" in names else ""
+                    raise VerifyError(
+                        f"Prometheus at {self.spec.prometheus_url} has no probe_success 1 yet for {names}{hint}"
+                    )
+            results = self.results(ctx, view)
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
         failed = [

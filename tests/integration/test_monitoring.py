@@ -110,3 +110,9 @@ def test_the_step_installs_modules_and_targets_and_prometheus_shows_every_target
     must(run_inv("verify", "--only", "monitoring/blackbox", inventory=inventory, timeout=600))
     again = must(run_inv("migrate", "--yes", "--only", only, inventory=inventory, timeout=600))
     assert "changed=0" in again.stdout and "failed=0" in again.stdout, again.stdout[-3000:]
+
+    # rolled back: the exporter's config is Debian's again (reloaded), the targets file is gone
+    must(run_inv("rollback", "--to", "monitoring/blackbox", "--yes", inventory=inventory, timeout=600))
+    assert "http_2xx_www" not in exporter_modules() and "tcp_connect" in exporter_modules()
+    assert (folder / "blackbox.yml").read_text() == Path("/etc/prometheus/blackbox.yml").read_text()
+    assert not (folder / "targets" / "runbook.yml").exists()
