@@ -26,7 +26,15 @@ FOLDERS = (
     "new/root-ssh",
 )
 # Dovecot keeps caches next to the mail (an IMAP login may refresh them); the messages are what count.
-VOLATILE = ("dovecot.index", "dovecot.list.index", "dovecot-uidlist", "dovecot.index.log", "dovecot.index.cache")
+# sudo marks a first sudo in the login's home (Debian), as it does on a real server.
+VOLATILE = (
+    "dovecot.index",
+    "dovecot.list.index",
+    "dovecot-uidlist",
+    "dovecot.index.log",
+    "dovecot.index.cache",
+    ".sudo_as_admin_successful",
+)
 
 
 def tree(root: Path) -> dict[str, str]:

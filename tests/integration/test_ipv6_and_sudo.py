@@ -1,0 +1,112 @@
+"""Real servers' realities against the lab: logins as a sudo user (the lab inventory's `admin`),
+AAAA records on moving names (IPv4-mapped in the lab, so nothing leaves loopback), and the
+refusal, before anything changes, of a plan that would leave IPv6 clients on the old host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
+from tests.integration.snapshots import differences, snapshot
+
+pytestmark = pytest.mark.lab
+
+OLD6, NEW6 = "::ffff:127.0.0.11", "::ffff:127.0.0.12"
+
+
+def aaaa(name: str, server: str) -> list[str]:
+    answer = dns.query.udp(dns.message.make_query(name, dns.rdatatype.AAAA), server, timeout=2)
+    return sorted(str(r) for rrset in answer.answer if rrset.rdtype == dns.rdatatype.AAAA for r in rrset)
+
+
+def without_new_ipv6(data: dict) -> None:  # type: ignore[type-arg]
+    data["hosts"]["new"].pop("ipv6", None)
+
+
+def test_a_moving_aaaa_without_the_new_hosts_ipv6_is_refused_before_anything_changes(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lab = clean_lab
+    inventory = inventory_variant(tmp_path, "lab-no-v6", without_new_ipv6)
+    before = snapshot(lab.root, lab.ns1, lab.ns2)
+    checked = run_inv("check-config", inventory=inventory)
+    assert checked.returncode == 2, checked.stdout
+    assert "club.test AAAA ::ffff:127.0.0.11 points to the old host" in checked.stdout
+    assert "hosts.new.ipv6" in checked.stdout and "dns.remove_aaaa: true" in checked.stdout
+    run = run_inv("migrate", "--yes", inventory=inventory)
+    assert run.returncode != 0
+    assert "club.test AAAA" in run.stdout + run.stderr and "preflight/records" in run.stdout + run.stderr
+    assert differences(before, snapshot(lab.root, lab.ns1, lab.ns2)) == []
+
+
+def test_remove_aaaa_takes_the_old_hosts_aaaa_away_at_the_switch_and_rollback_brings_it_back(
+    clean_lab, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    lab = clean_lab
+
+    def change(data: dict) -> None:  # type: ignore[type-arg]
+        without_new_ipv6(data)
+        data["dns"]["remove_aaaa"] = True
+
+    inventory = inventory_variant(tmp_path, "lab-drop-v6", change)
+    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:www/*", inventory=inventory))
+    for server in (lab.ns1, lab.ns2):
+        assert aaaa("club.test", server) == [], server
+    must(run_inv("rollback", "--to", "site:www/pre-sync", "--yes", inventory=inventory))
+    for server in (lab.ns1, lab.ns2):
+        assert aaaa("club.test", server) == [OLD6], server
+
+
+def test_as_a_sudo_user_the_www_site_moves_with_its_aaaa_and_the_transfer_key_reads_only_through_sudo(
+    clean_lab, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    lab = clean_lab
+    inventory = inventory_variant(tmp_path, "lab-sudo")  # hosts/lab.yaml logs in as admin
+    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:www/*", inventory=inventory))
+    for server in (lab.ns1, lab.ns2):
+        assert aaaa("club.test", server) == [NEW6], server
+    rule = (lab.root / "old" / "etc" / "sudoers.d" / "runbook-transfer").read_text()
+    assert "admin ALL=(root) NOPASSWD: /usr/bin/rrsync -ro /" in rule
+    keys = (lab.root / "old" / "home-admin" / ".ssh" / "authorized_keys").read_text()
+    assert 'restrict,command="sudo -n /usr/bin/rrsync -ro /"' in keys
+    # the key reads as root, and cannot write or run anything else
+    ssh = [
+        "ssh",
+        "-i",
+        "/root/.ssh/runbook_transfer",
+        "-p",
+        "2222",
+        "-o",
+        "UserKnownHostsFile=/root/.ssh/runbook_transfer_known_hosts",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        f"admin@{lab.old}",
+    ]
+    import subprocess
+
+    ns = ["nsenter", "-t", (lab.root / "run" / "sshd-new.pid").read_text().strip(), "-m"]
+    listed = subprocess.run(
+        [*ns, "rsync", "--list-only", "-e", " ".join(ssh[:-1]), f"admin@{lab.old}:/root/"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert listed.returncode == 0, listed.stderr
+    pushed = subprocess.run(
+        [*ns, "rsync", "-e", " ".join(ssh[:-1]), "/etc/hostname", f"admin@{lab.old}:/tmp/runbook-should-not-exist"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert pushed.returncode != 0 and not (Path("/tmp/runbook-should-not-exist")).exists()
+    shell = subprocess.run([*ns, *ssh, "id"], capture_output=True, text=True, timeout=30)
+    assert "uid=0" not in shell.stdout
+    must(run_inv("migrate", "--yes", "--only", "transfer/revoke", inventory=inventory))
+    assert not (lab.root / "old" / "etc" / "sudoers.d" / "runbook-transfer").exists()
