@@ -86,7 +86,7 @@ HOST = _f(
         ),
         "backup_dir": _f(
             "abspath",
-            "Where the engine keeps copies of files it replaces, for rollback.",
+            "Where the engine keeps its database dumps on the old host (0700; replaced files are kept in state_dir).",
             "/var/backups/runbook",
             default="/var/backups/runbook",
         ),
