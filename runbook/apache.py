@@ -11,7 +11,15 @@ ALIAS = re.compile(r"^\s+alias (\S+)\s*$")
 ADDRESS = re.compile(r"^(\S+):(\d+)\s+(?:is a NameVirtualHost|\S+ \((.+):(\d+)\))")
 KEEP = re.compile(
     r"^\s*(ServerName|ServerAlias|ErrorLog|CustomLog|LogLevel|SSLEngine|SSLCertificate\w*|SSLProtocol|"
-    r"SSLCipherSuite|Protocols)\b",
+    r"SSLCipherSuite|SSLHonorCipherOrder|SSLSessionTickets|SSLOptions|Protocols|"
+    # certbot's TLS settings, and an HSTS header the site's clients already cache
+    r"Include\s+\S*letsencrypt\S*|Header\s+always\s+set\s+Strict-Transport-Security)\b",
+    re.I,
+)
+#: A vhost that only sends clients to https (certbot's RewriteRule, or a Redirect): left as it is.
+HTTPS_REDIRECT = re.compile(
+    r"^\s*(RewriteRule\s+\S+\s+https://\S*\s+\[[^]]*\bR\b[^]]*\]|RewriteRule\s+\S+\s+https://\S*\s+\[[^]]*R=\w+[^]]*\]"
+    r"|Redirect(Permanent|Match)?\s+(\S+\s+)?\S+\s+https://)",
     re.I,
 )
 FROZEN_MARK = "# runbook freeze:"
@@ -100,15 +108,23 @@ def frozen_block(block: list[str], target: str, tls: bool, ca_file: str | None) 
     return [block[0], *kept, *proxy, block[-1]]
 
 
+def redirects_to_https(block: list[str]) -> bool:
+    """True for a vhost whose requests all go to https (certbot's port-80 vhost): it keeps
+    redirecting during and after the freeze, and the https vhost it sends clients to is frozen."""
+    return any(HTTPS_REDIRECT.match(line) for line in block)
+
+
 def freeze_text(text: str, lines: list[int], target: str, ca_file: str | None) -> str:
-    """The file with each listed vhost block frozen (a proxy to target). Others stay as they are."""
+    """The file with each listed vhost block frozen (a proxy to target). Others stay as they are,
+    and so do blocks that only redirect to https."""
     out = text.splitlines()
     for line in sorted(lines, reverse=True):
         start, end = block_at("\n".join(out), line)
         block = out[start : end + 1]
-        if any(FROZEN_MARK in b for b in block):
+        if any(FROZEN_MARK in b for b in block) or redirects_to_https(block):
             continue
-        tls = any(re.match(r"^\s*SSLEngine\s+on", b, re.I) for b in block)
+        # certbot's vhosts say SSLEngine on in the options file they include, not in the block
+        tls = any(re.match(r"^\s*(SSLEngine\s+on|SSLCertificateFile\s)", b, re.I) for b in block)
         out[start : end + 1] = frozen_block(block, target, tls, ca_file)
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 

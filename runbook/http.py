@@ -100,3 +100,65 @@ def acme_context(ctx: RunContext) -> ssl.SSLContext:
         cached = ssl.create_default_context(cadata=pem) if pem else ssl.create_default_context()
         ctx.extra["acme_context"] = cached
     return cached
+
+
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One request of a browser-like visit: the URL asked and the answer."""
+
+    url: str
+    response: Response
+
+
+def visit(
+    address: str,
+    host: str,
+    path: str,
+    *,
+    context: ssl.SSLContext | None,
+    names: tuple[str, ...] = (),
+    max_hops: int = 5,
+    timeout: float = 5.0,
+) -> list[Hop]:
+    """A browser's visit of http://host/path, every request sent to `address`: redirects are
+    followed (to https, or to another of `names`) as long as they stay on the site's names; the
+    last hop is the page. https hops verify with `context`. Raises RunbookError like `request`."""
+    import urllib.parse
+
+    allowed = {host.lower(), *(n.lower() for n in names)}
+    scheme, current, where = "http", host, path
+    hops: list[Hop] = []
+    for _ in range(max_hops + 1):
+        tls = scheme == "https"
+        answer = request(address, current, where, tls=tls, context=context, timeout=timeout)
+        hops.append(Hop(f"{scheme}://{current}{where}", answer))
+        location = answer.headers.get("location", "")
+        if answer.status not in REDIRECTS or not location:
+            return hops
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(f"{scheme}://{current}{where}", location))
+        if target.scheme not in ("http", "https") or (target.hostname or "").lower() not in allowed:
+            return hops  # it leaves the site: the redirect itself is the answer
+        if target.port not in (None, 80 if target.scheme == "http" else 443):
+            return hops
+        scheme, current = target.scheme, target.hostname or current
+        where = target.path or "/"
+        if target.query:
+            where += "?" + target.query
+    raise RunbookError(f"http://{host}{path} at {address}: more than {max_hops} redirects")
+
+
+def describe_visit(hops: list[Hop]) -> str:
+    """'http://x/ 301 -> https://x/ 200' for messages."""
+    return " -> ".join(f"{h.url} {h.response.status}" for h in hops)
+
+
+def unverified_context() -> ssl.SSLContext:
+    """TLS without certificate checks, for reading the old host's own answer at its address only
+    (to compare the new host with it): what is proven there is the new host's certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx

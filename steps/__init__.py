@@ -9,8 +9,9 @@ from runbook.step import Step
 def build_steps(inventory: Inventory) -> list[Step]:
     """The migration's steps in order: preflight, provision, transfer key, TTL, each site,
     then the finish (new host's backup, monitoring, TTL restore, decommission checklist, transfer
-    key removed). The safety-net backup comes before the TTL is lowered and the first site moves."""
-    from steps import backup, finish, mail, monitoring, preflight, provision, site, transfer, ttl
+    key removed; the old host stops renewing moved names' certificates).
+    The safety-net backup comes before the TTL is lowered and the first site moves."""
+    from steps import backup, certificates, finish, mail, monitoring, preflight, provision, site, transfer, ttl
 
     return [
         *preflight.steps(inventory),
@@ -24,5 +25,6 @@ def build_steps(inventory: Inventory) -> list[Step]:
         *monitoring.steps(inventory),
         *ttl.final_steps(inventory),
         *finish.steps(inventory),
+        *certificates.final_steps(inventory),
         *transfer.final_steps(inventory),
     ]

@@ -71,5 +71,82 @@ class RecordsSwitchable(Step):
             raise VerifyError(str(exc)) from exc
 
 
+#: The old host keeps serving clients whose caches still point to it until the old-TTL gate; its
+#: certificates must outlast that by this much (a day: time to notice and renew).
+CERT_MARGIN = 86400.0
+
+
+def served_certificate_expiry(address: str, name: str, timeout: float = 5.0) -> float | None:
+    """When the certificate the host at `address` serves for `name` (SNI) expires, epoch seconds;
+    None when it serves no TLS on 443. Read without verifying: its expiry is what is asked."""
+    import socket
+    import ssl
+
+    from cryptography import x509
+
+    from runbook.http import unverified_context
+
+    try:
+        with (
+            socket.create_connection((address, 443), timeout=timeout) as sock,
+            unverified_context().wrap_socket(sock, server_hostname=name) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    if not der:
+        return None
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
+class OldCertificatesLast(Step):
+    """The old host's certificates outlast the old-TTL gate (plus a day): it serves lagging
+    clients over HTTPS until then, freeze included. Read-only; flagged in the plan."""
+
+    id = "preflight/certificates"
+    title = "the old host's certificates outlast the move"
+    reversible = False
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+
+    def _seen(self, ctx: RunContext) -> str:
+        from steps import ttl
+
+        gate = ctx.journal.data(ttl.LOWER_ID).get("gate_opens_at")
+        if gate is None:
+            ttls = [v.ttl for v in ttl.records_to_lower(ctx).values()]
+            gate = ctx.clock.now() + max(ttls, default=0)
+        if float(gate) + CERT_MARGIN < ctx.clock.now():
+            return "the old-TTL gate has passed: the old host's certificates no longer matter"
+        old = self.inventory.hosts["old"].address
+        found, short = [], []
+        for name in sorted({d for site in self.inventory.sites for d in site.domains}):
+            expiry = served_certificate_expiry(old, name)
+            if expiry is None:
+                continue
+            days = (expiry - ctx.clock.now()) / 86400
+            found.append(f"{name} ({days:.0f} days)")
+            if expiry < float(gate) + CERT_MARGIN:
+                short.append(f"{name} expires in {days:.1f} days")
+        if short:
+            raise RunbookError(
+                "the old host's certificate for " + "; ".join(short) + ", before the old-TTL gate plus a day: "
+                "clients that still reach the old host would get certificate errors. Renew on the old host "
+                "first (certbot renew --cert-name NAME), then plan again."
+            )
+        return f"old host's certificates: {', '.join(found)}" if found else "the old host serves no HTTPS"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        return CheckResult(True, self._seen(ctx))
+
+    def verify(self, ctx: RunContext) -> str:
+        try:
+            return self._seen(ctx)
+        except RunbookError as exc:
+            raise VerifyError(str(exc)) from exc
+
+
 def steps(inventory: Inventory) -> list[Step]:
-    return [HostsReachable(inventory), *([RecordsSwitchable(inventory)] if inventory.dns else [])]
+    dns_steps: list[Step] = [RecordsSwitchable(inventory), OldCertificatesLast(inventory)] if inventory.dns else []
+    return [HostsReachable(inventory), *dns_steps]

@@ -10,7 +10,7 @@ from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
-from runbook.http import request
+from runbook.http import describe_visit, request, unverified_context, visit
 from runbook.inventory import Inventory
 from runbook.step import CheckResult, Step
 
@@ -209,14 +209,18 @@ class AcmeRelay(Step):
         site = self.inventory.sites[0]
         old, new = self.inventory.hosts["old"], self.inventory.hosts["new"]
         path = "/.well-known/acme-challenge/runbook-relay-check"
+        # As the ACME server asks: http://NAME/..., following the old host's redirect to https
+        # (certbot's port-80 vhosts), which Let's Encrypt and pebble follow too.
+        names = tuple(d for s in self.inventory.sites for d in s.domains)
         try:
-            relayed = request(old.address, site.domains[0], path)
+            hops = visit(old.address, site.domains[0], path, context=unverified_context(), names=names)
             direct = request(new.publish_address or new.address, site.domains[0], path)
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
+        relayed = hops[-1].response
         if (relayed.status, relayed.body) != (direct.status, direct.body):
             raise VerifyError(
-                f"the old host answers the challenge path itself ({relayed.status}), "
+                f"the old host answers the challenge path itself ({describe_visit(hops)}), "
                 f"not the new host's Traefik ({direct.status})"
             )
         return f"{site.domains[0]}/.well-known/acme-challenge/ on the old host reaches Traefik"

@@ -15,7 +15,7 @@ from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
 from runbook.hold import hold_argv, hold_state
-from runbook.http import Response, acme_context, acme_root_pem, request
+from runbook.http import Response, acme_context, acme_root_pem, describe_visit, request, unverified_context, visit
 from runbook.inventory import Inventory, SiteSpec
 from runbook.reads import Reads
 from runbook.step import CheckResult, Step
@@ -201,19 +201,30 @@ class VerifyNew(SiteStep):
         return self._verified(ctx)
 
     def verify(self, ctx: RunContext) -> str:
+        """Like with like: a browser's visit of http://NAME/ on each host (redirects followed as
+        long as they stay on the site's names), and HTTPS on the new host with its certificate
+        verified. The old host's certificate is not what this step proves: it is read unverified."""
         tls = acme_context(ctx)
-        seen = []
+        seen, notes = [], []
+        path, names = self.site.expect.path, self.site.domains
         for domain in self.site.domains:
             try:
-                new = request(self.new_address, domain, self.site.expect.path, tls=True, context=tls)
-                old = request(self.old_address, domain, self.site.expect.path)
+                direct = request(self.new_address, domain, path, tls=True, context=tls)
+                new = visit(self.new_address, domain, path, context=tls, names=names)
+                old = visit(self.old_address, domain, path, context=unverified_context(), names=names)
             except RunbookError as exc:
                 raise VerifyError(str(exc)) from exc
-            problem = _compare(self.site, domain, new, old)
+            problem = _compare(self.site, domain, direct, None) or _compare(
+                self.site, domain, new[-1].response, old[-1].response
+            )
             if problem:
-                raise VerifyError(problem)
-            seen.append(f"{domain} {new.status}")
-        return f"new host serves {', '.join(seen)} with a verified certificate"
+                raise VerifyError(f"{problem} (old host: {describe_visit(old)}; new host: {describe_visit(new)})")
+            old_hsts = old[-1].response.headers.get("strict-transport-security")
+            if old_hsts and not new[-1].response.headers.get("strict-transport-security"):
+                notes.append(f"{domain}: the old host sends HSTS ({old_hsts}), the new host does not")
+            seen.append(f"{domain} {describe_visit(new)}")
+        note = f"; {'; '.join(notes)}" if notes else ""
+        return f"new host serves {', '.join(seen)} with a verified certificate, as the old host does{note}"
 
 
 class Freeze(SiteStep):
@@ -357,10 +368,12 @@ class FinalSync(SiteStep):
             raise VerifyError(f"still newer on the old host: {', '.join(pending)}")
         domain = self.site.domains[0]
         try:
-            answer = request(self.old_address, domain, self.site.expect.path)
+            hops = visit(
+                self.old_address, domain, self.site.expect.path, context=unverified_context(), names=self.site.domains
+            )
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
-        problem = _compare(self.site, domain, answer, None)
+        problem = _compare(self.site, domain, hops[-1].response, None)
         if problem:
             raise VerifyError(f"through the old host's proxy: {problem}")
         return f"nothing on the old host is newer; {domain} answers through the old host's proxy"
