@@ -1,4 +1,5 @@
-"""Reading the old server: Apache vhosts, databases, mail and crontabs, in one SSH round trip.
+"""Reading the old server: Apache vhosts (TLS, HSTS), certbot certificates, databases, mail and
+crontabs, in one SSH round trip.
 
 A small read-only sh script runs on the host and prints one record per line (`kind` then
 base64-encoded fields, separated by spaces); the parsing happens here. The result is plain data
@@ -90,6 +91,19 @@ if [ -d "$root" ]; then
     echo "mailbox $(b "$m") $(b "$kb") $(b "$n")"
   done
 fi
+for f in /etc/letsencrypt/renewal/*.conf; do
+  [ -e "$f" ] || continue
+  name=${f##*/}; name=${name%.conf}
+  cert=/etc/letsencrypt/live/$name/cert.pem
+  end=$(openssl x509 -in "$cert" -noout -enddate 2>/dev/null | cut -d= -f2)
+  names=$(openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null \
+    | tr ',' '\n' | sed -n 's/^ *DNS://p' | tr '\n' ' ')
+  auth=$(sed -n 's/^authenticator *= *//p' "$f"); inst=$(sed -n 's/^installer *= *//p' "$f")
+  how=""
+  [ -f /etc/cron.d/certbot ] && how="cron (/etc/cron.d/certbot)"
+  [ -e /lib/systemd/system/certbot.timer ] && how="${how:+$how, }systemd certbot.timer"
+  echo "cert $(b "$name") $(b "$end") $(b "$names") $(b "$auth") $(b "$inst") $(b "$how")"
+done
 for f in /var/spool/cron/crontabs/* /etc/crontab /etc/cron.d/*; do
   [ -f "$f" ] && echo "cron $(b "$f") $(bf "$f")"
 done
@@ -121,6 +135,7 @@ class Vhost:
     php: bool = False
     cgi: bool = False
     tls: bool = False
+    hsts: str | None = None  # the Strict-Transport-Security value it sends
     frozen: bool = False  # already a proxy to the new host, written by a runbook site move
     data: list[DataFolder] = field(default_factory=list)
 
@@ -157,6 +172,18 @@ class CronEntry:
 
 
 @dataclass
+class Certificate:
+    """A certbot lineage: its names, expiry, how it was obtained and how it is renewed."""
+
+    name: str
+    not_after: str
+    names: list[str]
+    authenticator: str
+    installer: str
+    renewal: str
+
+
+@dataclass
 class Discovery:
     """Everything found on a host; `to_dict` is the JSON report."""
 
@@ -172,6 +199,7 @@ class Discovery:
     maildir_root: str | None = None
     mailboxes: list[Mailbox] = field(default_factory=list)
     crontabs: list[CronEntry] = field(default_factory=list)
+    certificates: list[Certificate] = field(default_factory=list)
     apache_modules: list[str] = field(default_factory=list)
     listeners: dict[str, str] = field(default_factory=dict)  # "address:port" -> process name
 
@@ -245,8 +273,10 @@ def describe_vhost(ref: apache.VhostRef, text: str, dirs: dict[str, DataFolder],
             vhost.cgi = vhost.cgi or name == "scriptalias"
         elif _is_proxy(name, args):
             vhost.proxies.append({"path": args[0], "target": args[1]})
-        elif name == "sslengine" and args and args[0].lower() == "on":
+        elif (name == "sslengine" and args and args[0].lower() == "on") or name == "sslcertificatefile":
             vhost.tls = True
+        elif name == "header" and len(args) >= 4 and args[2].lower() == "strict-transport-security":
+            vhost.hsts = " ".join(args[3:]).strip('"')
         elif _is_cgi(name, args):
             vhost.cgi = True
         elif _is_php(name, args):
@@ -332,6 +362,10 @@ def parse_discovery(host: str, output: str) -> Discovery:
         elif kind == "mailbox" and len(fields) >= 3:
             found.mailboxes.append(
                 Mailbox(fields[0], None, int(fields[1] or 0), int(fields[2] or 0) if fields[2].strip().isdigit() else 0)
+            )
+        elif kind == "cert" and len(fields) >= 6:
+            found.certificates.append(
+                Certificate(fields[0], fields[1], fields[2].split(), fields[3], fields[4], fields[5] or "none found")
             )
         elif kind == "cron" and len(fields) >= 2:
             found.crontabs.extend(_cron_lines(fields[0], fields[1]))

@@ -116,6 +116,19 @@ def markdown(found: Discovery) -> str:
             f"{'yes' if v.php else ''} | {'yes' if v.cgi else ''} | {'yes' if v.tls else ''} | {data} | "
             f"{v.file}:{v.line} |"
         )
+    out += ["", "## Certificates (certbot)", ""]
+    if found.certificates:
+        out += ["| lineage | names | expires | obtained with | renewed by |", "|---|---|---|---|---|"]
+        out += [
+            f"| {c.name} | {', '.join(c.names)} | {c.not_after} | {c.authenticator}"
+            f"{' + ' + c.installer if c.installer else ''} | {c.renewal} |"
+            for c in found.certificates
+        ]
+    else:
+        out.append("none found")
+    hsts = [v for v in found.vhosts if v.hsts]
+    if hsts:
+        out += [""] + [f"- {v.name}:{v.port} sends HSTS `{v.hsts}`" for v in hsts]
     out += ["", "## Databases", ""]
     if found.database_error:
         out.append(f"Could not list databases: `{found.database_error}`")

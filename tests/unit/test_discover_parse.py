@@ -23,6 +23,7 @@ CLOUD = """\
     ServerName cloud.club.example
     DocumentRoot "/var/www/nextcloud"
     SSLEngine on
+    Header always set Strict-Transport-Security "max-age=31536000; includeSubDomains"
     <FilesMatch \\.php$>
         SetHandler "proxy:unix:/run/php/php8.2-fpm.sock|fcgi://localhost"
     </FilesMatch>
@@ -70,6 +71,15 @@ OUTPUT = "\n".join(
         line("maildir-root", "/var/vmail"),
         line("mailbox", "/var/vmail/club.example/anna/Maildir", "2048", "17"),
         line("mailbox", f"/var/vmail/club.example/{HOSTILE}/Maildir", "4", "1"),
+        line(
+            "cert",
+            "cloud.club.example",
+            "Mar  1 12:00:00 2027 GMT",
+            "cloud.club.example www.cloud.club.example ",
+            "apache",
+            "apache",
+            "cron (/etc/cron.d/certbot)",
+        ),
         line("cron", "/var/spool/cron/crontabs/root", "MAILTO=root\n# m h\n5 * * * * /usr/local/bin/backup\n"),
     ]
 )
@@ -106,3 +116,14 @@ def test_the_starting_inventory_loads_and_keeps_hostile_text_quoted(tmp_path: Pa
         "anna@club.example",
     )  # the hostile one is no address
     assert inventory.dns is not None and inventory.dns.zone == "club.example"
+
+
+def test_certbot_lineages_and_hsts_are_reported_with_names_expiry_and_renewal():
+    found = parse_discovery("old", OUTPUT)
+    (cert,) = found.certificates
+    assert cert.names == ["cloud.club.example", "www.cloud.club.example"]
+    assert (cert.not_after, cert.renewal) == ("Mar  1 12:00:00 2027 GMT", "cron (/etc/cron.d/certbot)")
+    assert found.vhosts[0].hsts == "max-age=31536000; includeSubDomains"
+    report = markdown(found)
+    assert "| cloud.club.example | cloud.club.example, www.cloud.club.example | Mar  1 12:00:00 2027 GMT |" in report
+    assert "sends HSTS `max-age=31536000; includeSubDomains`" in report
