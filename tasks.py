@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.plan import build_plan, select_steps
 from runbook.runner import Runner
+from runbook.sitestate import groups_of, site_states
 from runbook.step import Step
 
 ROOT = Path(__file__).resolve().parent
@@ -173,6 +175,12 @@ def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, 
                 )
         _dns_safety(ctx, planning, selected, plan, force)
         prompter = render.ConsolePrompter(console) if sys.stdin.isatty() else None
+        if step:
+            from runbook.durable import fragile_shell_warning, sighup_ignored
+
+            fragile = fragile_shell_warning(os.environ, sighup_ignored(), sys.stdin.isatty())
+            if fragile:
+                console.print(f"[bold yellow]warning:[/bold yellow] {fragile}")
         summary = Runner(ctx, steps, prompter).migrate(selected, step_mode=step)
         render.summary(summary, console)
         if summary.failed or summary.stopped:
@@ -205,15 +213,23 @@ def status(c, inventory=None, json=False):  # noqa: A002
         journal = Journal(inv.journal_path)
         rows = journal.status()
         _journal_warnings(journal)
-        order = [s.id for s in _steps(c, inv)]
+        steps = _steps(c, inv)
+        order = [s.id for s in steps]
+        sites = site_states(journal.records(), groups_of([s.group for s in steps]))
         if json:
             print(
                 _json_dumps(
-                    {"inventory": str(inv.path), "steps": {s: rows.get(s, {"state": "pending"}) for s in order}}
+                    {
+                        "inventory": str(inv.path),
+                        "steps": {s: rows.get(s, {"state": "pending"}) for s in order},
+                        "sites": {group: dataclasses.asdict(state) for group, state in sites.items()},
+                    }
                 )
             )
         else:
             render.status_table(str(inv.path), rows, order, console)
+            if sites:
+                render.site_states_table(list(sites.values()), console)
 
 
 def _json_dumps(value: Any) -> str:

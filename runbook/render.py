@@ -15,8 +15,9 @@ from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
-from runbook.plan import Plan
+from runbook.plan import Plan, PlanEntry
 from runbook.runner import Outcome, Summary
+from runbook.sitestate import SiteState
 
 STYLE = {
     "ok": "green",
@@ -32,11 +33,17 @@ STYLE = {
 
 def plan_table(plan: Plan, console: Console) -> None:
     """Print every step: done (and why) or the exact actions a run would take."""
-    table = Table(title=f"Plan for {plan.inventory}", show_lines=True, expand=True)
+    console.print(entries_table(f"Plan for {plan.inventory}", plan.entries))
+    console.print(f"plan checksum: [bold]{plan.checksum}[/bold]  (inv migrate --checksum {plan.checksum})")
+
+
+def entries_table(title: str, entries: list[PlanEntry]) -> Table:
+    """The plan's table for these entries (the dry run's and step mode's preview)."""
+    table = Table(title=title, show_lines=True, expand=True)
     table.add_column("step", style="bold", no_wrap=True)
     table.add_column("state", no_wrap=True)
     table.add_column("what a run would do")
-    for entry in plan.entries:
+    for entry in entries:
         if entry.error:
             state, what = Text("cannot check", style="bold red"), Text(entry.error, style="red")
         elif entry.done:
@@ -57,8 +64,7 @@ def plan_table(plan: Plan, console: Console) -> None:
         flags = " [DNS]" if entry.touches_dns else ""
         flags += "" if entry.reversible else " [irreversible]"
         table.add_row(escape(entry.step_id) + flags, state, what)
-    console.print(table)
-    console.print(f"plan checksum: [bold]{plan.checksum}[/bold]  (inv migrate --checksum {plan.checksum})")
+    return table
 
 
 def _diff_line(line: str) -> str:
@@ -135,14 +141,16 @@ class ConsoleReporter:
         self._live: Live | None = None
 
     def message(self, text: str) -> None:
-        self.console.print(escape(text))
+        # emoji=False: "rolling back site:a: ..." must not become an emoji.
+        self.console.print(escape(text), emoji=False)
 
     def step_event(self, step_id: str, event: str, detail: str = "") -> None:
         style = STYLE.get(event, "dim" if event in ("action", "undo") else "")
         self.console.print(
             f"[bold]{escape(step_id)}[/bold] [{style}]{event}[/{style}] {escape(detail)}"
             if style
-            else f"[bold]{escape(step_id)}[/bold] {event} {escape(detail)}"
+            else f"[bold]{escape(step_id)}[/bold] {event} {escape(detail)}",
+            emoji=False,
         )
 
     def waiting(self, until: float, why: str) -> None:
@@ -168,7 +176,36 @@ class ConsolePrompter:
     def __init__(self, console: Console) -> None:
         self.console = console
 
+    def show(self, entry: PlanEntry) -> None:
+        """The step's planned actions, rendered as the dry run renders them."""
+        self.console.print(entries_table(f"Next: {entry.step_id} (live, as the dry run shows it)", [entry]))
+
     def choose(self, question: str, choices: list[tuple[str, str]]) -> str:
         keys = [k for k, _ in choices]
         legend = " / ".join(f"[bold]{k}[/bold]={label}" for k, label in choices)
-        return Prompt.ask(f"{escape(question)}\n  {legend}", choices=keys, console=self.console)
+        prompt = Text.from_markup(f"{escape(question)}\n  {legend}", emoji=False)
+        return Prompt.ask(prompt, choices=keys, console=self.console)
+
+
+def site_states_table(states: list[SiteState], console: Console) -> None:
+    """Where each site's (and the mail's) writes go now, and since when, from the journal."""
+    table = Table(title="Where the writes go")
+    for column in ("site", "writes go to", "since", "DNS", "since", "detail"):
+        table.add_column(column)
+    for state in states:
+        table.add_row(
+            escape(state.group),
+            Text(state.writes, style=WRITES_STYLE.get(state.writes, "")),
+            _stamp(state.since),
+            state.dns,
+            _stamp(state.dns_since),
+            escape(state.detail),
+        )
+    console.print(table)
+
+
+WRITES_STYLE = {"old": "white", "frozen": "bold yellow", "new": "green", "rolled back to old": "magenta"}
+
+
+def _stamp(when: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""

@@ -6,6 +6,7 @@ It never prints: it tells a Reporter and asks a Prompter (both provided by the f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from runbook.journal import (
     STARTED,
     VERIFIED,
 )
+from runbook.plan import PlanEntry, plan_entry
 from runbook.secrets import scrub
 from runbook.step import Step
 
@@ -34,9 +36,12 @@ log = logging.getLogger(__name__)
 
 
 class Prompter(Protocol):
-    """Asks the operator; returns the key of the chosen answer."""
+    """Asks the operator; returns the key of the chosen answer. `show` puts a step's planned
+    actions (as the dry run renders them) before the operator ahead of the question."""
 
     def choose(self, question: str, choices: list[tuple[str, str]]) -> str: ...
+
+    def show(self, entry: PlanEntry) -> None: ...
 
 
 @dataclass
@@ -83,12 +88,14 @@ class Runner:
         for step in steps:
             try:
                 if not run_rest:
+                    self._preview(step)
                     answer = self._ask(
                         f"Run step {step.id} ({step.title})?",
                         [("y", "yes"), ("s", "skip"), ("q", "quit"), ("a", "run all the rest")],
                     )
                     if answer == "q":
                         summary.stopped = f"stopped by the operator before {step.id}"
+                        self._quit_in_group(step, summary)
                         break
                     if answer == "s":
                         self.ctx.journal.append(SKIPPED, step.id, why="skipped by the operator")
@@ -99,12 +106,61 @@ class Runner:
                 outcome = self.run_step(step, interactive=step_mode)
             except Quit:
                 summary.stopped = f"stopped by the operator at {step.id}"
+                if step_mode:
+                    self._quit_in_group(step, summary)
                 break
             summary.outcomes.append(outcome)
             if outcome.result in ("failed", "rolled-back"):
                 summary.stopped = f"stopped at {step.id}: {outcome.detail}"
                 break
         return summary
+
+    def _preview(self, step: Step) -> None:
+        """Show the step's actions as the dry run computes them, from live state right now (a
+        dry-run view of this context, as `inv plan` builds it)."""
+        if self.prompter is None:
+            return
+        planning = dataclasses.replace(self.ctx, dry_run=True, extra=dict(self.ctx.extra))
+        self.prompter.show(plan_entry(step, planning))
+
+    def group_in_progress(self, step: Step) -> list[str]:
+        """The steps of `step`'s group the journal shows done, failed or running, when the group
+        is not all done (the site is half moved); empty otherwise."""
+        if not step.group:
+            return []
+        status = self.ctx.journal.status()
+        members = [s.id for s in self.steps if s.group == step.group]
+        states = [status.get(m, {}).get("state", "pending") for m in members]
+        touched = [m for m, state in zip(members, states, strict=True) if state in ("done", "failed", "running")]
+        if not touched or all(state == "done" for state in states):
+            return []
+        return touched
+
+    def roll_back_group(self, step: Step) -> str:
+        """Roll back `step`'s whole group (or the step alone when it has none), as the runner
+        does on its own after a failure. Returns what was rolled back (the group's name or the id)."""
+        if not step.group:
+            self.rollback_steps([step.id])
+            return step.id
+        group = [s.id for s in self.steps if s.group == step.group]
+        self.ctx.reporter.message(f"rolling back {step.group}: {', '.join(reversed(group))}")
+        self.rollback_steps(group)
+        return step.group
+
+    def _quit_in_group(self, step: Step, summary: Summary) -> None:
+        """Quitting half-way through a group: ask whether to roll the group back or leave it."""
+        touched = self.group_in_progress(step)
+        if not touched:
+            return
+        answer = self._ask(
+            f"{step.group} is half done ({', '.join(touched)}). Roll {step.group} back, or leave it as it is?",
+            [("b", f"roll back {step.group}"), ("l", "leave it (inv migrate resumes it)")],
+        )
+        if answer == "b":
+            self.roll_back_group(step)
+            summary.stopped += f"; rolled back {step.group}"
+        else:
+            summary.stopped += f"; {step.group} left half done: {', '.join(touched)}"
 
     def _ask(self, question: str, choices: list[tuple[str, str]]) -> str:
         if self.prompter is None:
@@ -148,20 +204,20 @@ class Runner:
                 journal.append(FAILED, step.id, error=message)
                 reporter.step_event(step.id, "failed", message)
                 if interactive:
+                    undo = f"roll back {step.group} (the whole group)" if step.group else "roll back this step"
                     answer = self._ask(
                         f"Step {step.id} failed: {message}\nWhat now?",
-                        [("r", "retry"), ("b", "roll back this step"), ("q", "quit")],
+                        [("r", "retry"), ("b", undo), ("q", "quit")],
                     )
                     if answer == "r":
                         continue
                     if answer == "b":
-                        self.rollback_steps([step.id])
-                        return Outcome(step.id, "rolled-back", time.monotonic() - started, message)
+                        undone = self.roll_back_group(step)
+                        detail = f"{message} (rolled back {undone})" if step.group else message
+                        return Outcome(step.id, "rolled-back", time.monotonic() - started, detail)
                     raise Quit() from exc
                 if step.group:
-                    group = [s.id for s in self.steps if s.group == step.group]
-                    reporter.message(f"rolling back {step.group}: {', '.join(reversed(group))}")
-                    self.rollback_steps(group)
+                    self.roll_back_group(step)
                     return Outcome(
                         step.id, "failed", time.monotonic() - started, f"{message} (rolled back {step.group})"
                     )
