@@ -110,3 +110,23 @@ def test_as_a_sudo_user_the_www_site_moves_with_its_aaaa_and_the_transfer_key_re
     assert "uid=0" not in shell.stdout
     must(run_inv("migrate", "--yes", "--only", "transfer/revoke", inventory=inventory))
     assert not (lab.root / "old" / "etc" / "sudoers.d" / "runbook-transfer").exists()
+
+
+def test_the_whole_lab_migration_also_finishes_logged_in_as_root(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The README's migration runs as the sudo user (hosts/lab.yaml); this is the root run beside it."""
+    lab = clean_lab
+
+    def as_root(data: dict) -> None:  # type: ignore[type-arg]
+        for host in data["hosts"].values():
+            host["user"] = "root"
+
+    inventory = inventory_variant(tmp_path, "lab-root", as_root)
+    first = must(run_inv("migrate", "--yes", inventory=inventory, timeout=900))
+    assert "failed=0" in first.stdout
+    must(run_inv("verify", inventory=inventory))
+    second = must(run_inv("migrate", "--yes", inventory=inventory))
+    assert "changed=0" in second.stdout, second.stdout[-3000:]
+    for server in (lab.ns1, lab.ns2):
+        assert aaaa("club.test", server) == [NEW6] and aaaa("mail.club.test", server) == [NEW6], server
+    # root reads directly: no sudo rule was ever needed on the old host
+    assert not (lab.root / "old" / "etc" / "sudoers.d" / "runbook-transfer").exists()
