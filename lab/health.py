@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import imaplib
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import paramiko
 
-from lab import acme, dnsservers, mail
+from lab import acme, certbot, dnsservers, mail
 from lab.topology import NEW, NS1, NS2, OLD, RESOLVER, SITES, SSH_PORT, ZONE, Paths
 
 
@@ -67,6 +68,41 @@ def http_get(host: str, path: str = "/", address: str = OLD, port: int = 80) -> 
         conn.close()
 
 
+def https_request(
+    paths: Paths,
+    host: str,
+    path: str = "/",
+    method: str = "GET",
+    body: bytes | None = None,
+    address: str = OLD,
+    cafile: Path | None = None,
+) -> tuple[int, dict[str, str], str]:
+    """``method`` https://host/path at address:443 with SNI and Host ``host``, the certificate verified
+    against ``cafile`` (default: the old host's issuing root, .lab/old-ca.pem); (status, headers, body).
+    """
+    ctx = ssl.create_default_context(cafile=str(cafile or certbot.ca_file(paths)))
+    conn = http.client.HTTPSConnection(host, 443, timeout=5, context=ctx)
+    conn.sock = ctx.wrap_socket(socket.create_connection((address, 443), timeout=5), server_hostname=host)
+    try:
+        conn.request(method, path, body=body, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def http_redirect(host: str, path: str = "/", address: str = OLD) -> tuple[int, str]:
+    """GET http://address/path with Host ``host``: (status, Location header or "")."""
+    conn = http.client.HTTPConnection(address, 80, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheader("Location") or ""
+    finally:
+        conn.close()
+
+
 def _ssh_old(paths: Paths) -> str:
     out = ssh_run(paths, OLD, "apache2ctl -S 2>&1 | grep -c namevhost")
     return f"key login, host key pinned, apache2ctl -S lists {out.strip()} vhosts"
@@ -97,14 +133,38 @@ def _resolver(_: Paths) -> str:
     return f"www.{ZONE} -> {' '.join(answer)}"
 
 
-def _vhost(domain: str, text: str) -> Callable[[Paths], str]:
-    def check(_: Paths) -> str:
-        status, body = http_get(domain)
-        if status != 200 or text not in body:
-            raise RuntimeError(f"http://{domain}/ answered {status} without {text!r}")
-        return f"http://{domain}/ 200 with {text!r}"
+def _vhost(site: str, domains: tuple[str, ...], text: str) -> Callable[[Paths], str]:
+    def check(paths: Paths) -> str:
+        if certbot.applied_mode(paths) == "plain":
+            status, body = http_get(domains[0])
+            if status != 200 or text not in body:
+                raise RuntimeError(f"http://{domains[0]}/ answered {status} without {text!r}")
+            return f"http://{domains[0]}/ 200 with {text!r}"
+        return _https_vhost(paths, site, domains, text)
 
     return check
+
+
+def _https_vhost(paths: Paths, site: str, domains: tuple[str, ...], text: str) -> str:
+    """certbot's set-up: 301 from http:// to https:// for every name, 200 over verified HTTPS."""
+    for domain in domains:
+        status, location = http_redirect(domain)
+        if status != 301 or location != f"https://{domain}/":
+            raise RuntimeError(f"http://{domain}/ answered {status} {location!r}, not 301 to https://{domain}/")
+        status, headers, body = https_request(paths, domain)
+        if status != 200 or text not in body:
+            raise RuntimeError(f"https://{domain}/ answered {status} without {text!r}")
+    hsts = headers.get("strict-transport-security", "")
+    if site in certbot.HSTS_SITES and hsts != "max-age=31536000":
+        raise RuntimeError(f"https://{domains[0]}/ sends no HSTS header (got {hsts!r})")
+    if site not in certbot.HSTS_SITES and hsts:
+        raise RuntimeError(f"https://{domains[0]}/ sends HSTS {hsts!r}, only {', '.join(certbot.HSTS_SITES)} should")
+    if site == "admin":
+        status, _, body = https_request(paths, domains[0], "/cgi-bin/entries.cgi")
+        if status != 200 or not body.strip():
+            raise RuntimeError(f"https://{domains[0]}/cgi-bin/entries.cgi answered {status}")
+    extra = ", HSTS" if hsts else ""
+    return f"http:// 301 to https://, https://{domains[0]}/ 200 with {text!r}{extra} (CA {certbot.ca_file(paths).name})"
 
 
 def _imap(paths: Paths) -> str:
@@ -150,7 +210,12 @@ def checks(paths: Paths) -> list[tuple[str, str, str, Callable[[Paths], str]]]:
     ]
     for site, (domains, text) in SITES.items():
         items.append(
-            (f"vhost {site}", f"apache2 {OLD}:80 ({domains[0]})", f"apache2/{site}-error", _vhost(domains[0], text))
+            (
+                f"vhost {site}",
+                f"apache2 {OLD}:80,443 ({domains[0]})",
+                f"apache2/{site}-error",
+                _vhost(site, domains, text),
+            )
         )
     items += [
         ("imap login", f"dovecot {OLD}:143", "dovecot", _imap),

@@ -18,6 +18,7 @@ from pathlib import Path
 from lab import (
     acme,
     blackbox,
+    certbot,
     db,
     dnsservers,
     docker_engine,
@@ -48,7 +49,7 @@ from lab.topology import (
     Paths,
 )
 
-PRISTINE_VERSION = "2"
+PRISTINE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ SERVERS = (
     Server("unbound", f"{RESOLVER}:53", None),
     Server("sshd-old", f"{OLD}:{SSH_PORT}", None),
     Server("sshd-new", f"{NEW}:{SSH_PORT}", None),
-    Server("apache2", f"{OLD}:80,{web.BACKEND_PORT}", "old"),
+    Server("apache2", f"{OLD}:80,443,{web.BACKEND_PORT}", "old"),
     Server("varnish", f"{OLD}:{web.VARNISH_PORT}", "old"),
     Server("dovecot", f"{OLD}:143,993", "old"),
     Server("postfix", f"{OLD}:25", "old"),
@@ -87,6 +88,7 @@ class UpResult:
     already_up: list[str] = field(default_factory=list)
     images_built: list[str] = field(default_factory=list)
     variant_switched: bool = False
+    certificates: list[str] = field(default_factory=list)  # names certbot got certificates for now
     checks: list[health.Check] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -145,18 +147,23 @@ class Lab:
         return f.read_text().strip() if f.exists() else "fast"
 
     # -- up ----------------------------------------------------------------------------------
-    def up(self, variant: str = "fast") -> UpResult:
+    def up(self, variant: str = "fast", tls: str | None = None) -> UpResult:
         """Start whatever is not running, build what is missing, then check health.
 
-        Idempotent: with everything up it only runs the health checks. Raises LabError naming
-        the server and its log when a server does not come up or a check fails.
+        ``tls``: the old host's HTTPS, ``certbot`` or ``plain`` (lab/certbot.py); None keeps
+        $LAB_TLS, else the last mode chosen, else certbot. Idempotent: with everything up it only
+        runs the health checks. Raises LabError naming the server and its log when a server does
+        not come up or a check fails.
         """
         if variant not in VARIANTS:
             raise LabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+        mode = certbot.wanted_mode(self.paths, tls)
         with self._locked():
-            return self._up(variant)
+            if tls is not None:
+                certbot.remember_mode(self.paths, tls)
+            return self._up(variant, mode)
 
-    def _up(self, variant: str) -> UpResult:
+    def _up(self, variant: str, tls: str) -> UpResult:
         t0 = time.monotonic()
         result = UpResult()
         p = self.paths
@@ -189,6 +196,8 @@ class Lab:
             dnsservers.reload_pristine_zone(self.paths, variant)
             dnsservers.flush_resolver(self.paths)
             result.variant_switched = True
+        ns_old = sshhosts.ns_pid(p, "old")
+        result.certificates = certbot.ensure(p, ns_old, tls, lambda: self._reload_apache(ns_old))
         result.images_built = docker_engine.ensure_images()
         if images.ensure_mail_image(self.paths):
             result.images_built.append(images.MAIL_IMAGE)
@@ -221,6 +230,10 @@ class Lab:
             "pdns": lambda: pdns.start(p),
         }
         return starters[name]()
+
+    def _reload_apache(self, ns_old: int) -> None:
+        web.reload_apache(self.paths, ns_old)
+        web.wait_ready(self.paths)
 
     def _stop_dependents(self, host: str) -> None:
         """Servers left in a dead host namespace are stopped so they restart in the new one."""
@@ -308,7 +321,7 @@ class Lab:
             self._stop(name)
         blackbox.start(p)
         prometheus.start(p)
-        web.wait_ready()
+        web.wait_ready(p)
         # The lab inventory's journal describes a migration that no longer exists.
         for journal in (p.root.parent / "state").glob("lab.journal.jsonl"):
             journal.unlink()

@@ -28,14 +28,22 @@ def _fail(exc: LabError) -> None:
     sys.exit(1)
 
 
-@task(help={"variant": "zone TTLs: 'fast' (10 s, for tests; default) or 'realistic' (3600 s)"})
-def up(c, variant="fast"):
+@task(
+    help={
+        "variant": "zone TTLs: 'fast' (10 s, for tests; default) or 'realistic' (3600 s)",
+        "tls": "the old host's HTTPS: 'certbot' (certbot's redirects and -le-ssl vhosts) or 'plain' "
+        "(port 80 only); kept for later runs; default: $LAB_TLS, else the last choice, else certbot",
+    }
+)
+def up(c, variant="fast", tls=None):
     """Start the lab (idempotent): DNS, old and new host, Docker, pebble; then check health."""
     try:
-        result = _lab().up(variant=variant)
+        result = _lab().up(variant=variant, tls=tls)
     except LabError as exc:
         _fail(exc)
         return
+    if result.certificates:
+        console.print(f"lab: certbot got certificates from pebble for {', '.join(result.certificates)}")
     if result.variant_switched:
         console.print(f"lab: zone reloaded as variant {variant} (pristine records, fresh serial)")
     if result.was_up:

@@ -54,6 +54,8 @@ OLD_MOUNTS = (
     ("/root/.ssh", "root-ssh"),  # root's own authorized_keys (the engine's transfer key goes here)
     (ADMIN_HOME, "home-admin"),  # admin's authorized_keys (the transfer key, when admin logs in)
     ("/etc/sudoers.d", "etc/sudoers.d"),  # admin's sudo rule; the engine's transfer rule goes here
+    ("/etc/letsencrypt", "etc/letsencrypt"),  # certbot's certificates and renewal configs (lab/certbot.py)
+    ("/etc/cron.d", "etc/cron.d"),  # Debian's certbot renewal cron file (no cron daemon runs in the lab)
 )
 #: Runtime folders of the old host (MariaDB; /var/backups holds the safety-net Borg repository,
 #: each lab its own, since its passphrase is the lab's); bound like OLD_MOUNTS, never synced by reset
@@ -61,6 +63,8 @@ OLD_RUNTIME_MOUNTS = (
     ("/var/lib/mysql", "mysql"),
     ("/run/mysqld", "run/mysqld"),
     ("/var/backups", "backups"),
+    ("/var/lib/letsencrypt", "var-lib-letsencrypt"),  # certbot's work dir (challenges, backups)
+    ("/var/log/letsencrypt", "log/letsencrypt"),  # certbot's logs
 )
 NEW_MOUNTS = (
     ("/srv", "srv"),

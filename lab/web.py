@@ -8,13 +8,14 @@ import struct
 import zlib
 from pathlib import Path
 
-from lab import proc
+from lab import certbot, proc
 from lab.render import render, static, write, write_template
 from lab.topology import OLD, SITES, Paths
 
 APACHE_MODS = ("proxy", "proxy_http", "headers", "cgi", "mpm_prefork")
 VARNISH_PORT = 6081
 BACKEND_PORT = 8081
+HTTPS_PORT = 443
 WWW_DATA = 33
 
 
@@ -41,7 +42,7 @@ def build_pristine(paths: Paths) -> None:
     (paths.logs / "apache2").mkdir(parents=True, exist_ok=True)
     with open(conf / "envvars", "a") as fh:
         fh.write(render("apache/envvars.lab", run=run_dir, log=paths.logs / "apache2"))
-    write(conf / "ports.conf", f"# lab: the old host's addresses only\nListen {OLD}:80\nListen {OLD}:{BACKEND_PORT}\n")
+    write(conf / "ports.conf", render("apache/ports.conf", address=OLD, backend=BACKEND_PORT))
     for link in (conf / "mods-enabled").glob("mpm_*"):
         link.unlink()
     for mod in APACHE_MODS:
@@ -77,6 +78,7 @@ def build_pristine(paths: Paths) -> None:
     for site in (*SITES, "ticker-backend"):
         (conf / "sites-enabled" / f"{site}.conf").symlink_to(f"../sites-available/{site}.conf")
     _build_docroots(base / "www")
+    certbot.build_pristine(paths, certbot.cron_file(paths))
 
 
 def _build_docroots(www: Path) -> None:
@@ -109,7 +111,7 @@ def start_apache(paths: Paths, ns: int) -> int:
         ns_pid=ns,
     )
     proc.wait_until(
-        lambda: proc.port_open(OLD, 80) and proc.port_open(OLD, BACKEND_PORT),
+        lambda: all(proc.port_open(OLD, port) for port in ports(paths)),
         10,
         f"apache2 ({OLD}:80)",
         paths.logs / "apache2" / "error.log",
@@ -163,6 +165,13 @@ def ban_all(paths: Paths, ns: int) -> None:
     )
 
 
-def wait_ready(timeout: float = 5) -> None:
-    """Wait until Apache answers on :80 after a graceful reload."""
-    proc.wait_until(lambda: proc.port_open(OLD, 80), timeout, f"apache2 ({OLD}:80)")
+def ports(paths: Paths) -> tuple[int, ...]:
+    """The ports the old host's Apache listens on: 80, the ticker backend, and 443 once mod_ssl is on."""
+    ssl_on = (paths.old / "etc" / "apache2" / "mods-enabled" / "ssl.load").exists()
+    return (80, BACKEND_PORT, HTTPS_PORT) if ssl_on else (80, BACKEND_PORT)
+
+
+def wait_ready(paths: Paths | None = None, timeout: float = 5) -> None:
+    """Wait until Apache answers on :80 (and :443 when mod_ssl is on) after a graceful reload."""
+    wanted = ports(paths) if paths is not None else (80,)
+    proc.wait_until(lambda: all(proc.port_open(OLD, p) for p in wanted), timeout, f"apache2 ({OLD}:{wanted})")

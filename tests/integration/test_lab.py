@@ -18,6 +18,7 @@ import dns.tsigkeyring
 import dns.update
 import paramiko
 import pytest
+from cryptography import x509
 
 pytestmark = pytest.mark.lab
 
@@ -52,11 +53,38 @@ def ssh(lab, address: str, command: str) -> str:
         client.close()
 
 
+def tls_mode(lab) -> str:
+    from lab import certbot
+
+    return certbot.applied_mode(lab.lab.paths)
+
+
 def get(lab, host: str, path: str = "/", method: str = "GET", body: bytes | None = None):
+    """(status, lower-case headers, body) from the old host as a browser gets it: over HTTPS with SNI,
+    verified against the old host's issuing root, when the lab runs certbot's set-up; else plain HTTP."""
+    if tls_mode(lab) == "certbot":
+        from lab.health import https_request
+
+        return https_request(lab.lab.paths, host, path, method, body)
     conn = http.client.HTTPConnection(lab.old, 80, timeout=5)
     conn.request(method, path, body=body, headers={"Host": host})
     resp = conn.getresponse()
-    return resp, resp.read().decode()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode()
+
+
+def served_certificate(lab, host: str) -> x509.Certificate:
+    """The certificate the old host serves for ``host`` (SNI), verified against .lab/old-ca.pem."""
+    ctx = ssl.create_default_context(cafile=str(lab.root / "old-ca.pem"))
+    with (
+        socket.create_connection((lab.old, 443), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def needs_certbot(lab) -> None:
+    if tls_mode(lab) != "certbot":
+        pytest.skip("the lab runs with --tls plain (no HTTPS on the old host)")
 
 
 def soa(server: str) -> int:
@@ -150,16 +178,83 @@ def test_the_resolver_answers_for_the_lab_zone_and_never_for_the_internet(lab):
 
 @pytest.mark.parametrize("host", sorted(SITES))
 def test_each_vhost_of_the_old_host_serves_its_page(lab, host):
-    resp, body = get(lab, host)
-    assert resp.status == 200
+    status, _, body = get(lab, host)
+    assert status == 200
     assert SITES[host] in body
 
 
 def test_the_admin_cgi_lists_and_appends_entries(clean_lab):
-    resp, body = get(clean_lab, "admin.club.test", "/cgi-bin/entries.cgi", "POST", b"Testeintrag")
-    assert resp.status == 200
-    _, body = get(clean_lab, "admin.club.test", "/cgi-bin/entries.cgi")
+    status, _, body = get(clean_lab, "admin.club.test", "/cgi-bin/entries.cgi", "POST", b"Testeintrag")
+    assert status == 200
+    _, _, body = get(clean_lab, "admin.club.test", "/cgi-bin/entries.cgi")
     assert body.splitlines()[-1] == "Testeintrag"
+
+
+@pytest.mark.parametrize("host", sorted(SITES))
+def test_each_site_answers_301_to_https_on_port_80_as_certbot_left_it(lab, host):
+    needs_certbot(lab)
+    conn = http.client.HTTPConnection(lab.old, 80, timeout=5)
+    conn.request("GET", "/verein.html?x=1", headers={"Host": host})
+    resp = conn.getresponse()
+    assert resp.status == 301
+    assert resp.getheader("Location") == f"https://{host}/verein.html?x=1"
+
+
+@pytest.mark.parametrize("host", sorted(SITES))
+def test_each_site_serves_its_page_over_https_with_a_certificate_for_its_name(lab, host):
+    needs_certbot(lab)
+    status, _, body = get(lab, host)
+    assert status == 200 and SITES[host] in body
+    names = served_certificate(lab, host).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert host in names.value.get_values_for_type(x509.DNSName)
+
+
+def test_only_the_admin_site_sends_hsts(lab):
+    needs_certbot(lab)
+    for host in SITES:
+        hsts = get(lab, host)[1].get("strict-transport-security")
+        assert hsts == ("max-age=31536000" if host == "admin.club.test" else None), host
+
+
+def test_the_old_host_looks_as_certbot_and_debian_leave_it(lab):
+    needs_certbot(lab)
+    vhosts = ssh(lab, lab.old, "apache2ctl -S 2>&1")
+    assert "127.0.0.11:443" in vhosts and "admin-le-ssl.conf" in vhosts
+    ssl_conf = ssh(lab, lab.old, "cat /etc/apache2/sites-enabled/admin-le-ssl.conf")
+    assert "Include /etc/letsencrypt/options-ssl-apache.conf" in ssl_conf
+    assert "SSLCertificateFile /etc/letsencrypt/live/admin.club.test/fullchain.pem" in ssl_conf
+    assert 'Header always set Strict-Transport-Security "max-age=31536000"' in ssl_conf
+    assert "RewriteRule ^ https://%{SERVER_NAME}%{REQUEST_URI} [END,NE,R=permanent]" in ssh(
+        lab, lab.old, "cat /etc/apache2/sites-enabled/shop.conf"
+    )
+    servers = ssh(lab, lab.old, "grep -h '^server = ' /etc/letsencrypt/renewal/*.conf").splitlines()
+    assert servers == [f"server = https://{lab.pebble}:14000/dir"] * 4
+    cron = ssh(lab, lab.old, "cat /etc/cron.d/certbot")
+    assert "certbot -q renew" in cron and "/run/systemd/system" in cron
+    assert "Listen 127.0.0.11:443" in ssh(lab, lab.old, "cat /etc/apache2/ports.conf")
+
+
+def test_reset_keeps_the_certificates_so_pebble_is_not_asked_again(clean_lab):
+    lab = clean_lab
+    needs_certbot(lab)
+    before = {host: served_certificate(lab, host).serial_number for host in SITES}
+    ssh(lab, lab.old, "rm -r /etc/letsencrypt/live/shop.club.test && rm /etc/apache2/sites-enabled/shop-le-ssl.conf")
+    lab.lab.reset()
+    assert {host: served_certificate(lab, host).serial_number for host in SITES} == before
+    assert get(lab, "shop.club.test")[0] == 200
+
+
+def test_a_renewal_dry_run_from_the_old_host_talks_to_pebble_and_succeeds(clean_lab):
+    lab = clean_lab
+    needs_certbot(lab)
+    bundle = lab.root / "pebble" / "pebble.minica.pem"
+    out = ssh(
+        lab,
+        lab.old,
+        f"REQUESTS_CA_BUNDLE={bundle} certbot renew --dry-run --no-random-sleep-on-renew "
+        f"--server https://{lab.pebble}:14000/dir 2>&1",
+    )
+    assert "all simulated renewals succeeded" in out.lower(), out
 
 
 def test_the_same_cgi_runs_in_a_busybox_httpd_container(clean_lab):
@@ -191,8 +286,8 @@ def test_the_same_cgi_runs_in_a_busybox_httpd_container(clean_lab):
 
 
 def test_the_ticker_is_served_through_varnish(lab):
-    resp, body = get(lab, "ticker.club.test")
-    assert "varnish" in (resp.getheader("Via") or "").lower()
+    _, headers, body = get(lab, "ticker.club.test")
+    assert "varnish" in headers.get("via", "").lower()
     assert "Liveticker" in body
 
 
@@ -250,14 +345,14 @@ def test_reset_restores_a_changed_vhost_file(clean_lab):
     ssh(
         lab,
         lab.old,
-        "sed -i 's/DocumentRoot .*/DocumentRoot \\/tmp/' /etc/apache2/sites-enabled/shop.conf"
+        "sed -i 's/DocumentRoot .*/DocumentRoot \\/tmp/' /etc/apache2/sites-enabled/shop*.conf"
         " && echo kaputt > /var/www/www/index.html && apache2ctl graceful",
     )
     time.sleep(0.5)
-    assert get(lab, "club.test")[1].strip() == "kaputt"
+    assert get(lab, "club.test")[2].strip() == "kaputt"
     lab.lab.reset()
-    assert "Fanshop" in get(lab, "shop.club.test")[1]
-    assert "Willkommen beim FC Lab" in get(lab, "club.test")[1]
+    assert "Fanshop" in get(lab, "shop.club.test")[2]
+    assert "Willkommen beim FC Lab" in get(lab, "club.test")[2]
 
 
 def test_reset_restores_a_changed_dns_record_on_both_servers_with_a_higher_serial(clean_lab):
