@@ -235,6 +235,9 @@ def test_the_rsync_pull_command_moves_a_hostile_folder_name_as_a_path(lab, tmp_p
     argv = list(rsync_pull(ctx.inventory, str(source), str(dest)))
     # The transfer key belongs to the transfer step; reach the old host with the operator's key instead.
     argv[argv.index("-e") + 1] = shlex.join(lab.ssh_argv())
+    # ... which has no forced `sudo -n rrsync -ro /`: the lab logs in as admin, so read through sudo
+    # as that forced command does (the source sits in root's 0700 pytest folder).
+    argv.insert(1, "--rsync-path=sudo -n rsync")
     try:
         result = ctx.hosts.get("new").run(argv, check=False, timeout=60)
         assert result.exit_code == 0, result.stderr

@@ -389,7 +389,11 @@ def test_reset_empties_the_new_host(clean_lab):
         "docker run -d --name lab-test lab/busybox:1 sleep 60 >/dev/null",
     )
     lab.lab.reset()
-    assert not list((lab.root / "new" / "srv").iterdir())
+    # Only the monitoring host's own files are left: the exporter's Debian default config, which
+    # the lab's blackbox exporter reads (monitoring.blackbox_config), and no engine targets.
+    left = sorted(str(p.relative_to(lab.root / "new" / "srv")) for p in (lab.root / "new" / "srv").rglob("*"))
+    assert left == ["monitoring", "monitoring/blackbox.yml", "monitoring/targets"], left
+    assert "http_2xx_www" not in (lab.root / "new/srv/monitoring/blackbox.yml").read_text()
     out = ssh(lab, lab.new, "docker ps -aq; docker network ls --format '{{.Name}}'")
     assert sorted(out.split()) == ["bridge", "host", "none"]
 
