@@ -49,7 +49,7 @@ from lab.topology import (
     Paths,
 )
 
-PRISTINE_VERSION = "3"
+PRISTINE_VERSION = "4"
 
 
 @dataclass(frozen=True)
