@@ -59,7 +59,8 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
     for vhosts in groups.values():
         public = [v for v in vhosts if v.port in PUBLIC_PORTS] or vhosts
         main = public[0]
-        stem = main.file.rsplit("/", 1)[-1].removesuffix(".conf")
+        # certbot's copy of a vhost is NAME-le-ssl.conf: the site is still NAME
+        stem = main.file.rsplit("/", 1)[-1].removesuffix(".conf").removesuffix("-le-ssl")
         stem = re.sub(r"^\d+-", "", stem)
         name = _identifier(stem) or _identifier(main.name.split(".")[0]) or "site"
         base, n = name, 2
@@ -81,6 +82,8 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
             for proxy in vhost.proxies:
                 behind = f" ({proxy['backend']})" if proxy.get("backend") else ""
                 guess.notes.append(f"{vhost.name}:{vhost.port} proxies {proxy['path']} to {proxy['target']}{behind}")
+            if vhost.hsts:
+                guess.notes.append(f"{vhost.name}:{vhost.port} sends HSTS ({vhost.hsts}): keep HTTPS on the new host")
             if vhost.php:
                 guess.notes.append(f"{vhost.name}:{vhost.port} uses PHP: pick an image with PHP")
             if vhost.cgi:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,26 @@ def a_record(name: str, server: str) -> tuple[list[str], int]:
         if rrset.rdtype == dns.rdatatype.A:
             return sorted(str(r) for r in rrset), rrset.ttl
     return [], 0
+
+
+def client_trust(lab: Any) -> ssl.SSLContext:
+    """What the club's members' browsers trust, in the lab: pebble's current root (the new host's
+    certificates from Traefik) and the root the old host's certbot certificates were issued under
+    (.lab/old-ca.pem; pebble's root changes on every start)."""
+    fetch = ssl.create_default_context(cafile=str(lab.root / "pebble" / "pebble.minica.pem"))
+    with urllib.request.urlopen(f"https://{lab.pebble}:15000/roots/0", context=fetch, timeout=10) as answer:
+        context = ssl.create_default_context(cadata=answer.read().decode())
+    old_ca = lab.root / "old-ca.pem"
+    if old_ca.exists():
+        context.load_verify_locations(cafile=str(old_ca))
+    return context
+
+
+def old_host_serves_itself(lab: Any, domain: str, text: str) -> bool:
+    """The old host answers with its own copy (no proxy's Via), as a browser reaches it: http://,
+    then the redirect to https:// where the lab's old host has certbot's certificates."""
+    from runbook.http import visit
+
+    hops = visit(lab.old, domain, "/", context=client_trust(lab))
+    response = hops[-1].response
+    return response.status == 200 and text in response.text() and "via" not in response.headers

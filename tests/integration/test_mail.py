@@ -11,7 +11,6 @@ import socket
 import ssl
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import dns.exception
 import dns.resolver
 import pytest
 
-from tests.integration.helpers import SETUP, a_record, must, run_inv
+from tests.integration.helpers import SETUP, a_record, client_trust, must, run_inv
 
 pytestmark = pytest.mark.lab
 
@@ -36,9 +35,7 @@ SEED_PER_USER = 3
 
 
 def acme_trust(lab: Any) -> ssl.SSLContext:
-    fetch = ssl.create_default_context(cafile=str(lab.root / "pebble" / "pebble.minica.pem"))
-    with urllib.request.urlopen(f"https://{lab.pebble}:15000/roots/0", context=fetch, timeout=10) as answer:
-        return ssl.create_default_context(cadata=answer.read().decode())
+    return client_trust(lab)
 
 
 def passwords(lab: Any) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import ssl
 import time
-import urllib.request
 from pathlib import Path
 
 import dns.query
@@ -16,7 +15,16 @@ import pytest
 
 from bench.probe import Probe
 from runbook.http import request
-from tests.integration.helpers import SETUP, SITES_ONLY, a_record, inventory_variant, must, run_inv
+from tests.integration.helpers import (
+    SETUP,
+    SITES_ONLY,
+    a_record,
+    client_trust,
+    inventory_variant,
+    must,
+    old_host_serves_itself,
+    run_inv,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -30,19 +38,13 @@ PARTS = ["pre-sync", "start", "verify-new", "freeze", "final-sync", "switch-dns"
 
 
 def acme_trust(lab) -> ssl.SSLContext:  # type: ignore[no-untyped-def]
-    fetch = ssl.create_default_context(cafile=str(lab.root / "pebble" / "pebble.minica.pem"))
-    with urllib.request.urlopen(f"https://{lab.pebble}:15000/roots/0", context=fetch, timeout=10) as answer:
-        return ssl.create_default_context(cadata=answer.read().decode())
+    """The clients' trust (see helpers.client_trust): the new host's and the old host's roots."""
+    return client_trust(lab)
 
 
 def answers_from_new_host(lab, domain: str, text: str) -> None:  # type: ignore[no-untyped-def]
     response = request(lab.new, domain, "/", tls=True, context=acme_trust(lab))
     assert response.status == 200 and text in response.text(), (domain, response.status)
-
-
-def old_host_serves_itself(lab, domain: str, text: str) -> bool:  # type: ignore[no-untyped-def]
-    response = request(lab.old, domain, "/")
-    return response.status == 200 and text in response.text() and "via" not in response.headers
 
 
 def test_the_whole_lab_moves_and_a_second_run_changes_nothing(clean_lab) -> None:  # type: ignore[no-untyped-def]
