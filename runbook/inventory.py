@@ -112,7 +112,26 @@ class HostSpec:
         if rdtype == "AAAA":
             value = (self.publish_ipv6 or self.ipv6) if publish else self.ipv6
             return (canonical_ipv6(value),) if value else ()
-        return ((self.publish_address or self.address) if publish else self.address,)
+        return ipv4_addresses((self.publish_address or self.address) if publish else self.address)
+
+
+def ipv4_addresses(address: str) -> tuple[str, ...]:
+    """An IPv4 address as is; a host name (old.club.example, as SSH reaches it) resolved to its
+    IPv4 addresses, which are what the zone's A records hold. Unresolvable: the name itself (the
+    plan's record check then names it)."""
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.IPv4Address(address)
+        return (address,)
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(address, None, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return (address,)
+    return tuple(sorted({str(info[4][0]) for info in found}))
 
 
 def canonical_ipv6(value: str) -> str:
