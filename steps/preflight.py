@@ -11,15 +11,36 @@ from runbook.step import CheckResult, Step
 PROBE = 'printf "%s %s %s\\n" "$(id -un)" "$(uname -r)" "$(df -Pk "$1" | awk \'NR==2{print $4}\')"'
 
 
-class HostsReachable(Step):
-    """Both hosts answer over SSH with strict host key checking."""
+class Preflight(Step):
+    """A read-only check before anything changes: `seen` says what it found, or raises
+    (RunbookError in a plan or run, which stops it; a failed verification in `inv verify`)."""
 
-    id = "preflight/hosts"
-    title = "hosts answer over SSH"
     reversible = False
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+
+    def seen(self, ctx: RunContext) -> str:
+        raise NotImplementedError
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        return CheckResult(True, self.seen(ctx))
+
+    def verify(self, ctx: RunContext) -> str:
+        try:
+            return self.seen(ctx)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed verification
+            raise VerifyError(str(exc)) from exc
+
+
+class HostsReachable(Preflight):
+    """Both hosts answer over SSH with strict host key checking."""
+
+    id = "preflight/hosts"
+    title = "hosts answer over SSH"
+
+    def seen(self, ctx: RunContext) -> str:
+        return "; ".join(self._probe(ctx))
 
     def _probe(self, ctx: RunContext) -> list[str]:
         seen = []
@@ -30,27 +51,14 @@ class HostsReachable(Step):
             seen.append(f"{name}: {user}@{spec.address}, kernel {kernel}, {free_kb} KiB free in {root}")
         return seen
 
-    def check(self, ctx: RunContext) -> CheckResult:
-        return CheckResult(True, "; ".join(self._probe(ctx)))
 
-    def verify(self, ctx: RunContext) -> str:
-        try:
-            return "; ".join(self._probe(ctx))
-        except Exception as exc:  # noqa: BLE001 - reported as a failed verification
-            raise VerifyError(str(exc)) from exc
-
-
-class RecordsSwitchable(Step):
+class RecordsSwitchable(Preflight):
     """Every moving name's A/AAAA/CNAME records are ones the engine can switch (read-only)."""
 
     id = "preflight/records"
     title = "every record that moves can be switched"
-    reversible = False
 
-    def __init__(self, inventory: Inventory) -> None:
-        self.inventory = inventory
-
-    def _seen(self, ctx: RunContext) -> str:
+    def seen(self, ctx: RunContext) -> str:
         from steps import addresses
 
         found = addresses.problems(self.inventory, ctx.dns.read)
@@ -60,15 +68,6 @@ class RecordsSwitchable(Step):
             )
         names = sorted(addresses.moving_names(self.inventory))
         return f"{len(names)} moving name(s), each switchable: {', '.join(names)}"
-
-    def check(self, ctx: RunContext) -> CheckResult:
-        return CheckResult(True, self._seen(ctx))
-
-    def verify(self, ctx: RunContext) -> str:
-        try:
-            return self._seen(ctx)
-        except RunbookError as exc:
-            raise VerifyError(str(exc)) from exc
 
 
 #: The old host keeps serving clients whose caches still point to it until the old-TTL gate; its
@@ -99,18 +98,14 @@ def served_certificate_expiry(address: str, name: str, timeout: float = 5.0) -> 
     return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
 
 
-class OldCertificatesLast(Step):
+class OldCertificatesLast(Preflight):
     """The old host's certificates outlast the old-TTL gate (plus a day): it serves lagging
     clients over HTTPS until then, freeze included. Read-only; flagged in the plan."""
 
     id = "preflight/certificates"
     title = "the old host's certificates outlast the move"
-    reversible = False
 
-    def __init__(self, inventory: Inventory) -> None:
-        self.inventory = inventory
-
-    def _seen(self, ctx: RunContext) -> str:
+    def seen(self, ctx: RunContext) -> str:
         from steps import ttl
 
         gate = ctx.journal.data(ttl.LOWER_ID).get("gate_opens_at")
@@ -136,15 +131,6 @@ class OldCertificatesLast(Step):
                 "first (certbot renew --cert-name NAME), then plan again."
             )
         return f"old host's certificates: {', '.join(found)}" if found else "the old host serves no HTTPS"
-
-    def check(self, ctx: RunContext) -> CheckResult:
-        return CheckResult(True, self._seen(ctx))
-
-    def verify(self, ctx: RunContext) -> str:
-        try:
-            return self._seen(ctx)
-        except RunbookError as exc:
-            raise VerifyError(str(exc)) from exc
 
 
 def steps(inventory: Inventory) -> list[Step]:

@@ -4,6 +4,7 @@ refusal, before anything changes, of a plan that would leave IPv6 clients on the
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import dns.message
@@ -11,6 +12,8 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from runbook.inventory import load_inventory
+from steps.transfer import rsync_ssh
 from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
 from tests.integration.snapshots import differences, snapshot
 
@@ -73,34 +76,21 @@ def test_as_a_sudo_user_the_www_site_moves_with_its_aaaa_and_the_transfer_key_re
     keys = (lab.root / "old" / "home-admin" / ".ssh" / "authorized_keys").read_text()
     assert 'restrict,command="sudo -n /usr/bin/rrsync -ro /"' in keys
     # the key reads as root, and cannot write or run anything else
-    ssh = [
-        "ssh",
-        "-i",
-        "/root/.ssh/runbook_transfer",
-        "-p",
-        "2222",
-        "-o",
-        "UserKnownHostsFile=/root/.ssh/runbook_transfer_known_hosts",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        f"admin@{lab.old}",
-    ]
+    # the new host's own transfer command (steps/transfer.py), as rsync's -e and as a plain login
+    transfer_ssh = rsync_ssh(load_inventory(inventory))
+    ssh = [*shlex.split(transfer_ssh), f"admin@{lab.old}"]
     import subprocess
 
     ns = ["nsenter", "-t", (lab.root / "run" / "sshd-new.pid").read_text().strip(), "-m"]
     listed = subprocess.run(
-        [*ns, "rsync", "--list-only", "-e", " ".join(ssh[:-1]), f"admin@{lab.old}:/root/"],
+        [*ns, "rsync", "--list-only", "-e", transfer_ssh, f"admin@{lab.old}:/root/"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert listed.returncode == 0, listed.stderr
     pushed = subprocess.run(
-        [*ns, "rsync", "-e", " ".join(ssh[:-1]), "/etc/hostname", f"admin@{lab.old}:/tmp/runbook-should-not-exist"],
+        [*ns, "rsync", "-e", transfer_ssh, "/etc/hostname", f"admin@{lab.old}:/tmp/runbook-should-not-exist"],
         capture_output=True,
         text=True,
         timeout=30,
