@@ -75,7 +75,7 @@ def _one(
 
 class Probe(threading.Thread):
     """Reads `read_path` at `rate` per second and appends an entry through `write_path` every
-    `write_every` reads, until stopped."""
+    `write_every` reads (never with 0: a site that takes no writes), until stopped."""
 
     def __init__(
         self,
@@ -105,7 +105,7 @@ class Probe(threading.Thread):
         interval = 1.0 / self.rate
         while not self._halt.is_set():
             started = time.monotonic()
-            if count % self.write_every == 0:
+            if self.write_every and count % self.write_every == 0:
                 self.samples.append(self._write(f"probe-{self.tag}-{count}"))
             else:
                 self.samples.append(self._read())

@@ -53,8 +53,8 @@ def plain_config() -> str:
 
 
 def refresh_ca_bundle(paths: Paths) -> bool:
-    """Write the lab CA + pebble's current issuing root to the exporter's ca.pem. False if pebble
-    did not answer (the bundle then holds the lab CA only)."""
+    """Write the lab CA + pebble's current issuing root (+ the old host's certbot root) to the
+    exporter's ca.pem. False if pebble did not answer (the bundle then lacks its current root)."""
     d = folder(paths)
     d.mkdir(parents=True, exist_ok=True)
     lab_ca = (paths.ca / "ca.crt").read_text()
@@ -65,6 +65,11 @@ def refresh_ca_bundle(paths: Paths) -> bool:
             root = answer.read().decode()
     except OSError:
         root = ""
+    # The old host's certbot certificates verify against the root they were issued under (its
+    # Let's Encrypt, as far as the club's exporter is concerned: the public roots it trusts).
+    old_ca = paths.root / "old-ca.pem"
+    if old_ca.exists():
+        root = root.rstrip() + "\n" + old_ca.read_text() if root else old_ca.read_text()
     bundle = d / "ca.pem"
     text = lab_ca.rstrip() + "\n" + root
     if not bundle.exists() or bundle.read_text() != text:
