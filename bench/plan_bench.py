@@ -105,6 +105,8 @@ def ansible_files(inventory: Path, workdir: Path) -> tuple[Path, Path]:
                     "ansible_ssh_private_key_file": spec["identity_file"],
                     "ansible_ssh_common_args": common,
                     "ansible_python_interpreter": "/usr/bin/python3",
+                    # the same login as the engine's; a non-root one becomes root with sudo, as the engine does
+                    "ansible_become": spec["user"] != "root",
                 }
                 for role, spec in data["hosts"].items()
             },
@@ -205,11 +207,21 @@ def main() -> None:
             inventory = sites_inventory(size, workdir / str(size))
             plans = [engine_plan(inventory) for _ in range(runs)]
             ends = [inv_plan(inventory) for _ in range(runs)]
+            # the same plan logged in as root: what sudo -n on every command costs (the lab logs in as admin)
+            as_root = yaml.safe_load(inventory.read_text())
+            for host in as_root["hosts"].values():
+                host["user"] = "root"
+            as_root["name"] = f"{as_root['name']}-root"
+            root_inventory = inventory.with_name(f"{inventory.stem}-root.yaml")
+            root_inventory.write_text(yaml.safe_dump(as_root, sort_keys=False))
+            root_ends = [inv_plan(root_inventory) for _ in range(runs)]
             row: dict[str, Any] = {
                 "sites": size,
                 "runs": runs,
                 "plan_seconds_median": median([p["seconds"] for p in plans]),
                 "inv_plan_seconds_median": median(ends),
+                "user": str(yaml.safe_load(inventory.read_text())["hosts"]["old"].get("user")),
+                "inv_plan_as_root_seconds_median": median(root_ends),
                 "steps": plans[0]["steps"],
                 "ssh_channels": plans[0]["channels"],
                 "ssh_channels_per_site": plans[0]["channels"] / size,
@@ -222,6 +234,12 @@ def main() -> None:
                 f"{row['steps']} steps, {row['ssh_channels']} SSH channels "
                 f"({row['ssh_channels_per_site']:.1f} per site), "
                 f"{row['steps_not_checkable']} steps say they cannot be checked/previewed",
+                flush=True,
+            )
+            print(
+                f"{size:4d} sites: inv plan --json logged in as {row['user']} (sudo -n) "
+                f"{row['inv_plan_seconds_median']:.2f} s, as root {row['inv_plan_as_root_seconds_median']:.2f} s; "
+                f"sudo / root = {row['inv_plan_seconds_median'] / row['inv_plan_as_root_seconds_median']:.2f}x",
                 flush=True,
             )
             if have_ansible:

@@ -3,6 +3,8 @@ switched (steps/addresses.py): refused here, before anything changes, when it ca
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
@@ -48,7 +50,9 @@ class HostsReachable(Preflight):
             root = spec.data_root if name == "new" else spec.web_root
             result = ctx.hosts.get(name).run(["sh", "-c", PROBE, "probe", root])
             user, kernel, free_kb = (result.stdout.split() + ["?", "?", "?"])[:3]
-            seen.append(f"{name}: {user}@{spec.address}, kernel {kernel}, {free_kb} KiB free in {root}")
+            login = getattr(ctx.hosts.get(name), "user", user)
+            how = f"{login}@{spec.address}" + (f" (commands as {user} through sudo -n)" if login != user else "")
+            seen.append(f"{name}: {how}, kernel {kernel}, {free_kb} KiB free in {root}")
         return seen
 
 
@@ -108,7 +112,7 @@ class OldCertificatesLast(Preflight):
     def seen(self, ctx: RunContext) -> str:
         from steps import ttl
 
-        gate = ctx.journal.data(ttl.LOWER_ID).get("gate_opens_at")
+        gate = ttl.old_ttl_gate(ctx)  # journaled, or the plan's estimate
         if gate is None:
             ttls = [v.ttl for v in ttl.records_to_lower(ctx).values()]
             gate = ctx.clock.now() + max(ttls, default=0)
@@ -116,8 +120,11 @@ class OldCertificatesLast(Preflight):
             return "the old-TTL gate has passed: the old host's certificates no longer matter"
         old = self.inventory.hosts["old"].address
         found, short = [], []
-        for name in sorted({d for site in self.inventory.sites for d in site.domains}):
-            expiry = served_certificate_expiry(old, name)
+        names = self._tls_names(ctx)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # a TLS handshake each: in parallel
+            expiries = dict(zip(names, pool.map(lambda n: served_certificate_expiry(old, n), names), strict=True))
+        for name in names:
+            expiry = expiries[name]
             if expiry is None:
                 continue
             days = (expiry - ctx.clock.now()) / 86400
@@ -131,6 +138,19 @@ class OldCertificatesLast(Preflight):
                 "first (certbot renew --cert-name NAME), then plan again."
             )
         return f"old host's certificates: {', '.join(found)}" if found else "the old host serves no HTTPS"
+
+    def _tls_names(self, ctx: RunContext) -> list[str]:
+        """The moving names that a port-443 vhost of the old host's Apache answers for (one
+        `apache2ctl -S`, shared with the other steps of a plan); others get no certificate of theirs."""
+        from runbook import apache
+
+        wanted = sorted({d.lower() for site in self.inventory.sites for d in site.domains})
+        listed = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
+        refs = [r for r in apache.parse_vhosts(listed.stdout + listed.stderr) if r.port == 443]
+        if listed.exit_code != 0 and not refs:
+            return wanted  # no Apache to ask: ask every name
+        served = {n.lower() for r in refs for n in (r.name, *r.aliases)}
+        return [n for n in wanted if n in served]
 
 
 def steps(inventory: Inventory) -> list[Step]:
