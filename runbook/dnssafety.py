@@ -102,7 +102,13 @@ def transfer_rrsets(server: AuthServer, zone: str, key: Any = None, timeout: flo
 
     try:
         xfr = dns.query.xfr(
-            server.address, zone + ".", port=server.port, keyring=key, timeout=timeout, lifetime=timeout * 2
+            server.address,
+            zone + ".",
+            port=server.port,
+            keyring=key,
+            timeout=timeout,
+            lifetime=timeout * 2,
+            relativize=False,  # as from_xfr below: dnspython refuses a mix
         )
         parsed = dns.zone.from_xfr(xfr, relativize=False)
     except Exception as exc:  # noqa: BLE001 - dnspython raises many kinds (TransferError, FormError, EOF)
