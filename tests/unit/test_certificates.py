@@ -69,3 +69,56 @@ def test_the_tls_vhost_becomes_a_proxy_that_keeps_certificate_options_and_hsts()
         "ProxyPass / https://192.0.2.20/",
     ):
         assert kept in frozen, kept
+
+
+def test_the_expiry_of_the_certificate_a_host_serves_for_a_name_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A real TLS listener on loopback (127.0.0.57:443) serving a certificate that expires in an hour:
+    served_certificate_expiry reads that moment, which preflight/certificates compares with the gate."""
+    import datetime
+    import os
+    import socket
+    import ssl
+    import subprocess
+    import threading
+
+    import pytest
+
+    from steps.preflight import served_certificate_expiry
+
+    if os.geteuid() != 0:
+        pytest.skip("port 443 needs root")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+         str(key), "-out", str(cert), "-subj", "/CN=soon.club.test", "-days", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.57", 443))
+    except OSError as exc:
+        pytest.skip(f"127.0.0.57:443 not free: {exc}")
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            with context.wrap_socket(conn, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        expiry = served_certificate_expiry("127.0.0.57", "soon.club.test")
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+    assert expiry is not None
+    left = expiry - datetime.datetime.now(datetime.UTC).timestamp()
+    assert 0 < left <= 86400 + 60  # -days 1: well inside the one-day margin the step adds to the gate
+    assert served_certificate_expiry("127.0.0.57", "soon.club.test", timeout=1) is None  # nothing listens now
