@@ -19,13 +19,14 @@ BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
 @task
 def lint(c):
     """Run ruff on the code."""
-    c.run("ruff check . && ruff format --check .", pty=False)
+    ruff = f"{sys.executable} -m ruff"  # the venv's, whatever PATH says
+    c.run(f"{ruff} check . && {ruff} format --check .", pty=False)
 
 
 @task
 def types(c):
     """Type-check with mypy."""
-    c.run("mypy runbook steps tasks.py", pty=False)
+    c.run(f"{sys.executable} -m mypy runbook steps tasks.py", pty=False)
 
 
 @task(name="schema-doc")

@@ -181,9 +181,7 @@ def planned_switch(ctx: RunContext, domains: Iterable[str]) -> list[AddressChang
 
 def switch_tuples(changes: Iterable[AddressChange]) -> list[tuple[str, str, list[str], list[str] | None]]:
     """(name, rdtype, old values, new values or None) for ttl.gated_switch, moved ones left out."""
-    return [
-        (c.name, c.rdtype, list(c.old), None if c.new is None else list(c.new)) for c in changes if c.old != c.new
-    ]
+    return [(c.name, c.rdtype, list(c.old), None if c.new is None else list(c.new)) for c in changes if c.old != c.new]
 
 
 def not_switched(ctx: RunContext, changes: Iterable[AddressChange]) -> list[str]:
