@@ -4,7 +4,6 @@ parsing, and the nightly Borg script and cron file."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,13 +62,9 @@ def test_a_log_line_with_a_time_zone_is_read_in_utc() -> None:
 
 
 DEBIAN_BLACKBOX = Path("/etc/prometheus/blackbox.yml")
-needs_exporter = pytest.mark.skipif(
-    not shutil.which("prometheus-blackbox-exporter") or not DEBIAN_BLACKBOX.exists(),
-    reason="Debian's prometheus-blackbox-exporter is not installed",
-)
+# Debian's prometheus-blackbox-exporter and prometheus (promtool) are installed by scripts/install.sh.
 
 
-@needs_exporter
 def test_the_modules_merged_into_debians_exporter_config_load_in_the_real_exporter(inventory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     merged = merged_blackbox_config(DEBIAN_BLACKBOX.read_text(), inventory, "test")
     found = yaml.safe_load(merged)["modules"]
@@ -98,7 +93,6 @@ def test_a_file_that_is_no_exporter_config_is_refused_not_overwritten(inventory)
     assert set(yaml.safe_load(merged_blackbox_config(None, inventory, "test"))["modules"]) == set(modules(inventory))
 
 
-@pytest.mark.skipif(not shutil.which("promtool"), reason="Debian's prometheus is not installed")
 def test_the_targets_file_is_valid_file_sd_for_the_labs_blackbox_job(inventory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     paths = Paths(tmp_path / "lab")
     targets = lab_prometheus.targets_folder(paths)
