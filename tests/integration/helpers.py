@@ -81,3 +81,11 @@ def old_host_serves_itself(lab: Any, domain: str, text: str) -> bool:
     hops = visit(lab.old, domain, "/", context=client_trust(lab))
     response = hops[-1].response
     return response.status == 200 and text in response.text() and "via" not in response.headers
+
+
+def break_admin(data: dict[str, Any]) -> None:
+    """An inventory change: the admin site's container serves the wrong folder, so its verify-new
+    fails (within 8 s) and the site rolls back."""
+    admin = next(s for s in data["sites"] if s["name"] == "admin")
+    admin["command"] = ["httpd", "-f", "-p", "80", "-h", "/tmp"]
+    admin["verify_timeout"] = 8

@@ -84,7 +84,7 @@ def served_certificate(lab, host: str) -> x509.Certificate:
 
 def needs_certbot(lab) -> None:
     if tls_mode(lab) != "certbot":
-        pytest.skip("the lab runs with --tls plain (no HTTPS on the old host)")
+        pytest.fail("the lab runs with --tls plain: the old host has no HTTPS to test; run `inv lab.up --tls certbot`")
 
 
 def soa(server: str) -> int:

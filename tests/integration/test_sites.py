@@ -19,6 +19,7 @@ from tests.integration.helpers import (
     SETUP,
     SITES_ONLY,
     a_record,
+    break_admin,
     client_trust,
     inventory_variant,
     must,
@@ -63,11 +64,6 @@ def test_the_whole_lab_moves_and_a_second_run_changes_nothing(clean_lab) -> None
 
 def test_a_broken_container_fails_verify_new_and_the_site_rolls_back_to_the_old_host(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
-
-    def break_admin(data: dict) -> None:  # type: ignore[type-arg]
-        admin = next(s for s in data["sites"] if s["name"] == "admin")
-        admin["command"] = ["httpd", "-f", "-p", "80", "-h", "/tmp"]  # serves the wrong folder
-        admin["verify_timeout"] = 8
 
     inventory = inventory_variant(tmp_path, "lab-broken", break_admin)
     result = run_inv("migrate", "--yes", "--only", f"{SETUP},site:admin/*", inventory=inventory)

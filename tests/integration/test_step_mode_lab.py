@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 from pathlib import Path
 
 import pexpect
 import pytest
 
-from runbook.http import request
-from tests.integration.helpers import INV, REPO, SETUP, a_record, inventory_variant, must, run_inv
+from tests.integration.helpers import (
+    INV,
+    REPO,
+    SETUP,
+    a_record,
+    break_admin,
+    inventory_variant,
+    must,
+    old_host_serves_itself,
+    run_inv,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -32,18 +40,6 @@ def step_mode(inventory: Path, only: str) -> pexpect.spawn:
         timeout=240,
         dimensions=(60, 220),
     )
-
-
-def old_host_serves_itself(lab, domain: str, text: str) -> bool:  # type: ignore[no-untyped-def]
-    """The old host answers with its own copy (no proxy's Via): over HTTPS where the lab's old host
-    has certbot's certificates (port 80 then only redirects), else over HTTP."""
-    ca = lab.root / "old-ca.pem"
-    if ca.exists():
-        context = ssl.create_default_context(cafile=str(ca))
-        response = request(lab.old, domain, "/", tls=True, context=context)
-    else:
-        response = request(lab.old, domain, "/")
-    return response.status == 200 and text in response.text() and "via" not in response.headers
 
 
 def containers_named(name: str) -> list[str]:
@@ -102,11 +98,6 @@ def test_a_failure_half_way_through_a_site_then_roll_back_leaves_the_whole_site_
     clean_lab, tmp_path: Path
 ) -> None:
     lab = clean_lab
-
-    def break_admin(data: dict) -> None:  # type: ignore[type-arg]
-        admin = next(s for s in data["sites"] if s["name"] == "admin")
-        admin["command"] = ["httpd", "-f", "-p", "80", "-h", "/tmp"]  # serves the wrong folder
-        admin["verify_timeout"] = 8
 
     inventory = inventory_variant(tmp_path, "lab-step-broken", break_admin)
     must(run_inv("migrate", "--yes", "--only", SETUP, inventory=inventory))
