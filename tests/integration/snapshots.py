@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import dns.message
@@ -37,7 +40,12 @@ VOLATILE = (
 )
 
 
-def tree(root: Path) -> dict[str, str]:
+# Traefik's own state: it writes acme.json by itself whenever a router that asks for a certificate
+# exists without one (a site started by an earlier step). The snapshot holds it apart, by content.
+ACME_JSON = "new/srv/traefik/letsencrypt/acme.json"
+
+
+def tree(root: Path, skip: Path | None = None) -> dict[str, str]:
     """path -> mode and content hash (or link target) of every entry under root."""
     out: dict[str, str] = {}
     for folder, dirs, files in os.walk(root):
@@ -45,7 +53,7 @@ def tree(root: Path) -> dict[str, str]:
         for name in sorted(dirs + files):
             path = Path(folder) / name
             rel = str(path.relative_to(root))
-            if name.startswith(VOLATILE):
+            if name.startswith(VOLATILE) or path == skip:
                 continue
             info = path.lstat()
             if path.is_symlink():
@@ -90,14 +98,67 @@ def containers() -> list[str]:
     )
 
 
+def acme(path: Path) -> dict[str, str]:
+    """acme.json by content: its mode, each resolver's account, and each certificate by its domains."""
+    if not path.exists():
+        return {}
+    out = {"mode": f"{path.stat().st_mode:o}"}
+    for _ in range(10):  # Traefik rewrites it in place: a read may catch it half-written
+        raw = path.read_bytes()
+        try:
+            stored = json.loads(raw) if raw.strip() else {}
+            break
+        except json.JSONDecodeError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError(f"{path} stays unreadable JSON")
+    for resolver, state in stored.items():
+        account = json.dumps(state.get("Account"), sort_keys=True)
+        out[f"{resolver} account"] = hashlib.sha256(account.encode()).hexdigest()
+        for cert in state.get("Certificates") or []:
+            names = " ".join([cert["domain"]["main"], *sorted(cert["domain"].get("sans") or [])])
+            out[f"{resolver} certificate {names}"] = hashlib.sha256(cert["certificate"].encode()).hexdigest()
+    return out
+
+
+def routed_names() -> set[str]:
+    """Every name in a Host() rule of a router that asks a resolver for its certificate, on the
+    running containers of the lab's dockerd."""
+    ids = subprocess.run(["docker", "ps", "-q"], capture_output=True, text=True, check=True).stdout.split()
+    if not ids:
+        return set()
+    inspected = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Config.Labels}}", *ids], capture_output=True, text=True, check=True
+    )
+    names: set[str] = set()
+    for line in inspected.stdout.splitlines():
+        labels = json.loads(line) or {}
+        for key, value in labels.items():
+            router = re.fullmatch(r"traefik\.http\.routers\.([^.]+)\.rule", key)
+            if router and f"traefik.http.routers.{router[1]}.tls.certresolver" in labels:
+                names |= set(re.findall(r"Host\(`([^`]+)`\)", value))
+    return names
+
+
 def snapshot(lab_root: Path, ns1: str, ns2: str) -> dict[str, object]:
-    """Both hosts' folders, the zone at both servers, the containers."""
+    """Both hosts' folders, the zone at both servers, the containers, acme.json by content and the
+    names Traefik's routers ask certificates for."""
     return {
-        **{folder: tree(lab_root / folder) for folder in FOLDERS},
+        **{folder: tree(lab_root / folder, skip=lab_root / ACME_JSON) for folder in FOLDERS},
         "zone@ns1": zone(ns1, lab_root),
         "zone@ns2": served(ns2, zone(ns1, lab_root)),
         "docker": containers(),
+        "acme.json": acme(lab_root / ACME_JSON),
+        "routed": sorted(routed_names()),
     }
+
+
+def traefiks_own(key: str, before: dict[str, object]) -> bool:
+    """A certificate that Traefik added on its own: one that is new, for names that a router already
+    asked for before (the routers are in the snapshot too, so a dry run that added one shows there)."""
+    match = re.fullmatch(r"\S+ certificate (.+)", key)
+    routed = set(before["routed"])  # type: ignore[call-overload]
+    return bool(match) and set(match[1].split()) <= routed
 
 
 def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
@@ -109,6 +170,8 @@ def differences(before: dict[str, object], after: dict[str, object]) -> list[str
             continue
         if isinstance(old, dict) and isinstance(new, dict):
             for path in sorted(set(old) | set(new)):
+                if key == "acme.json" and path not in old and traefiks_own(path, before):
+                    continue
                 if old.get(path) != new.get(path):
                     found.append(f"{key}/{path}: {old.get(path)} -> {new.get(path)}")
         else:

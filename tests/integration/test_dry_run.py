@@ -5,7 +5,6 @@ middle of a migration."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,7 @@ from tests.integration.snapshots import differences, snapshot
 pytestmark = pytest.mark.lab
 
 
-def acme_json_settled(lab) -> None:  # type: ignore[no-untyped-def]
-    """Traefik writes acme.json on its own while it gets certificates for sites that just started;
-    wait until it has been still for 3 s (at most 90 s), so the snapshots compare the engine only."""
-    path = lab.root / "new" / "srv" / "traefik" / "letsencrypt" / "acme.json"
-    last, still_since, deadline = None, time.monotonic(), time.monotonic() + 90
-    while time.monotonic() < deadline:
-        now = path.read_bytes() if path.exists() else b""
-        if now != last:
-            last, still_since = now, time.monotonic()
-        elif time.monotonic() - still_since >= 3:
-            return
-        time.sleep(0.5)
-
-
 def dry_runs_change_nothing(lab, inventory: Path) -> None:  # type: ignore[no-untyped-def]
-    acme_json_settled(lab)
     before = snapshot(lab.root, lab.ns1, lab.ns2)
     dry = must(run_inv("migrate", "--dry-run", inventory=inventory))
     assert "Traceback" not in dry.stdout + dry.stderr
