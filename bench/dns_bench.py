@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from runbook.actions import RRsetValue  # noqa: E402
 from runbook.dns import dns_service  # noqa: E402
+from runbook.dns.values import RRsetValue  # noqa: E402
 from runbook.errors import DnsError  # noqa: E402
 from runbook.inventory import load_inventory  # noqa: E402
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.dns_bench import INVENTORY, first_seen  # noqa: E402
 from lab.topology import PDNS, PDNS_ZONE  # noqa: E402
-from runbook.actions import RRsetValue  # noqa: E402
 from runbook.dns import dns_service  # noqa: E402
+from runbook.dns.values import RRsetValue  # noqa: E402
 from runbook.errors import DnsError  # noqa: E402
 from runbook.inventory import load_inventory  # noqa: E402
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError
 
 if TYPE_CHECKING:
@@ -320,21 +321,6 @@ class WaitUntil(Action):
     def apply(self, ctx: RunContext) -> dict[str, Any]:
         ctx.clock.wait_until(self.until, self.why, ctx.reporter)
         return {}
-
-
-@dataclass(frozen=True)
-class RRsetValue:
-    """The value of one RRset: TTL and sorted record texts. `None` stands for 'absent'."""
-
-    ttl: int
-    values: tuple[str, ...]
-
-    @staticmethod
-    def of(ttl: int, values: list[str] | tuple[str, ...]) -> RRsetValue:
-        return RRsetValue(ttl=int(ttl), values=tuple(sorted(values)))
-
-    def text(self) -> str:
-        return f"{', '.join(self.values)} (TTL {self.ttl})"
 
 
 def _rrset(data: Any) -> RRsetValue | None:

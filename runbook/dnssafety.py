@@ -3,8 +3,9 @@ share of the zone's records, or that touches the zone's NS or SOA, unless the op
 
 Counted in RRsets (name and type), each once however many steps change it. A zone smaller than
 MIN_ZONE_RRSETS is exempt from the share (a club's zone of six records moves almost all of them),
-as in octoDNS (MIN_EXISTING_RECORDS). The zone's size comes from a zone transfer (AXFR); a zone
-that cannot be transferred is reported as such and only the NS/SOA rule applies.
+as in octoDNS (MIN_EXISTING_RECORDS). The zone's size comes from a zone transfer (AXFR, the DNS
+service's `zone_rrsets`); a zone that cannot be transferred is reported as such and only the
+NS/SOA rule applies.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runbook.errors import DnsError, RunbookError
+from runbook.errors import RunbookError
 
 if TYPE_CHECKING:
-    from runbook.dns.wire import AuthServer
     from runbook.plan import Plan
 
 #: Zones with fewer RRsets than this are exempt from the share rule.
@@ -91,30 +91,3 @@ def judge(
                 f"more than dns.max_change_percent ({max_percent} %)"
             )
     return DnsSafety(changed, size, max_percent, tuple(problems), tuple(notes))
-
-
-def transfer_rrsets(server: AuthServer, zone: str, key: Any = None, timeout: float = 5.0) -> list[RRsetKey]:
-    """Every (name, rdtype) in the zone, by AXFR from one server (TSIG-signed with `key`, a
-    dns.tsig.Key). Raises DnsError when the transfer is refused or fails."""
-    import dns.query
-    import dns.rdatatype
-    import dns.zone
-
-    try:
-        xfr = dns.query.xfr(
-            server.address,
-            zone + ".",
-            port=server.port,
-            keyring=key,
-            timeout=timeout,
-            lifetime=timeout * 2,
-            relativize=False,  # as from_xfr below: dnspython refuses a mix
-        )
-        parsed = dns.zone.from_xfr(xfr, relativize=False)
-    except Exception as exc:  # noqa: BLE001 - dnspython raises many kinds (TransferError, FormError, EOF)
-        raise DnsError(f"zone transfer of {zone} from {server.label()} failed: {exc or type(exc).__name__}") from None
-    out: list[RRsetKey] = []
-    for name, node in parsed.nodes.items():
-        for rdataset in node.rdatasets:
-            out.append((name.to_text().rstrip(".").lower(), dns.rdatatype.to_text(rdataset.rdtype)))
-    return out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dns.exception import DNSException
 
-from runbook.actions import RRsetValue
+from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, canonical_ipv6
 

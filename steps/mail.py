@@ -28,8 +28,9 @@ of the Maildirs is kept.
 from __future__ import annotations
 
 from runbook import mailserver
-from runbook.actions import Action, PutFile, RRsetValue, RunCommand
+from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
+from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
 from runbook.inventory import Inventory, MailSpec

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from runbook.actions import Action, ReplaceRRset, RRsetValue, WaitUntil
+from runbook.actions import Action, ReplaceRRset, WaitUntil
 from runbook.context import RunContext
 from runbook.dns import same_value, value_text
+from runbook.dns.values import RRsetValue
 from runbook.errors import DnsError, PropagationTimeout, RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.journal import DATA

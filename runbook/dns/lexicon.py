@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from runbook.actions import RRsetValue
 from runbook.dns.service import DnsService, Reporter
+from runbook.dns.values import RRsetValue
 from runbook.dns.wire import (
     NAME_TYPES,
     AuthServer,

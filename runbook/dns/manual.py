@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from runbook.actions import RRsetValue
 from runbook.dns.service import DnsService
+from runbook.dns.values import RRsetValue
 from runbook.dns.wire import normalize, plain_name, same_value, value_text
 from runbook.errors import DnsConflict, DnsError, PropagationTimeout
 

@@ -20,8 +20,8 @@ import dns.rdataset
 import dns.tsig
 import dns.update
 
-from runbook.actions import RRsetValue
 from runbook.dns.service import QUERY_TIMEOUT, DnsService, Reporter
+from runbook.dns.values import RRsetValue
 from runbook.dns.wire import (
     AuthServer,
     Question,
@@ -34,6 +34,7 @@ from runbook.dns.wire import (
     query_one,
     same_value,
     soa_serial_of,
+    transfer_rrsets,
     value_of,
     value_text,
 )
@@ -105,8 +106,6 @@ class Rfc2136Service(DnsService):
     def zone_rrsets(self) -> list[tuple[str, str]]:
         """(name, rdtype) of every RRset in the zone, by AXFR from the primary signed with the
         update key. Raises DnsError when the primary refuses it."""
-        from runbook.dnssafety import transfer_rrsets
-
         key, secret = self._key()
         try:
             return transfer_rrsets(self.primary, self.zone, key)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 import dns.resolver
 import tenacity
 
-from runbook.actions import RRsetValue
+from runbook.dns.values import RRsetValue
 from runbook.dns.wire import (
     AuthServer,
     Question,
@@ -29,6 +29,7 @@ from runbook.dns.wire import (
     query_one,
     same_value,
     soa_serial_of,
+    transfer_rrsets,
     value_of,
     value_text,
 )
@@ -132,8 +133,6 @@ class DnsService:
     def zone_rrsets(self) -> list[tuple[str, str]]:
         """(name, rdtype) of every RRset in the zone, by AXFR from the first authoritative
         server. Raises DnsError when the zone cannot be transferred."""
-        from runbook.dnssafety import transfer_rrsets
-
         return transfer_rrsets(self.authoritative_servers()[0], self.zone)
 
     # -- checks --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""DNS on the wire: names, record values, and queries to one server (many at once).
+"""DNS on the wire: names, record values, queries to one server (many at once) and zone transfers.
 
 Names in the engine's API are lower case without the final dot ("www.club.test"); this module
 adds the dot for dnspython. Record texts are kept in dnspython's presentation form with absolute
@@ -13,7 +13,7 @@ import selectors
 import socket
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import dns.exception
 import dns.flags
@@ -25,8 +25,9 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.zone
 
-from runbook.actions import RRsetValue
+from runbook.dns.values import RRsetValue
 from runbook.errors import DnsError, DnsRefused, DnsServerFailure, DnsTimeout
 
 log = logging.getLogger(__name__)
@@ -236,3 +237,26 @@ def query_one(server: AuthServer, question: Question, timeout: float) -> dns.mes
         raise result
     check_rcode(result, server.label(), f"{question.name} {question.rdtype}")
     return result
+
+
+def transfer_rrsets(server: AuthServer, zone: str, key: Any = None, timeout: float = 5.0) -> list[tuple[str, str]]:
+    """Every (name, rdtype) in the zone, by AXFR from one server (TSIG-signed with `key`, a
+    dns.tsig.Key). Raises DnsError when the transfer is refused or fails."""
+    try:
+        xfr = dns.query.xfr(
+            server.address,
+            zone + ".",
+            port=server.port,
+            keyring=key,
+            timeout=timeout,
+            lifetime=timeout * 2,
+            relativize=False,  # as from_xfr below: dnspython refuses a mix
+        )
+        parsed = dns.zone.from_xfr(xfr, relativize=False)
+    except Exception as exc:  # noqa: BLE001 - dnspython raises many kinds (TransferError, FormError, EOF)
+        raise DnsError(f"zone transfer of {zone} from {server.label()} failed: {exc or type(exc).__name__}") from None
+    out: list[tuple[str, str]] = []
+    for name, node in parsed.nodes.items():
+        for rdataset in node.rdatasets:
+            out.append((name.to_text().rstrip(".").lower(), dns.rdatatype.to_text(rdataset.rdtype)))
+    return out

@@ -17,8 +17,9 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from runbook.actions import ReplaceRRset, RRsetValue
+from runbook.actions import ReplaceRRset
 from runbook.dns import AuthServer, DnsService, dns_service
+from runbook.dns.values import RRsetValue
 from runbook.errors import (
     DnsAuthError,
     DnsConflict,

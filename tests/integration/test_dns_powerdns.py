@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook.actions import ReplaceRRset, RRsetValue
+from runbook.actions import ReplaceRRset
 from runbook.dns import AuthServer, DnsService, dns_service
 from runbook.dns.lexicon import LexiconService, load_provider_class
+from runbook.dns.values import RRsetValue
 from runbook.errors import (
     DnsAuthError,
     DnsConflict,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.actions import RRsetValue, WaitUntil
+from runbook.actions import WaitUntil
 from runbook.context import QuietReporter, RunContext
+from runbook.dns.values import RRsetValue
 from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from runbook.journal import Journal

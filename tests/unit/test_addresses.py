@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook.actions import RRsetValue
+from runbook.dns.values import RRsetValue
 from runbook.inventory import Inventory, load_inventory
 from steps.addresses import AddressChange, RecordProblem, address_changes, problems
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from lexicon.interfaces import Provider
 
-from runbook.actions import RRsetValue
 from runbook.dns import dns_service, same_records, same_value
 from runbook.dns.lexicon import LexiconService
 from runbook.dns.manual import change_text
+from runbook.dns.values import RRsetValue
 from runbook.dns.wire import normalize
 from runbook.errors import DnsConflict, InventoryError
 from runbook.inventory import DnsSpec

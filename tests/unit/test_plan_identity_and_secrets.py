@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.actions import PutFile, ReplaceRRset, RestoreFile, RRsetValue, WaitUntil, WrittenFile
+from runbook.actions import PutFile, ReplaceRRset, RestoreFile, WaitUntil, WrittenFile
 from runbook.context import QuietReporter, RunContext
+from runbook.dns.values import RRsetValue
 from runbook.dnssafety import MIN_ZONE_RRSETS, judge, plan_dns_changes
 from runbook.filediff import mask_line, masked_diff
 from runbook.hosts import HostPool
