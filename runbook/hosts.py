@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import CommandFailed, ConnectionLost, HostError, HostKeyError
+from runbook.reads import PlanReads
 
 if TYPE_CHECKING:
     from runbook.inventory import HostSpec, Inventory
-    from runbook.reads import PlanReads
 
 DEFAULT_BACKUP_DIR = "/var/backups/runbook"
 
@@ -41,7 +41,7 @@ class Host:
     name: str
     backup_dir: str = DEFAULT_BACKUP_DIR
     #: Set while a plan is built: batched facts and remembered results (runbook.reads).
-    plan_reads: PlanReads | None = None
+    plan_reads: PlanReads[CommandResult] | None = None
 
     def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
         raise NotImplementedError
@@ -295,8 +295,6 @@ class HostPool:
         with self._lock:
             host = self._get(name)
             if self._reading and host.plan_reads is None:
-                from runbook.reads import PlanReads
-
                 host.plan_reads = PlanReads()
             return host
 

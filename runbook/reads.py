@@ -18,10 +18,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from runbook.hosts import CommandResult
+#: A command's result as the host gives it (runbook.hosts.CommandResult); this module keeps it
+#: without looking inside, so that hosts, which carry a PlanReads, are not imported here.
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,12 @@ class Reads:
 
 
 @dataclass
-class PlanReads:
+class PlanReads(Generic[Result]):
     """One host's batched facts and remembered command results for the duration of a plan."""
 
     facts: dict[str, str] = field(default_factory=dict)
     batched: bool = False
-    _results: dict[tuple[str, str | None], CommandResult] = field(default_factory=dict)
+    _results: dict[tuple[str, str | None], Result] = field(default_factory=dict)
     _gates: dict[tuple[str, str | None], threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,7 +54,7 @@ class PlanReads:
             return None
         return self.facts
 
-    def result(self, command: str, stdin: str | None, run: Callable[[], CommandResult]) -> CommandResult:
+    def result(self, command: str, stdin: str | None, run: Callable[[], Result]) -> Result:
         """The command's result, run once per plan; concurrent askers wait for the first."""
         key = (command, stdin)
         with self._lock:
