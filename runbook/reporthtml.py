@@ -8,16 +8,18 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from runbook.report import (
+from runbook.reportdata import (
     SITE_PHASES,
     Report,
     SiteTimeline,
-    backup_markdown,
+    backup_lines,
     clock,
     decommission_rows,
     duration,
     figures,
     mail_figures,
+    phase_text,
+    probe_rows,
     size,
     when,
 )
@@ -123,7 +125,7 @@ def _sections(report: Report) -> list[str]:
         out += ["<h2>Mail</h2>", _table(["", ""], [list(m) for m in mail], "figures")]
     out.append("<h2>Timeline</h2>")
     out.append(timeline_svg(report.timelines))
-    rows = [[t.site, *[_phase(t, p) for p in SITE_PHASES]] for t in report.timelines]
+    rows = [[t.site, *[phase_text(t, p) for p in SITE_PHASES]] for t in report.timelines]
     out.append(_table(["site", *SITE_PHASES], rows))
     out += ["<h2>Plan and steps</h2>", _steps_table(report)]
     out.append("<h2>Rollbacks</h2>")
@@ -151,34 +153,12 @@ def _sections(report: Report) -> list[str]:
                 ],
             )
         )
-    probes = report.step_data.get("monitoring/blackbox", {}).get("probes", [])
+    probes = probe_rows(report)
     if probes:
         out.append("<h2>Monitoring (blackbox probes)</h2>")
-        out.append(
-            _table(
-                ["module", "target", "result", "note"],
-                [
-                    [
-                        p["module"],
-                        p["target"],
-                        "ok" if p["success"] else f"FAILED {p.get('error', '')}".strip(),
-                        "" if p.get("required", True) else "not yet required",
-                    ]
-                    for p in probes
-                ],
-            )
-        )
+        out.append(_table(["module", "target", "result", "note"], probes))
     out += _decommission(report)
     return out
-
-
-def _phase(t: SiteTimeline, phase: str) -> str:
-    span = t.phases.get(phase)
-    if not span:
-        return "-"
-    return (
-        clock(span[0]) if span[0] == span[1] else f"{clock(span[0])}-{clock(span[1])} ({duration(span[1] - span[0])})"
-    )
 
 
 def _decommission(report: Report) -> list[str]:
@@ -197,7 +177,7 @@ def _decommission(report: Report) -> list[str]:
 
 def to_html(report: Report) -> str:
     """The report as one standalone HTML page."""
-    backups = [line[2:] for line in backup_markdown(report) if line.startswith("- ")]
+    backups = backup_lines(report)
     backup_html = (
         "<h2>Backups</h2><ul>" + "".join(f"<li>{escape(b.replace('`', ''))}</li>" for b in backups) + "</ul>"
         if backups

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
-from runbook.report import build_report, duration, propagation_seconds, size, to_markdown, write_report
+from runbook.report import to_markdown, write_report
+from runbook.reportdata import build_report, duration, propagation_seconds, size
 from runbook.reporthtml import to_html
 from runbook.secrets import Secret
 from steps import build_steps
