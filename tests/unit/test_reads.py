@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from runbook.facts import batch_read, host_facts
+from runbook.hold import hold_state
 from runbook.hosts import CommandResult, HostPool, LocalHost
 from runbook.reads import PlanReads
+
+#: A docker that knows one stopped container and nothing else, whatever this machine runs: the
+#: reads' scripts run it instead of the real one (a lab may be running here meanwhile).
+FAKE_DOCKER = r"""#!/bin/sh
+case "$1" in
+  version) echo 0.0-unit;;
+  inspect)
+    shift; missing=0
+    while [ $# -gt 0 ]; do
+      case "$1" in --type|-f|--format) shift 2;; *) break;; esac
+    done
+    for name in "$@"; do
+      if [ "$name" = runbook-unit-stopped ]; then echo "/$name 0 exited/"
+      else echo "Error: No such object: $name" >&2; missing=1; fi
+    done
+    [ "$missing" = 0 ];;
+  *) echo "fake docker: no $1 here" >&2; exit 1;;
+esac
+"""
+
+
+@pytest.fixture(autouse=True)
+def fake_docker(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path_factory.mktemp("bin")
+    docker = folder / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 class CountingHost(LocalHost):
@@ -45,14 +75,15 @@ def test_batched_files_read_like_the_host(tmp_path: Path) -> None:
 def test_containers_docker_does_not_know_are_missing_and_not_held() -> None:
     host = CountingHost()
     host.plan_reads = PlanReads()
-    # a name no lab run creates: this machine's docker may run the lab's www_app meanwhile
-    name = "runbook-unit-no-such-container"
-    batch_read(host, [], [name])
-    assert host.cached_facts([], [name], hold=True) is not None
-    assert host_facts(host, [], [name])[f"container.{name}"] == ""
-    from runbook.hold import hold_state
-
-    assert hold_state(host, name) == "missing"
+    # www_app is a name the lab runs: the fake docker does not know it, whatever runs here
+    unknown, stopped = "www_app", "runbook-unit-stopped"
+    batch_read(host, [], [unknown, stopped])
+    assert host.cached_facts([], [unknown, stopped], hold=True) is not None
+    facts = host_facts(host, [], [unknown, stopped])
+    assert (facts[f"container.{unknown}"], facts[f"container.{stopped}"]) == ("", "exited/")
+    assert hold_state(host, unknown) == hold_state(host, stopped) == "missing"
+    host.plan_reads = None  # outside a plan the hold script asks docker itself
+    assert hold_state(host, unknown) == "missing"
 
 
 def test_an_unbatched_read_asks_the_host_and_a_repeated_command_runs_once(tmp_path: Path) -> None:
