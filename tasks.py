@@ -241,15 +241,22 @@ def _json_dumps(value: Any) -> str:
         "inventory": INVENTORY_HELP,
         "to": "roll back down to and including this step id (default: everything)",
         "yes": "do not ask for confirmation",
+        "dry-run": "show what the rollback would do, in order, and change nothing",
+        "discard-new-writes": "when the new host cannot be reached, give up what it took since a site's final sync",
     }
 )
-def rollback(c, inventory=None, to=None, yes=False):
-    """Replay the journaled inverses in reverse order."""
-    with _errors(), _session(c, inventory, yes=yes) as (ctx, steps):
+def rollback(c, inventory=None, to=None, yes=False, dry_run=False, discard_new_writes=False):
+    """Undo the migration from the journal: a site the new host has served is first carried back
+    (its data and databases go back to the old host), then the journaled inverses are replayed."""
+    with _errors(), _session(c, inventory, yes=yes, dry_run=dry_run) as (ctx, steps):
+        ctx.discard_new_writes = discard_new_writes
         runner = Runner(ctx, steps, render.ConsolePrompter(console) if sys.stdin.isatty() else None)
         targets = runner.rollback_plan(to)
         if not targets:
             console.print("nothing to roll back")
+            return
+        if dry_run:
+            render.rollback_preview(targets, runner.rollback_preview(targets), console)
             return
         console.print("will roll back, in this order: " + ", ".join(targets))
         if not yes:

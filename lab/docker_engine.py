@@ -21,14 +21,16 @@ DOCKER = shutil.which("docker") or "docker"
 IMAGES = {
     "lab/busybox:1": 'CMD ["sh"]',
     "lab/traefik:3": 'ENTRYPOINT ["/usr/local/bin/traefik"]',
-    "lab/mariadb:2": 'CMD ["/usr/local/bin/lab-mariadb"]',
+    "lab/mariadb:3": 'CMD ["/usr/local/bin/lab-mariadb"]',
 }
 
 #: This machine's MariaDB (Debian's), copied with its libraries into the busybox root: the new
-#: host's database containers (the shop's), as the official image would run them.
+#: host's database containers (the shop's), as the official image would run them, with its
+#: client tools (mariadb, mariadb-dump: a rollback dumps the database in the container).
 MARIADB_FILES = (
     "/usr/sbin/mariadbd",
     "/usr/bin/mariadb",
+    "/usr/bin/mariadb-dump",
     "/usr/bin/mariadb-install-db",
     "/usr/bin/my_print_defaults",
     "/usr/bin/resolveip",

@@ -76,6 +76,10 @@ class RunContext:
     yes: bool = False
     clock: Clock = field(default_factory=Clock)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: inv rollback --discard-new-writes: a rollback may give up what an unreachable new host took.
+    discard_new_writes: bool = False
+    #: Hosts a rollback found unreachable (with discard_new_writes): their inverses are skipped.
+    unreachable_hosts: set[str] = field(default_factory=set)
     _dns: Any = None
 
     @property

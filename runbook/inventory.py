@@ -106,6 +106,7 @@ class HostSpec:
     backup_dir: str
     ipv6: str | None = None
     publish_ipv6: str | None = None
+    tls_ca_file: Path | None = None
 
     def addresses(self, rdtype: str, publish: bool = False) -> tuple[str, ...]:
         """The host's A (rdtype "A") or AAAA values in DNS; publish: where its Traefik answers."""
@@ -445,6 +446,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             backup_dir=h["backup_dir"],
             ipv6=h["ipv6"],
             publish_ipv6=h["publish_ipv6"],
+            tls_ca_file=_resolve(base, h["tls_ca_file"]),
         )
         for name, h in data["hosts"].items()
     }

@@ -36,6 +36,8 @@ STARTED, ACTION, APPLIED, VERIFIED, DONE, FAILED, SKIPPED, ALREADY_DONE = (
     "already-done",
 )
 INVERSE_APPLIED, ROLLED_BACK, DATA = "inverse-applied", "rolled-back", "data"
+#: An action of a step's before_rollback (a site carried back), as it starts.
+BEFORE_ROLLBACK = "before-rollback"
 
 
 @dataclass

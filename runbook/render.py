@@ -209,3 +209,15 @@ WRITES_STYLE = {"old": "white", "frozen": "bold yellow", "new": "green", "rolled
 
 def _stamp(when: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
+
+
+def rollback_preview(targets: list[str], lines: list[tuple[str, list[str]]], console: Console) -> None:
+    """The plan of a rollback (inv rollback --dry-run): every action in the order it would run."""
+    console.print(f"a rollback would undo, in this order: {', '.join(targets)}")
+    table = Table(title="Rollback plan (nothing changed)", show_lines=False, expand=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("what a rollback would do")
+    for number, (line, details) in enumerate(lines, 1):
+        text = "\n".join([escape(line), *(f"    {_diff_line(d)}" for d in details)])
+        table.add_row(str(number), Text.from_markup(text))
+    console.print(table)

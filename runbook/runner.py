@@ -15,11 +15,13 @@ from typing import Protocol
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from runbook import failpoints
+from runbook.actions import Action, command_line
 from runbook.context import RunContext
 from runbook.errors import RunbookError, StepError, VerifyError
 from runbook.journal import (
     ALREADY_DONE,
     APPLIED,
+    BEFORE_ROLLBACK,
     DONE,
     FAILED,
     INVERSE_APPLIED,
@@ -65,6 +67,18 @@ class Summary:
     @property
     def failed(self) -> bool:
         return any(o.result == "failed" for o in self.outcomes)
+
+
+def short_describe(action: Action) -> str:
+    """describe(), with an inline shell script (sh -c SCRIPT NAME ARGS) shown by its name and
+    length instead of its text, and the action's why after it."""
+    text = action.describe()
+    argv: tuple[str, ...] = tuple(getattr(action, "argv", ()))
+    if len(argv) >= 4 and argv[:2] == ("sh", "-c") and "\n" in argv[2]:
+        lines = len(argv[2].strip().splitlines())
+        text = f"{getattr(action, 'host', '')}$ sh -c <{argv[3]} script, {lines} lines> {command_line(argv[4:])}"
+    why = getattr(action, "why", "")
+    return f"{text}  ({why})" if why else text
 
 
 class Quit(Exception):
@@ -290,14 +304,27 @@ class Runner:
         ctx, journal = self.ctx, self.ctx.journal
         wanted = set(step_ids)
         done: list[str] = []
+        position = {s.id: i for i, s in enumerate(self.steps)}
+        latest_first = sorted(wanted, key=lambda s: position.get(s, -1), reverse=True)
+        for step_id in latest_first:
+            step = self.by_id.get(step_id)
+            if step is not None:
+                done += self._before_rollback(step)
         for record in reversed(journal.action_records()):
             if record.step_id not in wanted:
+                continue
+            if getattr(record.inverse, "host", None) in ctx.unreachable_hosts:
+                journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="host unreachable: not undone")
+                done.append(
+                    f"{record.step_id}: not undone, {getattr(record.inverse, 'host', '')} unreachable: "
+                    f"{record.inverse.describe() if record.inverse else ''}"
+                )
                 continue
             if record.inverse is None:
                 journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="irreversible")
                 done.append(f"{record.step_id}: cannot undo {record.action.describe()}")
                 continue
-            ctx.reporter.step_event(record.step_id, "undo", record.inverse.describe())
+            ctx.reporter.step_event(record.step_id, "undo", short_describe(record.inverse))
             try:
                 record.inverse.apply(ctx)
             except RunbookError as exc:
@@ -307,17 +334,64 @@ class Runner:
                     "Fix the cause, then run: inv rollback"
                 ) from exc
             journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, text=record.inverse.describe())
-            done.append(f"{record.step_id}: {record.inverse.describe()}")
-        position = {s.id: i for i, s in enumerate(self.steps)}
-        for step_id in sorted(wanted, key=lambda s: position.get(s, -1), reverse=True):
+            done.append(f"{record.step_id}: {short_describe(record.inverse)}")
+        for step_id in latest_first:
             step = self.by_id.get(step_id)
             if step is not None:
                 for action in step.rollback_actions(ctx):
+                    if getattr(action, "host", None) in ctx.unreachable_hosts:
+                        done.append(f"{step_id}: not done, the host is unreachable: {short_describe(action)}")
+                        continue
+                    ctx.reporter.step_event(step_id, "undo", short_describe(action))
                     action.apply(ctx)
-                    done.append(f"{step_id}: {action.describe()}")
+                    done.append(f"{step_id}: {short_describe(action)}")
             journal.append(ROLLED_BACK, step_id)
             ctx.reporter.step_event(step_id, "rolled-back")
         return done
+
+    def _before_rollback(self, step: Step) -> list[str]:
+        """Run a step's before_rollback actions (journaled as they run); on a failure, its
+        abort actions, then stop the rollback with what to do."""
+        ctx, done = self.ctx, []
+        for action in step.before_rollback(ctx):
+            ctx.reporter.step_event(step.id, "undo", short_describe(action))
+            ctx.journal.append(BEFORE_ROLLBACK, step.id, text=action.describe())
+            try:
+                action.apply(ctx)
+            except RunbookError as exc:
+                for undo in step.abort_before_rollback(ctx):
+                    try:
+                        undo.apply(ctx)
+                    except RunbookError as again:
+                        log.warning("%s: %s failed too: %s", step.id, undo.describe(), again)
+                raise RunbookError(
+                    f"rollback stopped at {step.id} ({action.describe()}): {exc}\n"
+                    "  what it had started was put back; no journaled action was undone yet. "
+                    "Fix the cause, then run: inv rollback"
+                ) from exc
+            done.append(f"{step.id}: {short_describe(action)}")
+        return done
+
+    def rollback_preview(self, step_ids: list[str]) -> list[tuple[str, list[str]]]:
+        """What rollback_steps(step_ids) would do, as (line, detail lines), from live state and
+        the journal; changes nothing (call it with a dry-run context)."""
+        ctx, wanted = self.ctx, set(step_ids)
+        position = {s.id: i for i, s in enumerate(self.steps)}
+        latest_first = sorted(wanted, key=lambda s: position.get(s, -1), reverse=True)
+        out: list[tuple[str, list[str]]] = []
+        for step_id in latest_first:
+            step = self.by_id.get(step_id)
+            for action in step.before_rollback(ctx) if step else []:
+                out.append((f"{step_id}: {short_describe(action)}", action.preview(ctx)))
+        for record in reversed(ctx.journal.action_records()):
+            if record.step_id in wanted:
+                text = short_describe(record.inverse) if record.inverse else f"cannot undo {record.action.describe()}"
+                out.append((f"{record.step_id}: {text}", []))
+        for step_id in latest_first:
+            step = self.by_id.get(step_id)
+            for action in step.rollback_actions(ctx) if step else []:
+                out.append((f"{step_id}: {short_describe(action)}", action.preview(ctx)))
+        return out
 
     # -- verify ------------------------------------------------------------------------------
     def verify_all(self, steps: list[Step]) -> list[Outcome]:

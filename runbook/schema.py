@@ -80,6 +80,14 @@ HOST = _f(
             "~/.ssh/id_ed25519",
             nullable=True,
         ),
+        "tls_ca_file": _f(
+            "path",
+            "CA file that signs the certificates this host serves over HTTPS, when that is not a public CA "
+            "(a test lab, a private CA). A late rollback's relay on the new host verifies the old host with "
+            "it; default: the relay's system trust store.",
+            None,
+            nullable=True,
+        ),
         "web_root": _f("abspath", "Where the old host's web data lives.", "/var/www", default="/var/www"),
         "data_root": _f(
             "abspath", "Where compose projects and their bind mounts live on the new host.", "/srv", default="/srv"

@@ -68,6 +68,17 @@ class Step:
         """Actions to run after the journaled inverses when rolling back. Default: none."""
         return []
 
+    def before_rollback(self, ctx: RunContext) -> list[Action]:
+        """Actions to run before any journaled inverse is replayed (a site's move in reverse,
+        which carries back what the new host took). Computed live; may raise RunbookError to
+        refuse the rollback before anything changes. Default: none."""
+        return []
+
+    def abort_before_rollback(self, ctx: RunContext) -> list[Action]:
+        """When one of before_rollback's actions fails: what puts things back as they were before
+        them (best effort; the rollback then stops). Default: none."""
+        return []
+
     def preview_note(self, ctx: RunContext) -> str:
         """Why the actions shown in a dry run are not exact (for previewable = False steps)."""
         return "its actions depend on the steps before it; the plan shows what it would do now"

@@ -20,6 +20,7 @@ from runbook.inventory import Inventory, SiteSpec
 from runbook.reads import Reads
 from runbook.step import CheckResult, Step
 from steps import addresses, database, ttl
+from steps.carryback import AwaitCachesExpire, CarryBack
 from steps.provision import sha
 from steps.transfer import rsync_pull
 
@@ -341,6 +342,19 @@ class FinalSync(SiteStep):
             )
         return actions
 
+    def carry_back(self) -> CarryBack:
+        return CarryBack(self.inventory, self.site, self.id, f"site:{self.site.name}/{Freeze.part}")
+
+    def before_rollback(self, ctx: RunContext) -> list[Action]:
+        """Once the new copy has served, rolling back is a move in reverse (steps/carryback.py)."""
+        return self.carry_back().actions(ctx)
+
+    def abort_before_rollback(self, ctx: RunContext) -> list[Action]:
+        return self.carry_back().abort_actions(ctx)
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        return self.carry_back().release_actions(ctx)
+
     def verify(self, ctx: RunContext) -> str:
         pending = []
         # After transfer/revoke the new host can no longer read the old one: nothing to compare.
@@ -397,6 +411,12 @@ class SwitchDns(SiteStep):
     def actions(self, ctx: RunContext) -> list[Action]:
         changes = addresses.planned_switch(ctx, self.site.domains)
         return ttl.gated_switch(ctx, self.id, addresses.switch_tuples(changes))
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        """DNS went back (the journaled compare-and-swap): clients still holding the new address
+        reach the relay (steps/carryback.py) until every server serves the old one and caches expire."""
+        ttl = self.inventory.dns.cutover_ttl if self.inventory.dns else 300
+        return [AwaitCachesExpire(self.site.domains, ttl)]
 
     def verify(self, ctx: RunContext) -> str:
         changes = addresses.planned_switch(ctx, self.site.domains)

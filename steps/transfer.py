@@ -32,6 +32,8 @@ REVOKE = (
     'set -e; f="$2"; [ -e "$f" ] || exit 0; grep -vF "$1" "$f" > "$f.runbook-tmp" || true; '
     'cat "$f.runbook-tmp" > "$f"; rm -f "$f.runbook-tmp"'
 )
+#: Makes a fresh ed25519 key ($1, $1.pub) with comment $2, private to root.
+KEYGEN = 'umask 077; mkdir -p /root/.ssh; rm -f "$1" "$1.pub"; ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"'
 #: Writes a sudoers drop-in only if visudo accepts it (a broken one would lock sudo out).
 PUT_SUDOERS = (
     'set -e; umask 0337; printf "%s" "$1" > "$2.runbook-tmp"; '
@@ -54,18 +56,18 @@ class Endpoint:
         return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
 
 
-_ENDPOINTS: dict[int, Endpoint] = {}
+_ENDPOINTS: dict[tuple[int, str], Endpoint] = {}
 
 
-def old_endpoint(inventory: Inventory) -> Endpoint:
-    """The old host's HostName, Port and User as the operator's login resolves them (inventory
-    first, then ssh_config, then defaults); nothing is connected."""
-    cached = _ENDPOINTS.get(id(inventory))
+def host_endpoint(inventory: Inventory, role: str) -> Endpoint:
+    """A host's HostName, Port and User as the operator's login resolves them (inventory first,
+    then ssh_config, then defaults); nothing is connected."""
+    cached = _ENDPOINTS.get((id(inventory), role))
     if cached is not None:
         return cached
     from runbook.hosts import SSHHost
 
-    conn = SSHHost("old", inventory.hosts["old"], inventory.ssh_known_hosts, inventory.ssh_config).connection()
+    conn = SSHHost(role, inventory.hosts[role], inventory.ssh_known_hosts, inventory.ssh_config).connection()
     gateway = conn.gateway
     jump = (
         None
@@ -73,8 +75,13 @@ def old_endpoint(inventory: Inventory) -> Endpoint:
         else (gateway if isinstance(gateway, str) else f"{gateway.user}@{gateway.host}:{gateway.port}")
     )
     endpoint = Endpoint(str(conn.host), int(conn.port), str(conn.user), jump)
-    _ENDPOINTS[id(inventory)] = endpoint
+    _ENDPOINTS[(id(inventory), role)] = endpoint
     return endpoint
+
+
+def old_endpoint(inventory: Inventory) -> Endpoint:
+    """Where the new host logs in to the old host (see host_endpoint)."""
+    return host_endpoint(inventory, "old")
 
 
 def old_ssh_target(inventory: Inventory) -> tuple[str, int]:
@@ -125,14 +132,14 @@ def rsync_pull(inventory: Inventory, source: str, dest: str, *options: str) -> t
     )
 
 
-def _pinned_lines(inventory: Inventory) -> str:
-    """The operator's pinned keys for the old host, as plain known_hosts lines for the new host.
+def pinned_lines(inventory: Inventory, role: str = "old") -> str:
+    """The operator's pinned keys for a host, as plain known_hosts lines for the other host.
 
     Hashed entries (Debian's HashKnownHosts) are found by lookup, not by reading host fields.
     """
     import paramiko
 
-    entry = old_endpoint(inventory).known_hosts_entry
+    entry = host_endpoint(inventory, role).known_hosts_entry
     path = inventory.ssh_known_hosts or Path("~/.ssh/known_hosts").expanduser()
     known = paramiko.HostKeys()
     try:
@@ -141,15 +148,24 @@ def _pinned_lines(inventory: Inventory) -> str:
         raise RunbookError(f"cannot read known_hosts {path}: {exc.strerror}") from exc
     keys = known.lookup(entry)
     if not keys:
-        raise RunbookError(f"{path} pins no key for the old host ({entry}); run: inv hosts.trust old")
+        raise RunbookError(f"{path} pins no key for the {role} host ({entry}); run: inv hosts.trust {role}")
     return "".join(f"{entry} {kind} {keys[kind].get_base64()}\n" for kind in sorted(keys.keys()))
 
 
-def sudoers_rule(user: str, rrsync: str) -> str:
-    """The sudoers drop-in that lets the transfer key's forced command read as root, and nothing else."""
+def _pinned_lines(inventory: Inventory) -> str:
+    return pinned_lines(inventory, "old")
+
+
+def sudoers_rule(
+    user: str,
+    rrsync: str,
+    lifetime: str = "Written by runbook's transfer/authorize; removed by transfer/revoke",
+    key: str = "The new host's transfer key",
+) -> str:
+    """The sudoers drop-in that lets a key's forced command read as root, and nothing else."""
     return (
-        "# Written by runbook's transfer/authorize; removed by transfer/revoke.\n"
-        f'# The new host\'s transfer key logs in as {user} with command="sudo -n {rrsync} -ro /":\n'
+        f"# {lifetime}.\n"
+        f'# {key} logs in as {user} with command="sudo -n {rrsync} -ro /":\n'
         "# read-only rsync of the whole file system as root, no other command.\n"
         f'Defaults!{rrsync} env_keep += "SSH_ORIGINAL_COMMAND"\n'
         f"{user} ALL=(root) NOPASSWD: {rrsync} -ro /\n"
@@ -183,15 +199,7 @@ class TransferKey(Step):
             actions.append(
                 RunCommand(
                     "new",
-                    (
-                        "sh",
-                        "-c",
-                        'umask 077; mkdir -p /root/.ssh; rm -f "$1" "$1.pub"; '
-                        'ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"',
-                        "keygen",
-                        KEY,
-                        COMMENT,
-                    ),
+                    ("sh", "-c", KEYGEN, "keygen", KEY, COMMENT),
                     undo=("rm", "-f", KEY, f"{KEY}.pub"),
                     why="a key for host-to-host transfer",
                 )

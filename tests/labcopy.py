@@ -21,6 +21,7 @@ PATH_KEYS = {
     "credentials_file",
     "passphrase_file",
     "ca_file",
+    "tls_ca_file",
 }
 
 
