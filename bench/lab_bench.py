@@ -1,6 +1,8 @@
 """Benchmarks that change the lab, run as a pytest session so that they reset the lab through the
-fixtures and queue behind other lab tests (`inv dev.bench` runs them; plain `pytest` does not:
-testpaths is tests/). Figures go to bench-results/parts/*.json; nothing here asserts a time.
+fixtures and queue behind other lab tests. They are measurements, not tests: the file and its
+functions are named bench_*, which pytest does not collect; `inv bench` (`inv dev.bench`) runs them
+with `-o python_functions=bench_*`. Figures go to bench-results/parts/*.json; nothing here asserts
+a time.
 
 - final sync vs. delta: rsync_pull (steps/transfer.py) of a 200 MB tree from the old host to the
   new one, then again with nothing, 1 MB and 50 MB changed
@@ -35,7 +37,7 @@ pytestmark = pytest.mark.lab
 MB = 1024 * 1024
 
 
-def test_final_sync_time_against_the_size_of_the_delta(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def bench_final_sync_time_against_the_size_of_the_delta(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
     inventory = inventory_variant(tmp_path, "bench-sync")
     must(run_inv("migrate", "--yes", "--only", "preflight/*,transfer/key,transfer/authorize", inventory=inventory))
@@ -83,7 +85,7 @@ def test_final_sync_time_against_the_size_of_the_delta(clean_lab, tmp_path: Path
     save("sync", figures)
 
 
-def test_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def bench_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
     inventory = inventory_variant(tmp_path, "bench-freeze")
     must(
@@ -144,7 +146,7 @@ def step_seconds(status: dict[str, Any], step: str) -> float:
 
 
 @pytest.mark.timeout(3600)
-def test_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def bench_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
     runs: list[dict[str, float]] = []
     for run in range(int(os.environ.get("BENCH_MAIL_RUNS", "3"))):

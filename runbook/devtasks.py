@@ -73,7 +73,8 @@ def bench(c, sizes="25,200", runs=3, skip_lab_changes=False):
     parts.mkdir(parents=True, exist_ok=True)
     if not skip_lab_changes:
         c.run(
-            f"{python} -m pytest -s -q -p no:cacheprovider -p tests.conftest --timeout=0 bench/test_lab_bench.py",
+            f"{python} -m pytest -s -q -p no:cacheprovider -p tests.conftest --timeout=0 "
+            "-o 'python_functions=bench_*' bench/lab_bench.py",
             pty=False,
             warn=True,
         )
