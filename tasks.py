@@ -243,9 +243,10 @@ def _json_dumps(value: Any) -> str:
         "yes": "do not ask for confirmation",
         "dry-run": "show what the rollback would do, in order, and change nothing",
         "discard-new-writes": "when the new host cannot be reached, give up what it took since a site's final sync",
+        "json": "with --dry-run: the rollback's plan as JSON",
     }
 )
-def rollback(c, inventory=None, to=None, yes=False, dry_run=False, discard_new_writes=False):
+def rollback(c, inventory=None, to=None, yes=False, dry_run=False, discard_new_writes=False, json=False):  # noqa: A002
     """Undo the migration from the journal: a site the new host has served is first carried back
     (its data and databases go back to the old host), then the journaled inverses are replayed."""
     with _errors(), _session(c, inventory, yes=yes, dry_run=dry_run) as (ctx, steps):
@@ -256,7 +257,11 @@ def rollback(c, inventory=None, to=None, yes=False, dry_run=False, discard_new_w
             console.print("nothing to roll back")
             return
         if dry_run:
-            render.rollback_preview(targets, runner.rollback_preview(targets), console)
+            entries = runner.rollback_preview(targets)
+            if json:
+                print(_json_dumps({"targets": targets, "actions": entries}))
+            else:
+                render.rollback_preview(targets, entries, console)
             return
         console.print("will roll back, in this order: " + ", ".join(targets))
         if not yes:

@@ -6,7 +6,8 @@ a time.
 
 - final sync vs. delta: rsync_pull (steps/transfer.py) of a 200 MB tree from the old host to the
   new one, then again with nothing, 1 MB and 50 MB changed
-- a site's freeze window and its availability under bench/probe.py's client (reads and writes)
+- a site's freeze window and its availability under bench/probe.py's client (reads and writes), moved
+  and then rolled back (the rollback's freeze window beside the forward one; BENCH_FREEZE_RUNS, default 3)
 - the mail switch window (mail/hold to mail/verify) while tests.integration.test_mail's sender
   delivers without pause, with every message counted on the new host (BENCH_MAIL_RUNS, default 3)
 """
@@ -86,8 +87,34 @@ def bench_final_sync_time_against_the_size_of_the_delta(clean_lab, tmp_path: Pat
 
 
 def bench_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Site admin moves under the probe, takes writes on the new host, and is rolled back (a move in
+    reverse, steps/carryback.py) under the same probe; BENCH_FREEZE_RUNS times (default 3)."""
     lab = clean_lab
-    inventory = inventory_variant(tmp_path, "bench-freeze")
+    runs: list[dict[str, float]] = []
+    for run in range(int(os.environ.get("BENCH_FREEZE_RUNS", "3"))):
+        if run:
+            lab.lab.reset()
+        runs.append(_move_and_roll_back(lab, inventory_variant(tmp_path / str(run), "bench-freeze")))
+    keys = sorted(runs[0])
+    figures: dict[str, Any] = {"site": "admin", "runs": runs, **{k: median([r[k] for r in runs]) for k in keys}}
+    each = ", ".join(f"{r['freeze_window_seconds']:.2f}/{r['rollback_window_seconds']:.2f}" for r in runs)
+    print(
+        f"\nsite admin, medians of {len(runs)} runs (forward/rollback each: {each}):\n"
+        f"  forward: freeze window {figures['freeze_window_seconds']:.2f} s (freeze "
+        f"{figures['freeze_step_seconds']:.2f} s + final sync {figures['final_sync_step_seconds']:.2f} s), "
+        f"whole move {figures['move_seconds']:.1f} s\n"
+        f"  rollback: freeze window {figures['rollback_window_seconds']:.2f} s (relay held to relay thawed: "
+        f"writes carried back, old vhost serving), whole rollback {figures['rollback_seconds']:.1f} s\n"
+        f"  probe: {figures['requests']:.0f} requests, {figures['failed']:.0f} failed, {figures['stale']:.0f} stale, "
+        f"{figures['writes_acknowledged']:.0f} writes kept ({figures['writes_on_old_once']:.0f} once on the old "
+        f"host after the rollback); slowest request {figures['slowest_request_seconds']:.2f} s"
+    )
+    save("freeze", figures)
+
+
+def _move_and_roll_back(lab: Any, inventory: Path) -> dict[str, float]:
+    from runbook.journal import BEFORE_ROLLBACK, Journal
+
     must(
         run_inv(
             "migrate",
@@ -103,38 +130,40 @@ def bench_freeze_window_and_availability_of_a_site_move(clean_lab, tmp_path: Pat
     started = time.monotonic()
     must(run_inv("migrate", "--yes", "--only", "site:admin/*", inventory=inventory))
     move_seconds = time.monotonic() - started
-    time.sleep(12)  # past the cutover TTL
+    time.sleep(8)  # past the cutover TTL: the probe writes to the new host
+    started = time.monotonic()
+    must(run_inv("rollback", "--yes", "--to", "site:admin/pre-sync", inventory=inventory))
+    rollback_seconds = time.monotonic() - started
+    time.sleep(8)  # past the cutover TTL again
     probe.stop()
     summary = probe.summary()
-    status = json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"]
-    freeze, final, switch = (status[f"site:admin/{part}"] for part in ("freeze", "final-sync", "switch-dns"))
-    # The freeze window: from the start of the freeze (old host starts proxying to the new one) to the
-    # end of the final sync; writes go to the new copy through the proxy, so no request is refused.
-    window = final["finished"] - freeze["started"]
-    requests = int(summary["requests"])  # type: ignore[call-overload]
-    failed = int(summary["failed"])  # type: ignore[call-overload]
-    figures = {
-        "site": "admin",
+    journal = Journal(load_inventory(inventory).journal_path)
+    status = journal.status()
+    freeze, final = status["site:admin/freeze"], status["site:admin/final-sync"]
+    # Forward: from the start of the freeze (old host starts proxying to the new one) to the end of
+    # the final sync. Rollback: from the relay holding the site's requests on the new host to its
+    # thaw, when the old host serves them again with everything carried back.
+    events = [r for r in journal.records() if r.event == BEFORE_ROLLBACK and "admin_relay" in r.body["text"]]
+    held = [r.ts for r in events if "hold freeze" in r.body["text"]][-1]
+    thawed = [r.ts for r in events if "hold thaw" in r.body["text"]][-1]
+    on_old = (lab.root / "old" / "www" / "admin" / "data" / "entries.txt").read_text().splitlines()
+    requests, failed = int(summary["requests"]), int(summary["failed"])  # type: ignore[call-overload]
+    return {
         "move_seconds": move_seconds,
-        "freeze_window_seconds": window,
+        "freeze_window_seconds": final["finished"] - freeze["started"],
         "freeze_step_seconds": freeze["seconds"],
         "final_sync_step_seconds": final["seconds"],
-        "switch_dns_step_seconds": switch["seconds"],
-        "requests": requests,
-        "failed": failed,
-        "stale": summary["stale"],
-        "writes_acknowledged": summary["writes_acknowledged"],
-        "writes_failed": summary["writes_failed"],
+        "rollback_seconds": rollback_seconds,
+        "rollback_window_seconds": thawed - held,
+        "requests": float(requests),
+        "failed": float(failed),
+        "stale": float(summary["stale"]),  # type: ignore[arg-type]
+        "writes_acknowledged": float(summary["writes_acknowledged"]),  # type: ignore[arg-type]
+        "writes_failed": float(summary["writes_failed"]),  # type: ignore[arg-type]
+        "writes_on_old_once": float(sum(1 for _, e in probe.acknowledged if on_old.count(e) == 1)),
         "availability_percent": 100.0 * (requests - failed) / requests if requests else 0.0,
-        "slowest_request_seconds": summary["slowest"],
+        "slowest_request_seconds": float(summary["slowest"]),  # type: ignore[arg-type]
     }
-    print(
-        f"\nsite admin: freeze window {window:.2f} s (freeze {freeze['seconds']:.2f} s + final sync "
-        f"{final['seconds']:.2f} s), whole move {move_seconds:.1f} s; {requests} requests, {failed} failed, "
-        f"{summary['stale']} stale, {summary['writes_acknowledged']} writes kept; availability "
-        f"{figures['availability_percent']:.2f} %, slowest request {summary['slowest']:.2f} s"
-    )
-    save("freeze", figures)
 
 
 def step_seconds(status: dict[str, Any], step: str) -> float:

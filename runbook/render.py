@@ -211,13 +211,15 @@ def _stamp(when: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
 
 
-def rollback_preview(targets: list[str], lines: list[tuple[str, list[str]]], console: Console) -> None:
+def rollback_preview(targets: list[str], entries: list[dict[str, Any]], console: Console) -> None:
     """The plan of a rollback (inv rollback --dry-run): every action in the order it would run."""
     console.print(f"a rollback would undo, in this order: {', '.join(targets)}")
     table = Table(title="Rollback plan (nothing changed)", show_lines=False, expand=True)
     table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("step", style="bold", no_wrap=True)
     table.add_column("what a rollback would do")
-    for number, (line, details) in enumerate(lines, 1):
-        text = "\n".join([escape(line), *(f"    {_diff_line(d)}" for d in details)])
-        table.add_row(str(number), Text.from_markup(text))
+    for number, entry in enumerate(entries, 1):
+        lines = [escape(entry["action"]), *(f"    {_diff_line(d)}" for d in entry["details"])]
+        phase = {"carry-back": "[cyan]carry back[/cyan] ", "after": "[dim]then[/dim] "}.get(entry["phase"], "")
+        table.add_row(str(number), escape(entry["step"]), Text.from_markup(phase + "\n".join(lines)))
     console.print(table)

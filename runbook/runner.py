@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -353,7 +353,7 @@ class Runner:
         """Run a step's before_rollback actions (journaled as they run); on a failure, its
         abort actions, then stop the rollback with what to do."""
         ctx, done = self.ctx, []
-        for action in step.before_rollback(ctx):
+        for number, action in enumerate(step.before_rollback(ctx), 1):
             ctx.reporter.step_event(step.id, "undo", short_describe(action))
             ctx.journal.append(BEFORE_ROLLBACK, step.id, text=action.describe())
             try:
@@ -370,27 +370,38 @@ class Runner:
                     "Fix the cause, then run: inv rollback"
                 ) from exc
             done.append(f"{step.id}: {short_describe(action)}")
+            failpoints.hit(step.id, f"rollback-{number}")
         return done
 
-    def rollback_preview(self, step_ids: list[str]) -> list[tuple[str, list[str]]]:
-        """What rollback_steps(step_ids) would do, as (line, detail lines), from live state and
-        the journal; changes nothing (call it with a dry-run context)."""
+    def rollback_preview(self, step_ids: list[str]) -> list[dict[str, Any]]:
+        """What rollback_steps(step_ids) would do, in order: {phase (carry-back, inverse, after),
+        step, action, details}, from live state and the journal; changes nothing (call it with a
+        dry-run context)."""
         ctx, wanted = self.ctx, set(step_ids)
         position = {s.id: i for i, s in enumerate(self.steps)}
-        latest_first = sorted(wanted, key=lambda s: position.get(s, -1), reverse=True)
-        out: list[tuple[str, list[str]]] = []
-        for step_id in latest_first:
-            step = self.by_id.get(step_id)
-            for action in step.before_rollback(ctx) if step else []:
-                out.append((f"{step_id}: {short_describe(action)}", action.preview(ctx)))
+        latest_first = [
+            self.by_id[s] for s in sorted(wanted, key=lambda s: position.get(s, -1), reverse=True) if s in self.by_id
+        ]
+        out: list[dict[str, Any]] = []
+
+        def add(phase: str, step_id: str, action: Action | None, text: str = "") -> None:
+            details = action.preview(ctx) if action is not None and phase != "inverse" else []
+            out.append({"phase": phase, "step": step_id, "action": text or short_describe(action), "details": details})  # type: ignore[arg-type]
+
+        for step in latest_first:
+            for action in step.before_rollback(ctx):
+                add("carry-back", step.id, action)
         for record in reversed(ctx.journal.action_records()):
             if record.step_id in wanted:
-                text = short_describe(record.inverse) if record.inverse else f"cannot undo {record.action.describe()}"
-                out.append((f"{record.step_id}: {text}", []))
-        for step_id in latest_first:
-            step = self.by_id.get(step_id)
-            for action in step.rollback_actions(ctx) if step else []:
-                out.append((f"{step_id}: {short_describe(action)}", action.preview(ctx)))
+                add(
+                    "inverse",
+                    record.step_id,
+                    record.inverse,
+                    "" if record.inverse else f"cannot undo {record.action.describe()}",
+                )
+        for step in latest_first:
+            for action in step.rollback_actions(ctx):
+                add("after", step.id, action)
         return out
 
     # -- verify ------------------------------------------------------------------------------

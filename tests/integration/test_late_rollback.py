@@ -95,3 +95,44 @@ def test_a_rollback_that_cannot_reach_the_new_host_refuses_and_says_what_is_lost
         lab.lab.up()  # type: ignore[attr-defined]
     status = json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"]
     assert status["site:shop/switch-dns"]["state"] == "rolled-back"
+
+
+def carry_back_number(inventory: Path, site: str, says: str) -> int:
+    """N of the failpoint rollback-N: the position of the carry-back action that `says` among the
+    site's carry-back actions, as `inv rollback --dry-run --json` lists them."""
+    plan = json.loads(must(run_inv("rollback", "--dry-run", "--json", inventory=inventory)).stdout)
+    mine = [a for a in plan["actions"] if a["phase"] == "carry-back" and a["step"] == f"site:{site}/final-sync"]
+    return next(n for n, a in enumerate(mine, 1) if says in a["action"])
+
+
+def test_a_rollback_killed_in_its_carry_back_resumes_and_loses_nothing(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Killed with SIGKILL right after the data went back (not yet marked), then again after the
+    mark (the old vhost not yet serving); each time `inv rollback` again finishes the job, under
+    the probe: no request fails, every write ends up once on the old host."""
+    lab = clean_lab
+    inventory = inventory_variant(tmp_path, "late-rollback-crash")
+    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:admin/*", inventory=inventory))
+    probe = Probe("admin.club.test", lab.resolver, client_trust(lab), rate=10, write_every=5)
+    probe.start()
+    time.sleep(8)
+    after_copy = carry_back_number(inventory, "admin", "carry /var/www/admin back")
+    after_mark = carry_back_number(inventory, "admin", "mark the copy done")
+    point = "site:admin/final-sync@rollback-{}"
+    args = ("rollback", "--yes", "--to", "site:admin/pre-sync")
+    first = run_inv(*args, inventory=inventory, RUNBOOK_FAILPOINT=point.format(after_copy))
+    assert first.returncode != 0 and "failpoint" in first.stderr, first.stdout[-2000:]
+    # The resumed rollback copies again (the copy was not marked), and is killed after the mark.
+    second = run_inv(*args, inventory=inventory, RUNBOOK_FAILPOINT=point.format(after_mark))
+    assert second.returncode != 0 and "failpoint" in second.stderr, second.stdout[-2000:]
+    third = must(run_inv(*args, inventory=inventory))
+    assert "already carried back" in third.stdout, third.stdout[-3000:]
+    time.sleep(8)
+    probe.stop()
+    summary = probe.summary()
+    print(json.dumps(summary))
+    assert summary["failed"] == 0, [s for s in probe.samples if not s.ok][:5]
+    assert summary["stale"] == 0, [s for s in probe.samples if s.missing][:5]
+    on_old = (lab.root / "old" / "www" / "admin" / "data" / "entries.txt").read_text().splitlines()
+    assert probe.acknowledged
+    for _, entry in probe.acknowledged:
+        assert on_old.count(entry) == 1, entry
