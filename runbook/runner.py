@@ -142,9 +142,8 @@ class Runner:
         is not all done (the site is half moved); empty otherwise."""
         if not step.group:
             return []
-        status = self.ctx.journal.status()
         members = [s.id for s in self.steps if s.group == step.group]
-        states = [status.get(m, {}).get("state", "pending") for m in members]
+        states = [self.ctx.journal.state(m) for m in members]
         touched = [m for m, state in zip(members, states, strict=True) if state in ("done", "failed", "running")]
         if not touched or all(state == "done" for state in states):
             return []

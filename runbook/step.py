@@ -87,7 +87,7 @@ class Step:
         """For set-up steps undone on purpose at the end (`cleaned_up_by`: a transfer key, the
         lowered TTL): done once that step is journaled done. None otherwise."""
         later = self.cleaned_up_by
-        if later and ctx.journal.status().get(later, {}).get("state") == "done":
+        if later and ctx.journal.state(later) == "done":
             return CheckResult(True, f"used, then cleaned up by {later}")
         return None
 

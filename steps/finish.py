@@ -117,7 +117,7 @@ class Decommission(Step):
         self.inventory = inventory
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.journal.status().get(self.id, {}).get("state") == "done" and ctx.journal.data(self.id):
+        if ctx.journal.state(self.id) == "done" and ctx.journal.data(self.id):
             return CheckResult(True, "checklist journaled; `inv report` shows it")
         return CheckResult(False, "reads the old host's access logs (informs, changes nothing)")
 

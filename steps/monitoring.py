@@ -289,11 +289,8 @@ class Blackbox(Step):
         )
 
     def _moved_sites(self, ctx: RunContext) -> set[str]:
-        status = ctx.journal.status()
         return {
-            site.name
-            for site in self.inventory.sites
-            if status.get(f"site:{site.name}/switch-dns", {}).get("state") == "done"
+            site.name for site in self.inventory.sites if ctx.journal.state(f"site:{site.name}/switch-dns") == "done"
         }
 
     def _current(self, ctx: RunContext) -> dict[str, str | None]:

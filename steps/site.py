@@ -195,7 +195,7 @@ class VerifyNew(SiteStep):
         return {"new": Reads(containers=(self.container,))}
 
     def check(self, ctx: RunContext) -> CheckResult:
-        journaled = ctx.journal.status().get(self.id, {}).get("state") == "done"
+        journaled = ctx.journal.state(self.id) == "done"
         if journaled and hold_state(ctx.hosts.get("new"), self.container) == "held":
             # A resumed run finds the site frozen for its final sync: asking it now would only wait.
             return CheckResult(True, "verified before the freeze; the new host holds requests for the final sync")
@@ -358,7 +358,7 @@ class FinalSync(SiteStep):
     def verify(self, ctx: RunContext) -> str:
         pending = []
         # After transfer/revoke the new host can no longer read the old one: nothing to compare.
-        key_gone = ctx.journal.status().get("transfer/revoke", {}).get("state") == "done"
+        key_gone = ctx.journal.state("transfer/revoke") == "done"
         for path in () if key_gone else self.site.data:
             dest = compose.data_path(self.inventory, self.site, path)
             dry = ctx.hosts.get("new").run(
