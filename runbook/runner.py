@@ -22,6 +22,7 @@ from runbook.journal import (
     ALREADY_DONE,
     APPLIED,
     BEFORE_ROLLBACK,
+    DATA,
     DONE,
     FAILED,
     INVERSE_APPLIED,
@@ -32,7 +33,7 @@ from runbook.journal import (
 )
 from runbook.plan import PlanEntry, plan_entry
 from runbook.secrets import scrub
-from runbook.step import Step
+from runbook.step import Step, Verified
 
 log = logging.getLogger(__name__)
 
@@ -205,13 +206,15 @@ class Runner:
             try:
                 self._apply(step)
                 failpoints.hit(step.id, "before-verify")
-                seen = self._verify(step)
-                journal.append(VERIFIED, step.id, seen=seen)
+                verified = self._verify(step)
+                if verified.data:
+                    journal.append(DATA, step.id, **verified.data)
+                journal.append(VERIFIED, step.id, seen=verified.seen)
                 failpoints.hit(step.id, "after-verify")
                 seconds = time.monotonic() - started
                 journal.append(DONE, step.id, seconds=seconds)
-                reporter.step_event(step.id, "changed", seen)
-                return Outcome(step.id, "changed", seconds, seen)
+                reporter.step_event(step.id, "changed", verified.seen)
+                return Outcome(step.id, "changed", seconds, verified.seen)
             except RunbookError as exc:
                 message = self._scrubbed(str(exc))
                 journal.append(FAILED, step.id, error=message)
@@ -263,7 +266,7 @@ class Runner:
                 failpoints.hit(step.id, "mid-actions")
         failpoints.hit(step.id, "after-apply")
 
-    def _verify(self, step: Step) -> str:
+    def _verify(self, step: Step) -> Verified:
         try:
             for attempt in Retrying(
                 stop=stop_after_delay(step.verify_timeout),
@@ -272,7 +275,7 @@ class Runner:
                 reraise=True,
             ):
                 with attempt:
-                    return step.verify(self.ctx)
+                    return Verified.of(step.verify(self.ctx))
         except VerifyError as exc:
             raise StepError(step.id, f"verification failed after {step.verify_timeout:.0f} s: {exc}") from exc
         raise AssertionError("unreachable")
@@ -394,7 +397,8 @@ class Runner:
 
     # -- verify ------------------------------------------------------------------------------
     def verify_all(self, steps: list[Step]) -> list[Outcome]:
-        """Every step's verification, read-only, once (no retries)."""
+        """Every step's verification, read-only, once (no retries); the data a verification
+        returns to keep is not journaled."""
         outcomes = []
         for step in steps:
             started = time.monotonic()
@@ -403,7 +407,7 @@ class Runner:
                 outcomes.append(Outcome(step.id, "ok", 0.0, finished.reason))
                 continue
             try:
-                seen = step.verify(self.ctx)
+                seen = Verified.of(step.verify(self.ctx)).seen
                 outcomes.append(Outcome(step.id, "ok", time.monotonic() - started, seen))
             except RunbookError as exc:
                 outcomes.append(Outcome(step.id, "failed", time.monotonic() - started, self._scrubbed(str(exc))))

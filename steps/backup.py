@@ -27,8 +27,8 @@ from runbook.errors import CommandFailed, RunbookError, VerifyError
 from runbook.facts import host_facts
 from runbook.hosts import Host
 from runbook.inventory import BackupSpec, Inventory
-from runbook.journal import ACTION, DATA
-from runbook.step import CheckResult, Step
+from runbook.journal import ACTION
+from runbook.step import CheckResult, Step, Verified
 from steps.provision import sha
 
 SAFETY_NET_ID = "backup/safety-net"
@@ -270,7 +270,7 @@ class SafetyNet(Step):
             )
         ]
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> str | Verified:
         archive = self._archive(ctx)
         if archive is None:
             raise VerifyError("no safety-net archive was made")
@@ -280,20 +280,19 @@ class SafetyNet(Step):
             raise VerifyError(str(exc)) from exc
         if archive not in listed:
             raise VerifyError(f"borg list {self.spec.safety_net_repository} does not show {archive}")
-        if not ctx.dry_run and not ctx.journal.data(self.id).get("archive"):
-            figures = next(
-                (r.facts for r in reversed(ctx.journal.action_records()) if r.step_id == self.id and r.facts), {}
-            )
-            ctx.journal.append(
-                DATA,
-                self.id,
-                archive=archive,
-                repository=self.spec.safety_net_repository,
-                databases=list(self.spec.databases),
-                paths=safety_net_paths(self.inventory),
-                **{k: v for k, v in figures.items() if k not in ("exit", "archive")},
-            )
-        return f"borg list shows {archive} in {self.spec.safety_net_repository}"
+        seen = f"borg list shows {archive} in {self.spec.safety_net_repository}"
+        if ctx.journal.data(self.id).get("archive"):
+            return seen
+        figures = next(
+            (r.facts for r in reversed(ctx.journal.action_records()) if r.step_id == self.id and r.facts), {}
+        )
+        data = {
+            "archive": archive,
+            "repository": self.spec.safety_net_repository,
+            "databases": list(self.spec.databases),
+            "paths": safety_net_paths(self.inventory),
+        }
+        return Verified(seen, data | {k: v for k, v in figures.items() if k not in ("exit", "archive")})
 
 
 def nightly_script(inventory: Inventory) -> str:
@@ -426,7 +425,7 @@ class NewHostBackup(Step):
         )
         return actions
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> Verified:
         try:
             archives = archive_names(self._borg(ctx, "list", "--json"))
             if not archives:
@@ -438,22 +437,21 @@ class NewHostBackup(Step):
         last = (info.get("archives") or [{}])[-1]
         stats = last.get("stats", {})
         cron = ctx.hosts.get("new").run(["sh", "-c", "pidof cron crond >/dev/null"], check=False).exit_code == 0
-        if not ctx.dry_run:
-            ctx.journal.append(
-                DATA,
-                self.id,
-                repository=self.spec.repository,
-                archives=len(archives),
-                last_archive=archives[-1],
-                original_bytes=stats.get("original_size"),
-                deduplicated_bytes=stats.get("deduplicated_size"),
-                files=stats.get("nfiles"),
-                schedule=self.spec.schedule,
-                cron_file=self.spec.cron_file,
-                cron_running=cron,
-            )
         note = "" if cron else "; note: no cron daemon runs on the new host, the schedule waits for one"
-        return f"borg list: {len(archives)} archive(s), last {archives[-1]}; borg check ok{note}"
+        return Verified(
+            f"borg list: {len(archives)} archive(s), last {archives[-1]}; borg check ok{note}",
+            {
+                "repository": self.spec.repository,
+                "archives": len(archives),
+                "last_archive": archives[-1],
+                "original_bytes": stats.get("original_size"),
+                "deduplicated_bytes": stats.get("deduplicated_size"),
+                "files": stats.get("nfiles"),
+                "schedule": self.spec.schedule,
+                "cron_file": self.spec.cron_file,
+                "cron_running": cron,
+            },
+        )
 
 
 def safety_steps(inventory: Inventory) -> list[Step]:

@@ -18,7 +18,7 @@ from runbook.hold import hold_argv, hold_state
 from runbook.http import Response, acme_context, acme_root_pem, describe_visit, request, unverified_context, visit
 from runbook.inventory import Inventory, SiteSpec
 from runbook.reads import Reads
-from runbook.step import CheckResult, Step
+from runbook.step import CheckResult, Step, Verified
 from steps import addresses, database, ttl
 from steps.carryback import AwaitCachesExpire, CarryBack
 from steps.provision import sha
@@ -68,7 +68,7 @@ class SiteStep(Step):
     def _verified(self, ctx: RunContext) -> CheckResult:
         """For verification-only sub-steps: done when the verification passes now."""
         try:
-            return CheckResult(True, self.verify(ctx))
+            return CheckResult(True, Verified.of(self.verify(ctx)).seen)
         except RunbookError as exc:
             return CheckResult(False, f"not verified yet: {str(exc)[:200]}")
 
