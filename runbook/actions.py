@@ -200,7 +200,7 @@ class PutFile(Action):
     def _diff(self, ctx: RunContext, current: bytes | None) -> list[str]:
         from runbook.filediff import masked_diff
 
-        return masked_diff(self.path, current, self.content.encode(), ctx.extra.get("secrets", []))
+        return masked_diff(self.path, current, self.content.encode(), ctx.secrets)
 
     def preview(self, ctx: RunContext) -> list[str]:
         return self._diff(ctx, ctx.hosts.get(self.host).read_file(self.path))

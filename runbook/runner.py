@@ -135,7 +135,7 @@ class Runner:
         dry-run view of this context, as `inv plan` builds it)."""
         if self.prompter is None:
             return
-        planning = dataclasses.replace(self.ctx, dry_run=True, extra=dict(self.ctx.extra))
+        planning = dataclasses.replace(self.ctx, dry_run=True)
         self.prompter.show(plan_entry(step, planning))
 
     def group_in_progress(self, step: Step) -> list[str]:
@@ -246,8 +246,7 @@ class Runner:
         return Outcome(step.id, "failed", time.monotonic() - started, message)
 
     def _scrubbed(self, text: str) -> str:
-        secrets = self.ctx.extra.get("secrets", [])
-        return scrub(text, secrets)
+        return scrub(text, self.ctx.secrets)
 
     def _apply(self, step: Step) -> None:
         journal = self.ctx.journal

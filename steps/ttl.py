@@ -109,10 +109,10 @@ def old_ttl_gate(ctx: RunContext) -> float | None:
         return float(gate)
     if ctx.dry_run:
         # One estimate per plan: every site's switch asks, and each read covers every record.
-        if "gate_estimate" not in ctx.extra:
+        if ctx.gate_estimate is None:
             ttls = [v.ttl for v in records_to_lower(ctx).values()]
-            ctx.extra["gate_estimate"] = ctx.clock.now() + max(ttls, default=0)
-        return float(ctx.extra["gate_estimate"])
+            ctx.gate_estimate = ctx.clock.now() + max(ttls, default=0)
+        return ctx.gate_estimate
     return None
 
 
