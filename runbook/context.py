@@ -10,7 +10,7 @@ from runbook.hosts import HostPool
 from runbook.inventory import Inventory
 from runbook.journal import Journal
 from runbook.secrets import Secret
-from runbook.waiting import countdown
+from runbook.waiting import CountdownReporter, countdown
 
 if TYPE_CHECKING:
     import ssl
@@ -58,7 +58,7 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
 
-    def wait_until(self, until: float, why: str, reporter: Reporter | None) -> None:
+    def wait_until(self, until: float, why: str, reporter: CountdownReporter | None) -> None:
         """Sleep until `until`, with the reporter's countdown; returns within half a second of it."""
         if until <= self.now():
             return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from runbook.errors import RunbookError
 
 if TYPE_CHECKING:
-    from runbook.context import RunContext
+    from runbook.actioncontext import ActionContext
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def request(
         raise RunbookError(f"{where}: {exc or type(exc).__name__}") from exc
 
 
-def acme_root_pem(ctx: RunContext) -> str | None:
+def acme_root_pem(ctx: ActionContext) -> str | None:
     """The ACME server's issuing root as PEM when the inventory names where it is published
     (`acme.ca_roots_url`, pebble: it changes on every start), fetched once per run; else None
     (Let's Encrypt's roots are in the system's trust store)."""
@@ -92,7 +92,7 @@ def acme_root_pem(ctx: RunContext) -> str | None:
     return pem
 
 
-def acme_context(ctx: RunContext) -> ssl.SSLContext:
+def acme_context(ctx: ActionContext) -> ssl.SSLContext:
     """An SSL context that trusts what the ACME server issues (see acme_root_pem)."""
     if ctx.acme_ssl_context is None:
         pem = acme_root_pem(ctx)

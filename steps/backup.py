@@ -19,7 +19,7 @@ import json
 import shlex
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runbook.actions import Action, Note, PutFile, RemoveFile, RunCommand, _register
 from runbook.context import RunContext
@@ -30,6 +30,9 @@ from runbook.inventory import BackupSpec, Inventory
 from runbook.journal import ACTION
 from runbook.step import CheckResult, Step, Verified
 from steps.provision import sha
+
+if TYPE_CHECKING:
+    from runbook.actioncontext import ActionContext
 
 SAFETY_NET_ID = "backup/safety-net"
 NEW_HOST_ID = "backup/new-host"
@@ -108,10 +111,10 @@ class BorgScript(Action):
     def describe(self) -> str:
         return f"{self.host}$ sh -c <{self.why or 'borg script'}> {shlex.join(self.args)} (passphrase on stdin)"
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         return Note(f"kept on rollback: {self.kept}") if self.kept else None
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         started = time.monotonic()
         result = run_with_passphrase(ctx, ctx.hosts.get(self.host), self.script, self.args, self.timeout)
         facts: dict[str, Any] = {"exit": result[0], "seconds": round(time.monotonic() - started, 3)}
@@ -133,13 +136,13 @@ class PutPassphraseFile(Action):
     def describe(self) -> str:
         return f"{self.host}: write {self.path} (mode 600, the Borg passphrase)"
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         host = ctx.hosts.get(self.host)
         if host.run(["test", "-e", self.path], check=False).exit_code == 0:
             return Note(f"kept on rollback: {self.path} was there before")
         return RemoveFile(host=self.host, path=self.path, why="undo: the Borg passphrase file")
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         host = ctx.hosts.get(self.host)
         host.run(["mkdir", "-p", "-m", "700", self.path.rsplit("/", 1)[0] or "/"])
         host.write_file(self.path, (_spec(ctx.inventory).passphrase().reveal() + "\n").encode(), 0o600)
@@ -153,7 +156,7 @@ def _spec(inventory: Inventory) -> BackupSpec:
 
 
 def run_with_passphrase(
-    ctx: RunContext, host: Host, script: str, args: tuple[str, ...] | list[str], timeout: float | None = 600
+    ctx: ActionContext, host: Host, script: str, args: tuple[str, ...] | list[str], timeout: float | None = 600
 ) -> tuple[int, str]:
     """Run script on host with BORG_PASSPHRASE from stdin. Raises CommandFailed (passphrase scrubbed)."""
     secret = _spec(ctx.inventory).passphrase()

@@ -41,6 +41,7 @@ from steps.database import old_dump_dir
 from steps.transfer import AUTHORIZE, KEYGEN, PUT_SUDOERS, REVOKE, host_endpoint, pinned_lines, sudoers_rule
 
 if TYPE_CHECKING:
+    from runbook.actioncontext import ActionContext
     from runbook.context import RunContext
 
 KEY = "/root/.ssh/runbook_rollback"
@@ -131,7 +132,7 @@ class AwaitRelay(Action):
     def describe(self) -> str:
         return f"wait until the new host ({self.address}) routes {', '.join(self.domains)} to the relay"
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         from runbook.http import acme_context, request
 
         deadline = time.monotonic() + self.timeout
@@ -171,7 +172,7 @@ class AwaitCachesExpire(Action):
             f"then {self.ttl + 1} s (the cutover TTL) for resolvers' caches of the new address"
         )
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         records = [(d, t, ctx.dns.read(d, t)) for d in self.domains for t in ("A", "AAAA")]
         waited = ctx.dns.wait_all_propagated(records, why=f"{', '.join(self.domains)} back on the old host")
         ctx.clock.wait_until(
@@ -674,7 +675,7 @@ class AuthorizeFromOld(Action):
     def describe(self) -> str:
         return f'new: accept the old host\'s {self.public_key} in {self.keys} with command="{self.forced}"'
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         public = ctx.hosts.get("old").read_file(self.public_key)
         if public is None:
             raise RunbookError(f"the old host has no {self.public_key}")
