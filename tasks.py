@@ -133,7 +133,7 @@ def _collect_secrets(ctx: RunContext) -> None:
             secrets.append(inv.backup.passphrase())
     except RunbookError:
         pass  # a missing file is reported where it is needed
-    ctx.extra["secrets"] = secrets
+    ctx.secrets = secrets
 
 
 def _journal_warnings(journal: Journal) -> None:
@@ -163,7 +163,7 @@ def migrate(c, inventory=None, step=False, dry_run=False, yes=False, only=None, 
             return
         # The plan as `inv plan` computes it (a dry-run view of the same live state), so that a
         # reviewed checksum matches; the DNS safety check reads the same plan.
-        planning = dataclasses.replace(ctx, dry_run=True, extra=dict(ctx.extra))
+        planning = dataclasses.replace(ctx, dry_run=True)
         plan = None
         if checksum:
             plan = build_plan(selected, planning)
@@ -350,7 +350,7 @@ def report(c, inventory=None, open_=False):
     from runbook.report import write_report
 
     with _errors(), _session(c, inventory, dry_run=True) as (ctx, steps):
-        markdown, page = write_report(ctx.inventory, ctx.journal, steps, ctx.extra.get("secrets", []))
+        markdown, page = write_report(ctx.inventory, ctx.journal, steps, ctx.secrets)
     if open_:
         console.print(str(page))
         return

@@ -20,7 +20,7 @@ from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError
 
 if TYPE_CHECKING:
-    from runbook.context import RunContext
+    from runbook.actioncontext import ActionContext
 
 _REGISTRY: dict[str, type[Action]] = {}
 
@@ -42,25 +42,25 @@ class Action:
         """One line for a plan: what happens where."""
         raise NotImplementedError
 
-    def preview(self, ctx: RunContext) -> list[str]:
+    def preview(self, ctx: ActionContext) -> list[str]:
         """Extra lines for a dry run (a diff, old -> new), from read-only checks."""
         return []
 
-    def plan_view(self, ctx: RunContext) -> tuple[list[str], dict[str, Any]]:
+    def plan_view(self, ctx: ActionContext) -> tuple[list[str], dict[str, Any]]:
         """For the plan: the preview lines, and the live state the action depends on that its own
         data does not hold (a file's current hash), which the plan's checksum covers."""
         return self.preview(ctx), {}
 
-    def journal_details(self, ctx: RunContext) -> list[str]:
+    def journal_details(self, ctx: ActionContext) -> list[str]:
         """Lines the journal keeps with the action's intent (a file's masked diff)."""
         return []
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         """Return the inverse of this action, or None when it cannot be undone. Changes nothing
         on the hosts (a replaced file's content may be kept beside the journal)."""
         return None
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         """Perform the action; return facts worth journaling (sizes, serials)."""
         raise NotImplementedError
 
@@ -112,12 +112,12 @@ class RunCommand(Action):
     def describe(self) -> str:
         return f"{self.host}$ {command_line(self.argv)}"
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         if not self.undo:
             return Note(f"kept on rollback: {self.kept}") if self.kept else None
         return RunCommand(host=self.host, argv=self.undo, why=f"undo: {self.why or self.argv[0]}")
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         started = time.monotonic()
         result = ctx.hosts.get(self.host).run(list(self.argv), timeout=self.timeout)
         facts: dict[str, Any] = {"exit": result.exit_code, "seconds": round(time.monotonic() - started, 3)}
@@ -155,7 +155,7 @@ class Note(Action):
     def describe(self) -> str:
         return self.text
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         return {}
 
 
@@ -197,30 +197,30 @@ class PutFile(Action):
             "bytes": len(data),
         }
 
-    def _diff(self, ctx: RunContext, current: bytes | None) -> list[str]:
+    def _diff(self, ctx: ActionContext, current: bytes | None) -> list[str]:
         from runbook.filediff import masked_diff
 
-        return masked_diff(self.path, current, self.content.encode(), ctx.extra.get("secrets", []))
+        return masked_diff(self.path, current, self.content.encode(), ctx.secrets)
 
-    def preview(self, ctx: RunContext) -> list[str]:
+    def preview(self, ctx: ActionContext) -> list[str]:
         return self._diff(ctx, ctx.hosts.get(self.host).read_file(self.path))
 
-    def plan_view(self, ctx: RunContext) -> tuple[list[str], dict[str, Any]]:
+    def plan_view(self, ctx: ActionContext) -> tuple[list[str], dict[str, Any]]:
         current = ctx.hosts.get(self.host).read_file(self.path)
         before = None if current is None else hashlib.sha256(current).hexdigest()
         return self._diff(ctx, current), {"before_sha256": before}
 
-    def journal_details(self, ctx: RunContext) -> list[str]:
+    def journal_details(self, ctx: ActionContext) -> list[str]:
         return self.preview(ctx)
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         current = ctx.hosts.get(self.host).read_file(self.path)
         if current is None:
             return RemoveFile(host=self.host, path=self.path, why=f"undo: {self.why or 'write'}")
         kept = ctx.journal.keep_file(current)
         return RestoreFile(host=self.host, path=self.path, sha256=kept)
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         data = self.content.encode()
         ctx.hosts.get(self.host).write_file(self.path, data, self.mode)
         return {"bytes": len(data)}
@@ -242,7 +242,7 @@ class WrittenFile(Action):
     def describe(self) -> str:
         return f"{self.host}: write {self.path} (mode {self.mode:o}, {self.bytes} bytes, sha256 {self.sha256[:16]})"
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         raise RunbookError(f"the journal keeps no content of {self.path}; it cannot be written again from there")
 
 
@@ -264,7 +264,7 @@ class RestoreFile(Action):
             return f"{self.host}: restore {self.path} (sha256 {self.sha256[:16]}, kept beside the journal)"
         return f"{self.host}: restore {self.path} from {self.backup}"
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         host = ctx.hosts.get(self.host)
         if self.sha256:
             data = ctx.journal.kept_file(self.sha256)
@@ -294,7 +294,7 @@ class RemoveFile(Action):
     def describe(self) -> str:
         return f"{self.host}: remove {self.path}"
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         ctx.hosts.get(self.host).run(["rm", "-f", self.path])
         return {}
 
@@ -314,11 +314,11 @@ class WaitUntil(Action):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.until))
         return f"wait until {stamp} ({self.why})"
 
-    def preview(self, ctx: RunContext) -> list[str]:
+    def preview(self, ctx: ActionContext) -> list[str]:
         left = self.until - ctx.clock.now()
         return [f"{max(0.0, left):.0f} s from now"]
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         ctx.clock.wait_until(self.until, self.why, ctx.reporter)
         return {}
 
@@ -354,18 +354,18 @@ class ReplaceRRset(Action):
         new = self.new.text() if self.new else "(absent)"
         return f"DNS {self.name} {self.rdtype}: {old} -> {new}"
 
-    def preview(self, ctx: RunContext) -> list[str]:
+    def preview(self, ctx: ActionContext) -> list[str]:
         lines = []
         if not ctx.dns.atomic_cas:
             lines.append("provider has no atomic compare-and-swap: read, compare, write, re-read")
         return lines
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         return ReplaceRRset(
             self.name, self.rdtype, expected=self.new, new=self.expected, why=f"undo: {self.why or 'replace'}"
         )
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         serial = ctx.dns.replace(self.name, self.rdtype, self.expected, self.new)
         return {"serial": serial}
 

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runbook.hosts import HostPool
 from runbook.inventory import Inventory
 from runbook.journal import Journal
-from runbook.waiting import countdown
+from runbook.secrets import Secret
+from runbook.waiting import CountdownReporter, countdown
 
 if TYPE_CHECKING:
+    import ssl
+
     from runbook.dns import DnsService
 
 
@@ -55,7 +58,7 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
 
-    def wait_until(self, until: float, why: str, reporter: Reporter | None) -> None:
+    def wait_until(self, until: float, why: str, reporter: CountdownReporter | None) -> None:
         """Sleep until `until`, with the reporter's countdown; returns within half a second of it."""
         if until <= self.now():
             return
@@ -66,7 +69,10 @@ class Clock:
 
 @dataclass
 class RunContext:
-    """Inventory, hosts, DNS, journal, flags and clock for one run."""
+    """Inventory, hosts, DNS, journal, flags and clock for one run, and what the run fetches once.
+
+    A dry-run view of it (`dataclasses.replace(ctx, dry_run=True)`, as plans are built) starts
+    with the values fetched so far; what the view fetches stays in the view."""
 
     inventory: Inventory
     journal: Journal
@@ -75,7 +81,18 @@ class RunContext:
     dry_run: bool = False
     yes: bool = False
     clock: Clock = field(default_factory=Clock)
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The secrets this run may see (TSIG key, mail passwords, Borg passphrase), filled by
+    #: tasks.py: scrubbed from error texts (also libraries') and masked in file diffs.
+    secrets: list[Secret] = field(default_factory=list)
+    #: A plan's estimate of when the old-TTL gate opens, before ttl/lower journaled the gate
+    #: (steps.ttl.old_ttl_gate): made once per plan, in a dry-run context only.
+    gate_estimate: float | None = None
+    #: Whether runbook.http.acme_root_pem fetched the ACME server's issuing root yet (once per run).
+    acme_root_fetched: bool = False
+    #: That root as PEM, once fetched; None when the inventory publishes none (acme.ca_roots_url).
+    acme_root_pem: str | None = None
+    #: The SSL context trusting what the ACME server issues, once runbook.http.acme_context built it.
+    acme_ssl_context: ssl.SSLContext | None = None
     #: inv rollback --discard-new-writes: a rollback may give up what an unreachable new host took.
     discard_new_writes: bool = False
     #: Hosts a rollback found unreachable (with discard_new_writes): their inverses are skipped.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from runbook.errors import RunbookError
 
 if TYPE_CHECKING:
-    from runbook.context import RunContext
+    from runbook.actioncontext import ActionContext
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,12 @@ def request(
         raise RunbookError(f"{where}: {exc or type(exc).__name__}") from exc
 
 
-def acme_root_pem(ctx: RunContext) -> str | None:
+def acme_root_pem(ctx: ActionContext) -> str | None:
     """The ACME server's issuing root as PEM when the inventory names where it is published
     (`acme.ca_roots_url`, pebble: it changes on every start), fetched once per run; else None
     (Let's Encrypt's roots are in the system's trust store)."""
-    if "acme_root_pem" in ctx.extra:
-        return ctx.extra["acme_root_pem"]
+    if ctx.acme_root_fetched:
+        return ctx.acme_root_pem
     acme = ctx.inventory.acme
     pem = None
     if acme and acme.ca_roots_url:
@@ -88,18 +88,16 @@ def acme_root_pem(ctx: RunContext) -> str | None:
                 pem = answer.read().decode()
         except OSError as exc:
             raise RunbookError(f"cannot fetch the ACME server's root from {acme.ca_roots_url}: {exc}") from exc
-    ctx.extra["acme_root_pem"] = pem
+    ctx.acme_root_pem, ctx.acme_root_fetched = pem, True
     return pem
 
 
-def acme_context(ctx: RunContext) -> ssl.SSLContext:
+def acme_context(ctx: ActionContext) -> ssl.SSLContext:
     """An SSL context that trusts what the ACME server issues (see acme_root_pem)."""
-    cached = ctx.extra.get("acme_context")
-    if cached is None:
+    if ctx.acme_ssl_context is None:
         pem = acme_root_pem(ctx)
-        cached = ssl.create_default_context(cadata=pem) if pem else ssl.create_default_context()
-        ctx.extra["acme_context"] = cached
-    return cached
+        ctx.acme_ssl_context = ssl.create_default_context(cadata=pem) if pem else ssl.create_default_context()
+    return ctx.acme_ssl_context
 
 
 REDIRECTS = (301, 302, 303, 307, 308)

@@ -136,24 +136,12 @@ class Journal:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per step: state (done, failed, rolled-back, running, skipped), started, finished, seconds."""
-        out: dict[str, dict[str, Any]] = {}
-        for r in self.records():
-            entry = out.setdefault(r.step, {"state": "pending", "started": None, "finished": None, "seconds": None})
-            if r.event == STARTED:
-                entry.update(state="running", started=r.ts, finished=None, seconds=None, error=None)
-            elif r.event in (DONE, ALREADY_DONE):
-                entry.update(state="done", finished=r.ts)
-                if entry["started"] and r.event == DONE:
-                    entry["seconds"] = r.ts - entry["started"]
-            elif r.event == FAILED:
-                entry.update(state="failed", finished=r.ts, error=r.body.get("error"))
-                if entry["started"]:
-                    entry["seconds"] = r.ts - entry["started"]
-            elif r.event == ROLLED_BACK:
-                entry.update(state="rolled-back", finished=r.ts)
-            elif r.event == SKIPPED and entry["state"] == "pending":
-                entry.update(state="skipped")
-        return out
+        return _status(self.records())
+
+    def state(self, step: str) -> str:
+        """The step's state as status() gives it (done, failed, rolled-back, running, skipped),
+        "pending" when the journal does not know the step."""
+        return str(_status(self.step_records(step)).get(step, {}).get("state", "pending"))
 
     def data(self, step: str) -> dict[str, Any]:
         """The step's data records merged in order (later keys win); empty after a rollback."""
@@ -240,6 +228,28 @@ class Journal:
         except OSError:
             return None
         return data if hashlib.sha256(data).hexdigest() == digest else None
+
+
+def _status(records: list[Record]) -> dict[str, dict[str, Any]]:
+    """Journal.status() of these records."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        entry = out.setdefault(r.step, {"state": "pending", "started": None, "finished": None, "seconds": None})
+        if r.event == STARTED:
+            entry.update(state="running", started=r.ts, finished=None, seconds=None, error=None)
+        elif r.event in (DONE, ALREADY_DONE):
+            entry.update(state="done", finished=r.ts)
+            if entry["started"] and r.event == DONE:
+                entry["seconds"] = r.ts - entry["started"]
+        elif r.event == FAILED:
+            entry.update(state="failed", finished=r.ts, error=r.body.get("error"))
+            if entry["started"]:
+                entry["seconds"] = r.ts - entry["started"]
+        elif r.event == ROLLED_BACK:
+            entry.update(state="rolled-back", finished=r.ts)
+        elif r.event == SKIPPED and entry["state"] == "pending":
+            entry.update(state="skipped")
+    return out
 
 
 def lock_owner_text(path: Path) -> str:

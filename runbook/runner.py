@@ -22,6 +22,7 @@ from runbook.journal import (
     ALREADY_DONE,
     APPLIED,
     BEFORE_ROLLBACK,
+    DATA,
     DONE,
     FAILED,
     INVERSE_APPLIED,
@@ -32,7 +33,7 @@ from runbook.journal import (
 )
 from runbook.plan import PlanEntry, plan_entry
 from runbook.secrets import scrub
-from runbook.step import Step
+from runbook.step import Step, Verified
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Runner:
         dry-run view of this context, as `inv plan` builds it)."""
         if self.prompter is None:
             return
-        planning = dataclasses.replace(self.ctx, dry_run=True, extra=dict(self.ctx.extra))
+        planning = dataclasses.replace(self.ctx, dry_run=True)
         self.prompter.show(plan_entry(step, planning))
 
     def group_in_progress(self, step: Step) -> list[str]:
@@ -142,9 +143,8 @@ class Runner:
         is not all done (the site is half moved); empty otherwise."""
         if not step.group:
             return []
-        status = self.ctx.journal.status()
         members = [s.id for s in self.steps if s.group == step.group]
-        states = [status.get(m, {}).get("state", "pending") for m in members]
+        states = [self.ctx.journal.state(m) for m in members]
         touched = [m for m, state in zip(members, states, strict=True) if state in ("done", "failed", "running")]
         if not touched or all(state == "done" for state in states):
             return []
@@ -206,13 +206,15 @@ class Runner:
             try:
                 self._apply(step)
                 failpoints.hit(step.id, "before-verify")
-                seen = self._verify(step)
-                journal.append(VERIFIED, step.id, seen=seen)
+                verified = self._verify(step)
+                if verified.data:
+                    journal.append(DATA, step.id, **verified.data)
+                journal.append(VERIFIED, step.id, seen=verified.seen)
                 failpoints.hit(step.id, "after-verify")
                 seconds = time.monotonic() - started
                 journal.append(DONE, step.id, seconds=seconds)
-                reporter.step_event(step.id, "changed", seen)
-                return Outcome(step.id, "changed", seconds, seen)
+                reporter.step_event(step.id, "changed", verified.seen)
+                return Outcome(step.id, "changed", seconds, verified.seen)
             except RunbookError as exc:
                 message = self._scrubbed(str(exc))
                 journal.append(FAILED, step.id, error=message)
@@ -244,8 +246,7 @@ class Runner:
         return Outcome(step.id, "failed", time.monotonic() - started, message)
 
     def _scrubbed(self, text: str) -> str:
-        secrets = self.ctx.extra.get("secrets", [])
-        return scrub(text, secrets)
+        return scrub(text, self.ctx.secrets)
 
     def _apply(self, step: Step) -> None:
         journal = self.ctx.journal
@@ -264,7 +265,7 @@ class Runner:
                 failpoints.hit(step.id, "mid-actions")
         failpoints.hit(step.id, "after-apply")
 
-    def _verify(self, step: Step) -> str:
+    def _verify(self, step: Step) -> Verified:
         try:
             for attempt in Retrying(
                 stop=stop_after_delay(step.verify_timeout),
@@ -273,7 +274,7 @@ class Runner:
                 reraise=True,
             ):
                 with attempt:
-                    return step.verify(self.ctx)
+                    return Verified.of(step.verify(self.ctx))
         except VerifyError as exc:
             raise StepError(step.id, f"verification failed after {step.verify_timeout:.0f} s: {exc}") from exc
         raise AssertionError("unreachable")
@@ -406,7 +407,8 @@ class Runner:
 
     # -- verify ------------------------------------------------------------------------------
     def verify_all(self, steps: list[Step]) -> list[Outcome]:
-        """Every step's verification, read-only, once (no retries)."""
+        """Every step's verification, read-only, once (no retries); the data a verification
+        returns to keep is not journaled."""
         outcomes = []
         for step in steps:
             started = time.monotonic()
@@ -415,7 +417,7 @@ class Runner:
                 outcomes.append(Outcome(step.id, "ok", 0.0, finished.reason))
                 continue
             try:
-                seen = step.verify(self.ctx)
+                seen = Verified.of(step.verify(self.ctx)).seen
                 outcomes.append(Outcome(step.id, "ok", time.monotonic() - started, seen))
             except RunbookError as exc:
                 outcomes.append(Outcome(step.id, "failed", time.monotonic() - started, self._scrubbed(str(exc))))

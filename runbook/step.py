@@ -3,7 +3,8 @@
 A step has a stable id ("ttl/lower", "site:www/switch-dns") and:
 - check(ctx): read-only; is the step's effect already there? (runs in dry runs too)
 - actions(ctx): what applying it would do, as data (runbook.actions), computed from live state;
-- verify(ctx): proves the effect from outside; the runner retries it within `verify_timeout`;
+- verify(ctx): proves the effect from outside; the runner retries it within `verify_timeout`,
+  and journals the data it returns to keep (Verified.data) once it passed;
 - rollback_actions(ctx): extra actions after the journaled inverses have been replayed.
 """
 
@@ -25,6 +26,21 @@ class CheckResult:
     done: bool
     reason: str
     facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What a step's verify() saw, and the step data to keep: once the verification passes in a
+    run, the runner journals `data` (a data record: journal.data(step) reads it), then `seen`.
+    `inv verify` journals nothing. A verify() with nothing to keep may return `seen` alone."""
+
+    seen: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: str | Verified) -> Verified:
+        """verify()'s result as a Verified (a plain text keeps no data)."""
+        return result if isinstance(result, Verified) else cls(result)
 
 
 class Step:
@@ -60,8 +76,10 @@ class Step:
         """What applying the step does, from live state. Default: nothing."""
         return []
 
-    def verify(self, ctx: RunContext) -> str:
-        """Prove the step's effect; return what was seen. Raise VerifyError if it is not there."""
+    def verify(self, ctx: RunContext) -> str | Verified:
+        """Prove the step's effect; return what was seen (and, as a Verified, the data for the
+        runner to journal). Read-only: `inv verify` calls it too. Raise VerifyError if the effect
+        is not there."""
         return "nothing to verify"
 
     def rollback_actions(self, ctx: RunContext) -> list[Action]:
@@ -87,7 +105,7 @@ class Step:
         """For set-up steps undone on purpose at the end (`cleaned_up_by`: a transfer key, the
         lowered TTL): done once that step is journaled done. None otherwise."""
         later = self.cleaned_up_by
-        if later and ctx.journal.status().get(later, {}).get("state") == "done":
+        if later and ctx.journal.state(later) == "done":
             return CheckResult(True, f"used, then cleaned up by {later}")
         return None
 

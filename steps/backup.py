@@ -19,7 +19,7 @@ import json
 import shlex
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runbook.actions import Action, Note, PutFile, RemoveFile, RunCommand, _register
 from runbook.context import RunContext
@@ -27,9 +27,12 @@ from runbook.errors import CommandFailed, RunbookError, VerifyError
 from runbook.facts import host_facts
 from runbook.hosts import Host
 from runbook.inventory import BackupSpec, Inventory
-from runbook.journal import ACTION, DATA
-from runbook.step import CheckResult, Step
+from runbook.journal import ACTION
+from runbook.step import CheckResult, Step, Verified
 from steps.provision import sha
+
+if TYPE_CHECKING:
+    from runbook.actioncontext import ActionContext
 
 SAFETY_NET_ID = "backup/safety-net"
 NEW_HOST_ID = "backup/new-host"
@@ -108,10 +111,10 @@ class BorgScript(Action):
     def describe(self) -> str:
         return f"{self.host}$ sh -c <{self.why or 'borg script'}> {shlex.join(self.args)} (passphrase on stdin)"
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         return Note(f"kept on rollback: {self.kept}") if self.kept else None
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         started = time.monotonic()
         result = run_with_passphrase(ctx, ctx.hosts.get(self.host), self.script, self.args, self.timeout)
         facts: dict[str, Any] = {"exit": result[0], "seconds": round(time.monotonic() - started, 3)}
@@ -133,13 +136,13 @@ class PutPassphraseFile(Action):
     def describe(self) -> str:
         return f"{self.host}: write {self.path} (mode 600, the Borg passphrase)"
 
-    def prepare(self, ctx: RunContext) -> Action | None:
+    def prepare(self, ctx: ActionContext) -> Action | None:
         host = ctx.hosts.get(self.host)
         if host.run(["test", "-e", self.path], check=False).exit_code == 0:
             return Note(f"kept on rollback: {self.path} was there before")
         return RemoveFile(host=self.host, path=self.path, why="undo: the Borg passphrase file")
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         host = ctx.hosts.get(self.host)
         host.run(["mkdir", "-p", "-m", "700", self.path.rsplit("/", 1)[0] or "/"])
         host.write_file(self.path, (_spec(ctx.inventory).passphrase().reveal() + "\n").encode(), 0o600)
@@ -153,7 +156,7 @@ def _spec(inventory: Inventory) -> BackupSpec:
 
 
 def run_with_passphrase(
-    ctx: RunContext, host: Host, script: str, args: tuple[str, ...] | list[str], timeout: float | None = 600
+    ctx: ActionContext, host: Host, script: str, args: tuple[str, ...] | list[str], timeout: float | None = 600
 ) -> tuple[int, str]:
     """Run script on host with BORG_PASSPHRASE from stdin. Raises CommandFailed (passphrase scrubbed)."""
     secret = _spec(ctx.inventory).passphrase()
@@ -270,7 +273,7 @@ class SafetyNet(Step):
             )
         ]
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> str | Verified:
         archive = self._archive(ctx)
         if archive is None:
             raise VerifyError("no safety-net archive was made")
@@ -280,20 +283,19 @@ class SafetyNet(Step):
             raise VerifyError(str(exc)) from exc
         if archive not in listed:
             raise VerifyError(f"borg list {self.spec.safety_net_repository} does not show {archive}")
-        if not ctx.dry_run and not ctx.journal.data(self.id).get("archive"):
-            figures = next(
-                (r.facts for r in reversed(ctx.journal.action_records()) if r.step_id == self.id and r.facts), {}
-            )
-            ctx.journal.append(
-                DATA,
-                self.id,
-                archive=archive,
-                repository=self.spec.safety_net_repository,
-                databases=list(self.spec.databases),
-                paths=safety_net_paths(self.inventory),
-                **{k: v for k, v in figures.items() if k not in ("exit", "archive")},
-            )
-        return f"borg list shows {archive} in {self.spec.safety_net_repository}"
+        seen = f"borg list shows {archive} in {self.spec.safety_net_repository}"
+        if ctx.journal.data(self.id).get("archive"):
+            return seen
+        figures = next(
+            (r.facts for r in reversed(ctx.journal.action_records()) if r.step_id == self.id and r.facts), {}
+        )
+        data = {
+            "archive": archive,
+            "repository": self.spec.safety_net_repository,
+            "databases": list(self.spec.databases),
+            "paths": safety_net_paths(self.inventory),
+        }
+        return Verified(seen, data | {k: v for k, v in figures.items() if k not in ("exit", "archive")})
 
 
 def nightly_script(inventory: Inventory) -> str:
@@ -426,7 +428,7 @@ class NewHostBackup(Step):
         )
         return actions
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> Verified:
         try:
             archives = archive_names(self._borg(ctx, "list", "--json"))
             if not archives:
@@ -438,22 +440,21 @@ class NewHostBackup(Step):
         last = (info.get("archives") or [{}])[-1]
         stats = last.get("stats", {})
         cron = ctx.hosts.get("new").run(["sh", "-c", "pidof cron crond >/dev/null"], check=False).exit_code == 0
-        if not ctx.dry_run:
-            ctx.journal.append(
-                DATA,
-                self.id,
-                repository=self.spec.repository,
-                archives=len(archives),
-                last_archive=archives[-1],
-                original_bytes=stats.get("original_size"),
-                deduplicated_bytes=stats.get("deduplicated_size"),
-                files=stats.get("nfiles"),
-                schedule=self.spec.schedule,
-                cron_file=self.spec.cron_file,
-                cron_running=cron,
-            )
         note = "" if cron else "; note: no cron daemon runs on the new host, the schedule waits for one"
-        return f"borg list: {len(archives)} archive(s), last {archives[-1]}; borg check ok{note}"
+        return Verified(
+            f"borg list: {len(archives)} archive(s), last {archives[-1]}; borg check ok{note}",
+            {
+                "repository": self.spec.repository,
+                "archives": len(archives),
+                "last_archive": archives[-1],
+                "original_bytes": stats.get("original_size"),
+                "deduplicated_bytes": stats.get("deduplicated_size"),
+                "files": stats.get("nfiles"),
+                "schedule": self.spec.schedule,
+                "cron_file": self.spec.cron_file,
+                "cron_running": cron,
+            },
+        )
 
 
 def safety_steps(inventory: Inventory) -> list[Step]:

@@ -19,8 +19,7 @@ from runbook import apache
 from runbook.context import RunContext
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
-from runbook.journal import DATA
-from runbook.step import CheckResult, Step
+from runbook.step import CheckResult, Step, Verified
 
 STEP_ID = "finish/decommission"
 #: User agents of the engine's own checks and of monitoring: not clients that ignore TTLs.
@@ -117,7 +116,7 @@ class Decommission(Step):
         self.inventory = inventory
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.journal.status().get(self.id, {}).get("state") == "done" and ctx.journal.data(self.id):
+        if ctx.journal.state(self.id) == "done" and ctx.journal.data(self.id):
             return CheckResult(True, "checklist journaled; `inv report` shows it")
         return CheckResult(False, "reads the old host's access logs (informs, changes nothing)")
 
@@ -165,14 +164,14 @@ class Decommission(Step):
             sites[site.name] = entry
         return {"sites": sites, "checklist": list(CHECKLIST), "checked_at": ctx.clock.now()}
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> Verified:
         data = self.survey(ctx)
-        if not ctx.dry_run:
-            ctx.journal.append(DATA, self.id, **data)
         late = {name: s.get("requests", 0) for name, s in data["sites"].items() if s.get("requests")}
-        if not late:
-            return "no client requests reached the old host after the switches"
-        return "still reaching the old host after the switch: " + ", ".join(f"{n} {c}" for n, c in late.items())
+        if late:
+            seen = "still reaching the old host after the switch: " + ", ".join(f"{n} {c}" for n, c in late.items())
+        else:
+            seen = "no client requests reached the old host after the switches"
+        return Verified(seen, data)
 
 
 def steps(inventory: Inventory) -> list[Step]:

@@ -357,7 +357,7 @@ class Hold(MailStep):
         }
 
     def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.journal.status().get(f"mail/{Release.part}", {}).get("state") == "done":
+        if ctx.journal.state(f"mail/{Release.part}") == "done":
             return CheckResult(True, "held, then released by mail/release")
         pending = [p for p, (now, wanted) in self._files(ctx).items() if now != wanted]
         if pending:

@@ -37,8 +37,8 @@ from runbook.compose import to_yaml
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory, MonitoringSpec
-from runbook.journal import APPLIED, DATA
-from runbook.step import CheckResult, Step
+from runbook.journal import APPLIED
+from runbook.step import CheckResult, Step, Verified
 
 STEP_ID = "monitoring/blackbox"
 
@@ -289,11 +289,8 @@ class Blackbox(Step):
         )
 
     def _moved_sites(self, ctx: RunContext) -> set[str]:
-        status = ctx.journal.status()
         return {
-            site.name
-            for site in self.inventory.sites
-            if status.get(f"site:{site.name}/switch-dns", {}).get("state") == "done"
+            site.name for site in self.inventory.sites if ctx.journal.state(f"site:{site.name}/switch-dns") == "done"
         }
 
     def _current(self, ctx: RunContext) -> dict[str, str | None]:
@@ -413,7 +410,7 @@ class Blackbox(Step):
         applied = [r.ts for r in ctx.journal.step_records(self.id) if r.event == APPLIED]
         return round(time.time() - applied[-1], 1) if applied else None
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> str | Verified:
         if not self.check(ctx).done:
             raise VerifyError(f"the monitoring modules and targets on {self.spec.host} are not in place and loaded")
         if not self.spec.exporter_url:
@@ -447,19 +444,18 @@ class Blackbox(Step):
             raise VerifyError("not up: " + ", ".join(failed))
         advisory = [f"{r['module']} {r['target']}" for r in results if not r["required"] and self._failure(r)]
         seconds = self._seconds_since_apply(ctx)
-        if not ctx.dry_run:
-            ctx.journal.append(
-                DATA,
-                self.id,
-                probes=results,
-                exporter=self.spec.exporter_url,
-                prometheus=self.spec.prometheus_url,
-                seconds_since_apply=seconds,
-            )
         passed = sum(1 for r in results if not self._failure(r))
         where = " (exporter and Prometheus)" if self.spec.prometheus_url else " (exporter)"
         note = f"; recorded, not required yet (not moved): {', '.join(advisory)} failing" if advisory else ""
-        return f"probe_success 1 for {passed} of {len(results)} probes{where}{note}"
+        return Verified(
+            f"probe_success 1 for {passed} of {len(results)} probes{where}{note}",
+            {
+                "probes": results,
+                "exporter": self.spec.exporter_url,
+                "prometheus": self.spec.prometheus_url,
+                "seconds_since_apply": seconds,
+            },
+        )
 
 
 def steps(inventory: Inventory) -> list[Step]:

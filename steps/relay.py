@@ -21,6 +21,7 @@ from runbook.hold import hold_argv
 from runbook.inventory import Inventory, SiteSpec
 
 if TYPE_CHECKING:
+    from runbook.actioncontext import ActionContext
     from runbook.context import RunContext
 
 PROBE_PATH = "/.well-known/runbook-relay"
@@ -52,7 +53,7 @@ class AwaitRelay(Action):
     def describe(self) -> str:
         return f"wait until the new host ({self.address}) routes {', '.join(self.domains)} to the relay"
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         from runbook.http import acme_context, request
 
         deadline = time.monotonic() + self.timeout
@@ -92,7 +93,7 @@ class AwaitCachesExpire(Action):
             f"then {self.ttl + 1} s (the cutover TTL) for resolvers' caches of the new address"
         )
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         records = [(d, t, ctx.dns.read(d, t)) for d in self.domains for t in ("A", "AAAA")]
         waited = ctx.dns.wait_all_propagated(records, why=f"{', '.join(self.domains)} back on the old host")
         ctx.clock.wait_until(

@@ -16,6 +16,7 @@ from runbook.inventory import Inventory
 from steps.transfer import AUTHORIZE, KEYGEN, PUT_SUDOERS, REVOKE, host_endpoint, pinned_lines, sudoers_rule
 
 if TYPE_CHECKING:
+    from runbook.actioncontext import ActionContext
     from runbook.context import RunContext
 
 KEY = "/root/.ssh/runbook_rollback"
@@ -126,7 +127,7 @@ class AuthorizeFromOld(Action):
     def describe(self) -> str:
         return f'new: accept the old host\'s {self.public_key} in {self.keys} with command="{self.forced}"'
 
-    def apply(self, ctx: RunContext) -> dict[str, Any]:
+    def apply(self, ctx: ActionContext) -> dict[str, Any]:
         public = ctx.hosts.get("old").read_file(self.public_key)
         if public is None:
             raise RunbookError(f"the old host has no {self.public_key}")

@@ -18,7 +18,7 @@ from runbook.hold import hold_argv, hold_state
 from runbook.http import Response, acme_context, acme_root_pem, describe_visit, request, unverified_context, visit
 from runbook.inventory import Inventory, SiteSpec
 from runbook.reads import Reads
-from runbook.step import CheckResult, Step
+from runbook.step import CheckResult, Step, Verified
 from steps import addresses, database, ttl
 from steps.carryback import AwaitCachesExpire, CarryBack
 from steps.provision import sha
@@ -68,7 +68,7 @@ class SiteStep(Step):
     def _verified(self, ctx: RunContext) -> CheckResult:
         """For verification-only sub-steps: done when the verification passes now."""
         try:
-            return CheckResult(True, self.verify(ctx))
+            return CheckResult(True, Verified.of(self.verify(ctx)).seen)
         except RunbookError as exc:
             return CheckResult(False, f"not verified yet: {str(exc)[:200]}")
 
@@ -195,7 +195,7 @@ class VerifyNew(SiteStep):
         return {"new": Reads(containers=(self.container,))}
 
     def check(self, ctx: RunContext) -> CheckResult:
-        journaled = ctx.journal.status().get(self.id, {}).get("state") == "done"
+        journaled = ctx.journal.state(self.id) == "done"
         if journaled and hold_state(ctx.hosts.get("new"), self.container) == "held":
             # A resumed run finds the site frozen for its final sync: asking it now would only wait.
             return CheckResult(True, "verified before the freeze; the new host holds requests for the final sync")
@@ -358,7 +358,7 @@ class FinalSync(SiteStep):
     def verify(self, ctx: RunContext) -> str:
         pending = []
         # After transfer/revoke the new host can no longer read the old one: nothing to compare.
-        key_gone = ctx.journal.status().get("transfer/revoke", {}).get("state") == "done"
+        key_gone = ctx.journal.state("transfer/revoke") == "done"
         for path in () if key_gone else self.site.data:
             dest = compose.data_path(self.inventory, self.site, path)
             dry = ctx.hosts.get("new").run(

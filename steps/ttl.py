@@ -24,8 +24,7 @@ from runbook.dns import same_value, value_text
 from runbook.dns.values import RRsetValue
 from runbook.errors import DnsError, PropagationTimeout, RunbookError, VerifyError
 from runbook.inventory import Inventory
-from runbook.journal import DATA
-from runbook.step import CheckResult, Step
+from runbook.step import CheckResult, Step, Verified
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +109,10 @@ def old_ttl_gate(ctx: RunContext) -> float | None:
         return float(gate)
     if ctx.dry_run:
         # One estimate per plan: every site's switch asks, and each read covers every record.
-        if "gate_estimate" not in ctx.extra:
+        if ctx.gate_estimate is None:
             ttls = [v.ttl for v in records_to_lower(ctx).values()]
-            ctx.extra["gate_estimate"] = ctx.clock.now() + max(ttls, default=0)
-        return float(ctx.extra["gate_estimate"])
+            ctx.gate_estimate = ctx.clock.now() + max(ttls, default=0)
+        return ctx.gate_estimate
     return None
 
 
@@ -223,25 +222,26 @@ class TtlLower(Step):
             if cur.ttl != want.ttl
         ]
 
-    def verify(self, ctx: RunContext) -> str:
-        """Every server serves the lower TTL; journal that moment and the gate (once)."""
+    def verify(self, ctx: RunContext) -> str | Verified:
+        """Every server serves the lower TTL; keep that moment and the gate (once)."""
         current = records_to_lower(ctx)
         expect = [(n, t, cutover_value(ctx, v)) for (n, t), v in current.items()]
         seen = verify_records(ctx, expect, _applied_serial(ctx, LOWER_ID))
         data = ctx.journal.data(LOWER_ID)
-        if data.get("gate_opens_at") is None and not ctx.dry_run:  # `inv verify` only reads
-            originals = {**{k: v for k, v in current.items()}, **original_values(ctx)}
-            visible_at = ctx.clock.now()
-            largest = max((v.ttl for v in originals.values()), default=0)
-            ctx.journal.append(
-                DATA,
-                LOWER_ID,
-                visible_at=visible_at,
-                gate_opens_at=visible_at + largest,
-                original_ttls={f"{n} {t}": v.ttl for (n, t), v in originals.items()},
-            )
-            log.info("old-TTL gate opens at %.3f (largest original TTL %d s)", visible_at + largest, largest)
-        return seen
+        if data.get("gate_opens_at") is not None:
+            return seen
+        originals = {**{k: v for k, v in current.items()}, **original_values(ctx)}
+        visible_at = ctx.clock.now()
+        largest = max((v.ttl for v in originals.values()), default=0)
+        log.info("old-TTL gate opens at %.3f (largest original TTL %d s)", visible_at + largest, largest)
+        return Verified(
+            seen,
+            {
+                "visible_at": visible_at,
+                "gate_opens_at": visible_at + largest,
+                "original_ttls": {f"{n} {t}": v.ttl for (n, t), v in originals.items()},
+            },
+        )
 
     def preview_note(self, ctx: RunContext) -> str:
         gate = old_ttl_gate(ctx)

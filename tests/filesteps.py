@@ -10,7 +10,7 @@ from runbook.actions import Action, PutFile
 from runbook.context import RunContext
 from runbook.errors import VerifyError
 from runbook.inventory import Inventory
-from runbook.step import CheckResult, Step
+from runbook.step import CheckResult, Step, Verified
 
 
 class WriteFile(Step):
@@ -34,7 +34,7 @@ class WriteFile(Step):
     def actions(self, ctx: RunContext) -> list[Action]:
         return [PutFile(host="local", path=str(self.path), content=self.content, mode=0o644, why=self.title)]
 
-    def verify(self, ctx: RunContext) -> str:
+    def verify(self, ctx: RunContext) -> str | Verified:
         broken = os.environ.get("FILESTEPS_BROKEN", "")
         if broken and broken == self.id:
             raise VerifyError(f"{self.path.name} is broken on purpose (FILESTEPS_BROKEN)")
