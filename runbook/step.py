@@ -1,4 +1,4 @@
-"""The step protocol. The base class owns the workflow; a step overrides only its hooks.
+"""The step protocol. The runner (runbook/runner.py) owns the workflow; a step is hooks.
 
 A step has a stable id ("ttl/lower", "site:www/switch-dns") and:
 - check(ctx): read-only; is the step's effect already there? (runs in dry runs too)
