@@ -130,6 +130,7 @@ def _move_and_roll_back(lab: Any, inventory: Path) -> dict[str, float]:
     started = time.monotonic()
     must(run_inv("migrate", "--yes", "--only", "site:admin/*", inventory=inventory))
     move_seconds = time.monotonic() - started
+    moved = Journal(load_inventory(inventory).journal_path).status()  # before the rollback marks them
     time.sleep(8)  # past the cutover TTL: the probe writes to the new host
     started = time.monotonic()
     must(run_inv("rollback", "--yes", "--to", "site:admin/pre-sync", inventory=inventory))
@@ -138,8 +139,7 @@ def _move_and_roll_back(lab: Any, inventory: Path) -> dict[str, float]:
     probe.stop()
     summary = probe.summary()
     journal = Journal(load_inventory(inventory).journal_path)
-    status = journal.status()
-    freeze, final = status["site:admin/freeze"], status["site:admin/final-sync"]
+    freeze, final = moved["site:admin/freeze"], moved["site:admin/final-sync"]
     # Forward: from the start of the freeze (old host starts proxying to the new one) to the end of
     # the final sync. Rollback: from the relay holding the site's requests on the new host to its
     # thaw, when the old host serves them again with everything carried back.
