@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# shellcheck disable=SC2016  # the sed programs match MariaDB's `quoted` names: no expansion meant
 # dump DIR DB..., on the old host as root (steps/database.py): for each database DB.sql (mysqldump),
 # DB.users.sql (its accounts, host '%') and DB.counts (`table rows` a line) in DIR, mode 0600.
 set -eu

@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# shellcheck disable=SC2154  # file and thawed: set by freeze_file (cgroup-freeze.sh, prepended)
 # A host's facts as key=value lines, on stdin to `sh -s -- FILE...` (runbook/facts.py), after the
 # settings CONTAINERS (names, checked), HOLD and CONTENT (a size limit) and cgroup-freeze.sh:
 # docker=, compose=, network.web=, container.NAME=STATE/HEALTH, hold.NAME=held|serving|missing,
@@ -11,6 +12,7 @@ docker network inspect web >/dev/null 2>&1 && echo network.web=yes || echo netwo
 
 if [ -n "$CONTAINERS" ]; then
   fmt='{{.Name}} {{.State.Pid}} {{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}'
+  # shellcheck disable=SC2086  # CONTAINERS: container names (checked), split into words on purpose
   docker inspect --type container -f "$fmt" $CONTAINERS 2>/dev/null | while read -r name pid state; do
     name=${name#/}
     echo "container.$name=$state"

@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# shellcheck disable=SC2154  # file, frozen and thawed: set by freeze_file (cgroup-freeze.sh, prepended)
 # hold ACTION CONTAINER, on the new host (runbook/hold.py): ACTION freeze or thaw the container's
 # cgroup, or state: print held, serving or missing (not running).
 
@@ -12,7 +13,7 @@ if [ "$pid" = 0 ]; then
 fi
 freeze_file "$pid"
 case $action in
-  freeze) echo $frozen > "$file";;
-  thaw) echo $thawed > "$file";;
+  freeze) echo "$frozen" > "$file";;
+  thaw) echo "$thawed" > "$file";;
   state) if [ "$(cat "$file")" = "$thawed" ]; then echo serving; else echo held; fi;;
 esac
