@@ -35,7 +35,7 @@ from runbook.compose import db_container
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
 from runbook.remote.scripts import script
-from steps.database import old_dump_dir
+from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
 from steps.rollbackkey import RollbackKey
 
@@ -71,6 +71,21 @@ class Writes:
         for table, (before, now) in sorted(changed.items()):
             parts.append(f"{table}: {'?' if before is None else before} rows at the final sync, {now} now")
         return "; ".join(parts) if parts else "no file written and no row count changed"
+
+
+def parse_changes(output: str) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """CHANGES_SCRIPT's lines: the files written since the final sync (`file PATH`) and each
+    table's row count now (`rows DB TABLE N`), by (db, table). Raises ValueError on a broken line."""
+    files: list[str] = []
+    rows: dict[tuple[str, str], int] = {}
+    for line in output.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "file":
+            files.append(rest)
+        elif kind == "rows":
+            db, table, count = rest.split()
+            rows[(db, table)] = int(count)
+    return files, rows
 
 
 class CarryBack:
@@ -122,23 +137,14 @@ class CarryBack:
             raise RunbookError(
                 f"cannot list what the new host took for {self.site.name}: {output.stderr.strip()[-300:]}"
             )
-        files, rows = [], {}
-        for line in output.stdout.splitlines():
-            kind, _, rest = line.partition(" ")
-            if kind == "file":
-                files.append(rest)
-            elif kind == "rows":
-                db, table, count = rest.split()
-                rows[f"{db}.{table}"] = (self._rows_at_sync(ctx, db, table), int(count))
-        return Writes(files, rows)
+        files, rows = parse_changes(output.stdout)
+        return Writes(
+            files, {f"{db}.{table}": (self._rows_at_sync(ctx, db, table), n) for (db, table), n in rows.items()}
+        )
 
     def _rows_at_sync(self, ctx: RunContext, db: str, table: str) -> int | None:
         counts = ctx.hosts.get("old").read_file(f"{old_dump_dir(self.inventory, self.site)}/{db}.counts")
-        for line in (counts or b"").decode().splitlines():
-            name, _, rows = line.partition(" ")
-            if name == table and rows.strip().isdigit():
-                return int(rows)
-        return None
+        return parse_counts((counts or b"").decode()).get(table)
 
     def copied(self, ctx: RunContext) -> bool:
         """The old host's marker says this rollback's copy is done (after this final sync)."""

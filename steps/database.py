@@ -60,3 +60,14 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
             kept="the new host's database keeps what was restored",
         ),
     ]
+
+
+def parse_counts(text: str) -> dict[str, int]:
+    """A DB.counts file (DUMP_SCRIPT's, and the carry-back's): `table rows` a line, by table (the
+    first line of a table counts; a line without a number is left out)."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        table, _, rows = line.partition(" ")
+        if rows.strip().isdigit():
+            counts.setdefault(table, int(rows))
+    return counts
