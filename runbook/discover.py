@@ -1,9 +1,10 @@
 """Reading the old server: Apache vhosts (TLS, HSTS), certbot certificates, databases, mail and
 crontabs, in one SSH round trip.
 
-A small read-only sh script runs on the host and prints one record per line (`kind` then
-base64-encoded fields, separated by spaces); the parsing happens here. The result is plain data
-(`Discovery`), rendered elsewhere as a table, Markdown, JSON and a starting inventory.
+A small read-only sh script (runbook/remote/scripts/discover.sh) runs on the host and prints one
+record per line (`kind` then base64-encoded fields, separated by spaces); the parsing happens here.
+The result is plain data (`Discovery`), rendered elsewhere as a table, Markdown, JSON and a
+starting inventory.
 """
 
 from __future__ import annotations
@@ -16,100 +17,13 @@ from typing import Any
 
 from runbook import apache
 from runbook.hosts import Host
+from runbook.remote.scripts import script
 
 PROCESS_NAMES = {"cache-main": "varnishd"}  # Varnish's worker process renames itself
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
 
-# Every field of every record is base64 (no quoting problems with hostile names); `b` encodes.
-DISCOVER_SCRIPT = r"""
-b() { printf '%s' "$1" | base64 -w0; }
-bf() { base64 -w0 < "$1" 2>/dev/null; }
-echo "host $(b "$(hostname 2>/dev/null)") $(b "$(. /etc/os-release 2>/dev/null; echo "$PRETTY_NAME")")"
-if command -v apache2ctl >/dev/null 2>&1; then
-  S=$(apache2ctl -S 2>&1)
-  echo "apache-S $(b "$S")"
-  echo "apache-mods $(b "$(ls /etc/apache2/mods-enabled 2>/dev/null)")"
-  t=$(mktemp -d)
-  printf '%s\n' "$S" | sed -n 's/.*(\(\/[^()]*\):[0-9][0-9]*)[[:space:]]*$/\1/p' | sort -u > "$t/files"
-  while IFS= read -r f; do
-    [ -r "$f" ] || continue
-    echo "vhost-file $(b "$f") $(bf "$f")"
-    awk 'tolower($1)=="documentroot" || tolower($1)=="alias" || tolower($1)=="scriptalias" {print $NF}' "$f" \
-      | tr -d '"' >> "$t/dirs"
-  done < "$t/files"
-  sort -u "$t/dirs" 2>/dev/null | while IFS= read -r d; do
-    if [ -d "$d" ]; then
-      kb=$(du -sk -- "$d" 2>/dev/null | cut -f1)
-      php=$(find "$d" -maxdepth 4 -name '*.php' -type f 2>/dev/null | wc -l)
-      echo "dir $(b "$d") $(b "$kb") $(b "$php")"
-    else
-      echo "dir $(b "$d") $(b "") $(b "")"
-    fi
-  done
-  rm -rf "$t"
-fi
-ss -Hltnp 2>/dev/null | awk '{print $4, $NF}' | while read -r a p; do echo "listen $(b "$a") $(b "$p")"; done
-DB=$(command -v mariadb || command -v mysql)
-if [ -n "$DB" ]; then
-  Q='SELECT s.schema_name, COALESCE(SUM(t.data_length + t.index_length), 0), COUNT(t.table_name)
-     FROM information_schema.schemata s LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name
-     GROUP BY s.schema_name'
-  if out=$("$DB" -N -B -e "$Q" 2>&1); then
-    printf '%s\n' "$out" | while IFS="$(printf '\t')" read -r name size tables; do
-      echo "db $(b "$name") $(b "$size") $(b "$tables")"
-    done
-  else
-    echo "db-error $(b "$out")"
-  fi
-fi
-if command -v postconf >/dev/null 2>&1; then
-  for k in virtual_mailbox_domains mydestination myhostname virtual_mailbox_base; do
-    v=$(postconf -xh "$k" 2>/dev/null || postconf -h "$k" 2>/dev/null)
-    echo "postconf $(b "$k") $(b "$v")"
-    for item in $(printf '%s' "$v" | tr ',' ' '); do
-      case "$item" in
-        *:/*) src="/${item#*:/}"; [ -r "$src" ] && echo "postmap $(b "$k") $(b "$item") $(bf "$src")";;
-      esac
-    done
-  done
-fi
-root=""
-if command -v doveconf >/dev/null 2>&1; then
-  loc=$(doveconf -h mail_location 2>/dev/null)
-  echo "mail-location $(b "$loc")"
-  p=${loc#*:}; p=${p%%:*}; root=${p%%%*}
-fi
-[ -n "$root" ] || root=/var/vmail
-root=${root%/}
-if [ -d "$root" ]; then
-  echo "maildir-root $(b "$root")"
-  find "$root" -maxdepth 6 -type d -name cur 2>/dev/null | while IFS= read -r cur; do
-    m=${cur%/cur}
-    case "${m##*/}" in .*) continue;; esac
-    kb=$(du -sk -- "$m" 2>/dev/null | cut -f1)
-    n=$(find "$m/cur" "$m/new" -type f 2>/dev/null | wc -l)
-    echo "mailbox $(b "$m") $(b "$kb") $(b "$n")"
-  done
-fi
-for f in /etc/letsencrypt/renewal/*.conf; do
-  [ -e "$f" ] || continue
-  name=${f##*/}; name=${name%.conf}
-  cert=/etc/letsencrypt/live/$name/cert.pem
-  end=$(openssl x509 -in "$cert" -noout -enddate 2>/dev/null | cut -d= -f2)
-  names=$(openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null \
-    | tr ',' '\n' | sed -n 's/^ *DNS://p' | tr '\n' ' ')
-  auth=$(sed -n 's/^authenticator *= *//p' "$f"); inst=$(sed -n 's/^installer *= *//p' "$f")
-  how=""
-  [ -f /etc/cron.d/certbot ] && how="cron (/etc/cron.d/certbot)"
-  [ -e /lib/systemd/system/certbot.timer ] && how="${how:+$how, }systemd certbot.timer"
-  echo "cert $(b "$name") $(b "$end") $(b "$names") $(b "$auth") $(b "$inst") $(b "$how")"
-done
-for f in /var/spool/cron/crontabs/* /etc/crontab /etc/cron.d/*; do
-  [ -f "$f" ] && echo "cron $(b "$f") $(bf "$f")"
-done
-command -v crontab >/dev/null 2>&1 && out=$(crontab -l 2>/dev/null) && echo "cron $(b "crontab -l") $(b "$out")"
-exit 0
-"""
+#: Every field of every record is base64 (no quoting problems with hostile names).
+DISCOVER_SCRIPT = script("discover.sh")
 
 
 @dataclass

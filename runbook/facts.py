@@ -11,40 +11,13 @@ import re
 from runbook.errors import RunbookError
 from runbook.hold import CGROUP_FREEZE_FILE
 from runbook.hosts import Host
+from runbook.remote.scripts import script
 
 #: Files up to this size come back whole in a batched read (markers, compose files, vhosts).
 CONTENT_LIMIT = 65536
 
-FACTS_SCRIPT = (
-    r"""
-v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) && echo "docker=$v" || echo "docker="
-if docker compose version >/dev/null 2>&1; then echo compose=v2
-elif command -v docker-compose >/dev/null 2>&1; then echo compose=v1; else echo compose=; fi
-docker network inspect web >/dev/null 2>&1 && echo network.web=yes || echo network.web=no
-"""
-    + CGROUP_FREEZE_FILE
-    + r"""
-if [ -n "$CONTAINERS" ]; then
-  fmt='{{.Name}} {{.State.Pid}} {{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}'
-  docker inspect --type container -f "$fmt" $CONTAINERS 2>/dev/null | while read -r name pid state; do
-    name=${name#/}
-    echo "container.$name=$state"
-    [ -n "$HOLD" ] || continue
-    if [ "$pid" = 0 ]; then echo "hold.$name=missing"; continue; fi
-    freeze_file "$pid"
-    if [ "$(cat "$file" 2>/dev/null)" = "$thawed" ]; then echo "hold.$name=serving"; else echo "hold.$name=held"; fi
-  done
-fi
-for f in "$@"; do
-  if [ -e "$f" ]; then
-    echo "file.$f=$(sha256sum < "$f" | cut -c1-64) $(stat -c %a "$f")"
-    if [ -n "$CONTENT" ] && [ -f "$f" ] && [ "$(stat -c %s "$f")" -le "$CONTENT" ]; then
-      echo "content.$f=$(base64 -w0 < "$f")"
-    fi
-  else echo "file.$f="; fi
-done
-"""
-)
+#: Docker, compose, the web network, containers (with hold states) and files, as key=value lines.
+FACTS_SCRIPT = CGROUP_FREEZE_FILE + script("facts.sh")
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -10,41 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runbook.remote.scripts import script
+
 if TYPE_CHECKING:
     from runbook.hosts import Host
 
 #: Shell function: freeze_file PID sets $file (the cgroup's freeze switch), $frozen and $thawed,
-#: for cgroup v2 and the v1 freezer.
-CGROUP_FREEZE_FILE = r"""
-freeze_file() {
-  if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
-    file=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/$1/cgroup)/cgroup.freeze; frozen=1; thawed=0
-  else
-    file=/sys/fs/cgroup/freezer$(awk -F: '$2=="freezer"{print $3}' /proc/$1/cgroup)/freezer.state
-    frozen=FROZEN; thawed=THAWED
-  fi
-}
-"""
+#: for cgroup v2 and the v1 freezer (runbook/facts.py uses it too).
+CGROUP_FREEZE_FILE = script("cgroup-freeze.sh")
 
-HOLD_SCRIPT = (
-    CGROUP_FREEZE_FILE
-    + r"""
-set -e
-action=$1; name=$2
-pid=$(docker inspect -f '{{.State.Pid}}' "$name" 2>/dev/null || echo 0)
-if [ "$pid" = 0 ]; then
-  [ "$action" = state ] && echo missing
-  [ "$action" = freeze ] && { echo "container $name is not running" >&2; exit 1; }
-  exit 0
-fi
-freeze_file "$pid"
-case $action in
-  freeze) echo $frozen > "$file";;
-  thaw) echo $thawed > "$file";;
-  state) if [ "$(cat "$file")" = "$thawed" ]; then echo serving; else echo held; fi;;
-esac
-"""
-)
+#: hold ACTION CONTAINER: freeze, thaw, or state (prints held, serving or missing).
+HOLD_SCRIPT = CGROUP_FREEZE_FILE + script("hold.sh")
 
 
 def hold_argv(action: str, container: str) -> tuple[str, ...]:
@@ -57,4 +33,9 @@ def hold_state(host: Host, container: str) -> str:
     cached = host.cached_facts([], [container], hold=True)
     if cached is not None:
         return cached[f"hold.{container}"]
-    return host.run(list(hold_argv("state", container)), check=False).stdout.strip()
+    return parse_hold_state(host.run(list(hold_argv("state", container)), check=False).stdout)
+
+
+def parse_hold_state(output: str) -> str:
+    """The hold script's answer to `state`: 'held', 'serving' or 'missing' ('' if it failed)."""
+    return output.strip()

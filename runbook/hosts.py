@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.errors import CommandFailed, ConnectionLost, HostError, HostKeyError
 from runbook.reads import PlanReads
+from runbook.remote.scripts import script
 
 if TYPE_CHECKING:
     from runbook.inventory import HostSpec, Inventory
 
 DEFAULT_BACKUP_DIR = "/var/backups/runbook"
+#: write PATH MODE, the content base64 on stdin: atomic, through a symlink, MODE '' keeps the mode.
+WRITE_FILE = script("write-file.sh")
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,8 @@ class Host:
     def write_file(self, path: str, data: bytes, mode: int | None = 0o644) -> None:
         """Write data to path atomically (temp file in the same folder, then rename). A symlink is
         written through (its target changes, the link stays); mode None keeps the file's mode."""
-        script = (
-            'set -e; t=$(readlink -f -- "$1" || printf %s "$1"); tmp="$t.runbook-tmp"; umask 077; '
-            'base64 -d > "$tmp"; if [ -n "$2" ]; then chmod "$2" "$tmp"; '
-            'elif [ -e "$t" ]; then chmod --reference="$t" "$tmp"; fi; mv -f "$tmp" "$t"'
-        )
         self.run(
-            ["sh", "-c", script, "write", path, "" if mode is None else f"{mode:o}"],
+            ["sh", "-c", WRITE_FILE, "write", path, "" if mode is None else f"{mode:o}"],
             stdin=base64.b64encode(data).decode(),
         )
 

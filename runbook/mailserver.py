@@ -15,6 +15,7 @@ from typing import Any
 
 from runbook import compose
 from runbook.inventory import Inventory, MailSpec
+from runbook.remote.scripts import script
 
 PROJECT = "mail"
 CONTAINER = "mail_server"
@@ -107,90 +108,12 @@ smtputf8_enable = no
 biff = no
 """
 
-RUN_SH = r"""#!/bin/sh
-# The mail container's init, written by runbook: Postfix + Dovecot, and a watch that installs the
-# dumped certificate for Dovecot and reloads it whenever the certificate changes.
-set -u
-CERT_DIR=/certs/"$MAIL_HOST"
-TLS=/etc/dovecot/tls
-mkdir -p "$TLS"
-# the hash of the dumped files that are installed: taken before copying, so a dump that lands
-# while Dovecot starts (or while copying) is still seen as a change by the watch below
-installed=none
-install_cert() {
-  if [ -s "$CERT_DIR/fullchain.crt" ] && [ -s "$CERT_DIR/privkey.key" ]; then
-    hash=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" | sha256sum)
-    cp "$CERT_DIR/fullchain.crt" "$TLS/fullchain.pem.new" && cp "$CERT_DIR/privkey.key" "$TLS/privkey.pem.new" \
-      && chmod 600 "$TLS/privkey.pem.new" && mv "$TLS/privkey.pem.new" "$TLS/privkey.pem" \
-      && mv "$TLS/fullchain.pem.new" "$TLS/fullchain.pem" && installed=$hash && return 0
-  fi
-  return 1
-}
-if ! install_cert; then
-  # until the dumper has the ACME certificate: a throw-away one, replaced as soon as it appears
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$MAIL_HOST" \
-    -keyout "$TLS/privkey.pem" -out "$TLS/fullchain.pem" >/dev/null 2>&1
-fi
-cp /etc/runbook/main.cf /etc/postfix/main.cf
-postconf -F '*/*/chroot = n'
-postfix set-permissions >/dev/null 2>&1 || true
-dovecot -c /etc/runbook/dovecot.conf || exit 1
-postfix start || exit 1
-trap 'postfix stop; doveadm -c /etc/runbook/dovecot.conf stop; exit 0' TERM INT
-while :; do
-  sleep 2 & wait $!
-  now=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" 2>/dev/null | sha256sum)
-  if [ "$now" != "$installed" ] && install_cert; then
-    doveadm -c /etc/runbook/dovecot.conf reload && echo "runbook: certificate changed, dovecot reloaded"
-  fi
-  doveadm -c /etc/runbook/dovecot.conf service status >/dev/null 2>&1 || pgrep -x dovecot >/dev/null || exit 1
-done
-"""
+#: The mail container's init (written as its run.sh): Postfix + Dovecot, and a watch that installs
+#: the dumped certificate for Dovecot and reloads it whenever the certificate changes.
+RUN_SH = script("mail-run.sh")
 
-CERTS_DUMP_PY = r'''"""Dump certificates from Traefik's acme.json like traefik-certs-dumper (file --version v2
---domain-subdir --crt-name=fullchain --key-name=privkey --watch): DEST/<domain>/fullchain.crt and
-privkey.key, rewritten atomically only when they change. Written by runbook."""
-import base64, json, os, sys, time
-
-source, dest = sys.argv[1], sys.argv[2]
-
-
-def write(path, data, mode):
-    try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
-    except OSError:
-        pass
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    return True
-
-
-def dump():
-    try:
-        with open(source) as f:
-            store = json.load(f)
-    except (OSError, ValueError):
-        return
-    for resolver in store.values():
-        for cert in (resolver or {}).get("Certificates") or []:
-            name = cert["domain"]["main"]
-            folder = os.path.join(dest, name)
-            os.makedirs(folder, exist_ok=True)
-            changed = write(os.path.join(folder, "privkey.key"), base64.b64decode(cert["key"]), 0o600)
-            changed |= write(os.path.join(folder, "fullchain.crt"), base64.b64decode(cert["certificate"]), 0o644)
-            if changed:
-                print("dumped", name, flush=True)
-
-
-while True:
-    dump()
-    time.sleep(2)
-'''
+#: The built-in certificate dumper (written as certs-dump.py): acme.json to DEST/<domain>/.
+CERTS_DUMP_PY = script("mail-certs-dump.py")
 
 
 def dumper_service(inventory: Inventory, spec: MailSpec) -> dict[str, Any]:
@@ -285,42 +208,9 @@ def project(inventory: Inventory) -> dict[str, Any]:
     }
 
 
-RELAY_BACK_PY = r'''"""Rollback helper, run by runbook on the new host (python3 -c): every message in the Maildirs
-under ROOT that is not in the final-sync manifest (it arrived after the final sync) is sent by SMTP
-to the old host for its mailbox, then moved to ROOT/../relayed-back. Prints 'relayed N'."""
-import os, smtplib, sys
-
-old, root = sys.argv[1], sys.argv[2]
-manifest = os.path.join(root, ".runbook-final-sync-manifest")
-if not os.path.exists(manifest):  # no final sync yet: nothing can have arrived here
-    print("relayed 0")
-    sys.exit(0)
-known = set(open(manifest).read().split())
-done = os.path.join(os.path.dirname(root.rstrip("/")), "relayed-back")
-sent = 0
-for domain in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
-    for user in sorted(os.listdir(os.path.join(root, domain))):
-        md = os.path.join(root, domain, user, "Maildir")
-        for sub in ("new", "cur"):
-            folder = os.path.join(md, sub)
-            for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-                if domain + "/" + user + "/" + name.split(":")[0] in known:
-                    continue
-                path = os.path.join(folder, name)
-                with open(path, "rb") as f:
-                    data = f.read()
-                with smtplib.SMTP(old, 25, timeout=30) as smtp:
-                    smtp.sendmail("", [user + "@" + domain], data)
-                os.makedirs(os.path.join(done, domain, user), exist_ok=True)
-                os.replace(path, os.path.join(done, domain, user, name))
-                sent += 1
-print("relayed", sent)
-'''
-
-MANIFEST_SH = r"""cd "$1" && for d in */*/Maildir; do
-  for f in "$d"/new/* "$d"/cur/*; do [ -e "$f" ] || continue; b=${f##*/}; printf '%s\n' "${d%/Maildir}/${b%%:*}"; done
-done"""
-"""Lists domain/user/<unique name> of every message in the new host's Maildirs (arg: vmail root)."""
+#: Rollback helper (python3 -c SCRIPT OLD ROOT on the new host): the mail that arrived after the
+#: final sync goes to the old host by SMTP. Prints 'relayed N'.
+RELAY_BACK_PY = script("mail-relay-back.py")
 
 
 def files(inventory: Inventory) -> dict[str, tuple[str, int]]:

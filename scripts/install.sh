@@ -10,6 +10,7 @@ APT_PACKAGES=(
   rsync borgbackup prometheus-blackbox-exporter prometheus pdns-server pdns-backend-sqlite3 certbot python3-certbot-apache sudo mariadb-server mariadb-client openssl iproute2 procps curl
   python3 python3-venv python3-pip tmux socat util-linux debootstrap
   chromium  # headless screenshot of the cutover report (tests)
+  shellcheck  # lints the scripts that run on the servers (tests/unit/test_remote_scripts.py)
 )
 
 missing=()

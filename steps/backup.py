@@ -28,6 +28,7 @@ from runbook.facts import host_facts
 from runbook.hosts import Host
 from runbook.inventory import BackupSpec, Inventory
 from runbook.journal import ACTION
+from runbook.remote.scripts import script
 from runbook.step import CheckResult, Step, Verified
 from steps.provision import sha
 
@@ -43,54 +44,13 @@ READ_PASSPHRASE = "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE\n"
 #: Shell function: open_or_init REPO opens the repository, or creates it only where there is none
 #: (missing, or an empty folder); one that the passphrase does not open is an error (exit 2, as
 #: Borg's errors: 1 is only a warning), never re-made.
-BORG_OPEN_OR_INIT = r"""
-open_or_init() {
-  if err=$(borg info "$1" 2>&1 >/dev/null); then return 0; fi
-  case "$err" in
-    *"does not exist"*) ;;
-    *"not a valid repository"*)
-      if [ -n "$(ls -A "$1" 2>/dev/null)" ]; then
-        echo "runbook: $1 is a non-empty folder but not a Borg repository; refusing to create one there" >&2
-        return 2
-      fi ;;
-    *"passphrase"*"incorrect"*)
-      echo "runbook: a Borg repository already exists at $1 and the inventory's passphrase does not open it" \
-        "(another repository at that path? check backup.repository and backup.passphrase_file)" >&2
-      return 2 ;;
-    *) echo "runbook: cannot open the Borg repository $1: $err" >&2; return 2 ;;
-  esac
-  case "$1" in *:*) ;; *) mkdir -p "$(dirname "$1")" ;; esac
-  borg init --encryption=repokey-blake2 "$1" >&2
-}
-"""
+BORG_OPEN_OR_INIT = script("borg-open-or-init.sh")
 
-SAFETY_NET_SCRIPT = (
-    BORG_OPEN_OR_INIT
-    + r"""set -eu
-repo=$1 archive=$2 dumps=$3; shift 3
-dbs=""
-while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do dbs="$dbs $1"; shift; done
-[ "$#" -gt 0 ] && shift
-umask 077
-mkdir -p "$dumps"
-for db in $dbs; do
-  mysqldump --single-transaction --routines --events --databases "$db" > "$dumps/$db.sql.tmp"
-  mv -f "$dumps/$db.sql.tmp" "$dumps/$db.sql"
-done
-open_or_init "$repo"
-n=$#
-for p do
-  if [ -e "$p" ]; then set -- "$@" "$p"; else echo "runbook: not on this host, skipped: $p" >&2; fi
-done
-shift "$n"
-# the name is fixed by the plan; a repository that already has it (an earlier migration) gets .2, .3
-name=$archive i=1
-while borg info "$repo::$name" >/dev/null 2>&1; do i=$((i + 1)); name="$archive.$i"; done
-borg create --json --compression lz4 "$repo::$name" "$@" "$dumps"
-"""
-)
+#: REPO ARCHIVE DUMPS DB... -- PATH...: fresh database dumps, then one Borg archive of the data.
+SAFETY_NET_SCRIPT = BORG_OPEN_OR_INIT + script("borg-safety-net.sh")
 
-BORG_READ_SCRIPT = 'set -eu\nrepo=$1; shift\nborg "$@" "$repo"\n'
+#: REPO ARGS...: borg ARGS... REPO (a read: list, info).
+BORG_READ_SCRIPT = script("borg-read.sh")
 
 
 @_register

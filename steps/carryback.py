@@ -34,7 +34,8 @@ from runbook.actions import Action, Note, RunCommand
 from runbook.compose import db_container
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
-from steps.database import old_dump_dir
+from runbook.remote.scripts import script
+from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
 from steps.rollbackkey import RollbackKey
 
@@ -44,59 +45,14 @@ if TYPE_CHECKING:
 __all__ = ["AwaitCachesExpire", "CarryBack", "Writes"]
 
 #: On the new host: each database dumped from the db container, with each table's row count.
-NEW_DUMP_SCRIPT = r"""set -eu
-container=$1 dir=$2; shift 2
-umask 077
-mkdir -p "$dir"
-# the official image has mariadb-dump (11.x dropped the mysqldump name); older ones mysqldump
-dump=$(docker exec "$container" sh -c 'command -v mariadb-dump || command -v mysqldump') ||
-  { echo "$container has neither mariadb-dump nor mysqldump" >&2; exit 1; }
-for db do
-  docker exec "$container" "$dump" --single-transaction --routines --events --triggers \
-    --add-drop-database --databases "$db" > "$dir/$db.sql.tmp"
-  docker exec "$container" mariadb -N -B -e \
-    "SELECT table_name FROM information_schema.tables WHERE table_schema = '$db' AND table_type = 'BASE TABLE'" |
-  while read -r table; do
-    echo "$table $(docker exec "$container" mariadb -N -B -e "SELECT COUNT(*) FROM \`$db\`.\`$table\`")"
-  done > "$dir/$db.counts.tmp"
-  mv -f "$dir/$db.sql.tmp" "$dir/$db.sql"; mv -f "$dir/$db.counts.tmp" "$dir/$db.counts"
-done
-"""
+NEW_DUMP_SCRIPT = script("carryback-dump.sh")
 
 #: On the old host: the dumps restored into its MariaDB (as root over the socket), counts compared.
-OLD_IMPORT_SCRIPT = r"""set -eu
-dir=$1; shift
-for db do
-  mariadb < "$dir/$db.sql"
-  tables=0
-  while read -r table rows; do
-    now=$(mariadb -N -B -e "SELECT COUNT(*) FROM \`$db\`.\`$table\`")
-    if [ "$now" != "$rows" ]; then
-      echo "$db.$table: $now rows on the old host, $rows on the new one" >&2; exit 1
-    fi
-    tables=$((tables + 1))
-  done < "$dir/$db.counts"
-  echo "$db: $tables tables carried back, row counts match the new host"
-done
-"""
+OLD_IMPORT_SCRIPT = script("carryback-import.sh")
 
 #: On the new host: files under each folder written after the final sync's marker, and for each
 #: database the row count of every table (`db table rows`).
-CHANGES_SCRIPT = r"""set -eu
-marker=$1 container=$2; shift 2
-while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
-  [ -d "$1" ] && find "$1" -type f -newer "$marker" -printf 'file %P\n' | sed "s|^file |file $1/|" | head -n 200
-  shift
-done
-[ "$#" -gt 0 ] && shift
-for db do
-  docker exec "$container" mariadb -N -B -e \
-    "SELECT table_name FROM information_schema.tables WHERE table_schema = '$db' AND table_type = 'BASE TABLE'" |
-  while read -r table; do
-    echo "rows $db $table $(docker exec "$container" mariadb -N -B -e "SELECT COUNT(*) FROM \`$db\`.\`$table\`")"
-  done
-done
-"""
+CHANGES_SCRIPT = script("carryback-changes.sh")
 
 
 @dataclass
@@ -115,6 +71,21 @@ class Writes:
         for table, (before, now) in sorted(changed.items()):
             parts.append(f"{table}: {'?' if before is None else before} rows at the final sync, {now} now")
         return "; ".join(parts) if parts else "no file written and no row count changed"
+
+
+def parse_changes(output: str) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """CHANGES_SCRIPT's lines: the files written since the final sync (`file PATH`) and each
+    table's row count now (`rows DB TABLE N`), by (db, table). Raises ValueError on a broken line."""
+    files: list[str] = []
+    rows: dict[tuple[str, str], int] = {}
+    for line in output.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "file":
+            files.append(rest)
+        elif kind == "rows":
+            db, table, count = rest.split()
+            rows[(db, table)] = int(count)
+    return files, rows
 
 
 class CarryBack:
@@ -166,23 +137,14 @@ class CarryBack:
             raise RunbookError(
                 f"cannot list what the new host took for {self.site.name}: {output.stderr.strip()[-300:]}"
             )
-        files, rows = [], {}
-        for line in output.stdout.splitlines():
-            kind, _, rest = line.partition(" ")
-            if kind == "file":
-                files.append(rest)
-            elif kind == "rows":
-                db, table, count = rest.split()
-                rows[f"{db}.{table}"] = (self._rows_at_sync(ctx, db, table), int(count))
-        return Writes(files, rows)
+        files, rows = parse_changes(output.stdout)
+        return Writes(
+            files, {f"{db}.{table}": (self._rows_at_sync(ctx, db, table), n) for (db, table), n in rows.items()}
+        )
 
     def _rows_at_sync(self, ctx: RunContext, db: str, table: str) -> int | None:
         counts = ctx.hosts.get("old").read_file(f"{old_dump_dir(self.inventory, self.site)}/{db}.counts")
-        for line in (counts or b"").decode().splitlines():
-            name, _, rows = line.partition(" ")
-            if name == table and rows.strip().isdigit():
-                return int(rows)
-        return None
+        return parse_counts((counts or b"").decode()).get(table)
 
     def copied(self, ctx: RunContext) -> bool:
         """The old host's marker says this rollback's copy is done (after this final sync)."""

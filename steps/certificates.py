@@ -17,6 +17,7 @@ from runbook.actions import Action, RunCommand
 from runbook.context import RunContext
 from runbook.errors import VerifyError
 from runbook.inventory import Inventory
+from runbook.remote.scripts import script
 from runbook.step import CheckResult, Step
 
 RENEWAL_DIR = "/etc/letsencrypt/renewal"
@@ -25,21 +26,7 @@ STEP_ID = "finish/old-renewals"
 
 #: One line per lineage: "NAME STATE DNS-NAMES...", STATE is "on" (NAME.conf) or "off" (disabled
 #: by this step). The names come from the lineage's live certificate.
-LIST_LINEAGES = r"""
-dir="$1"; live="${dir%/renewal}/live"
-[ -d "$dir" ] || exit 0
-for f in "$dir"/*.conf "$dir"/*.conf.runbook-disabled; do
-  [ -e "$f" ] || continue
-  base=${f##*/}
-  case "$base" in
-    *.runbook-disabled) state=off; name=${base%.conf.runbook-disabled} ;;
-    *) state=on; name=${base%.conf} ;;
-  esac
-  names=$(openssl x509 -in "$live/$name/cert.pem" -noout -ext subjectAltName 2>/dev/null \
-    | tr ',' '\n' | sed -n 's/^ *DNS://p' | tr '\n' ' ')
-  printf '%s %s %s\n' "$name" "$state" "$names"
-done
-"""
+LIST_LINEAGES = script("cert-lineages.sh")
 
 
 @dataclass(frozen=True)

@@ -15,51 +15,14 @@ from __future__ import annotations
 from runbook.actions import Action, RunCommand
 from runbook.compose import db_container, site_dir
 from runbook.inventory import Inventory, SiteSpec
+from runbook.remote.scripts import script
 from steps.transfer import rsync_pull
 
-DUMP_SCRIPT = r"""set -eu
-dir=$1; shift
-umask 077
-mkdir -p "$dir"
-q() { mariadb -N -B -r -e "$1"; }
-for db do
-  mysqldump --single-transaction --routines --events --triggers --add-drop-database --databases "$db" \
-    > "$dir/$db.sql.tmp"
-  q "SELECT DISTINCT CONCAT('\`', User, '\`@\`', Host, '\`') FROM mysql.db WHERE Db = '$db'" |
-  while read -r account; do
-    q "SHOW CREATE USER $account" | sed 's/^CREATE USER/CREATE OR REPLACE USER/; s/@`[^`]*`/@`%`/; s/$/;/'
-    q "SHOW GRANTS FOR $account" | sed 's/@`[^`]*`/@`%`/; s/$/;/'
-  done > "$dir/$db.users.sql.tmp"
-  q "SELECT table_name FROM information_schema.tables WHERE table_schema = '$db' AND table_type = 'BASE TABLE'" |
-  while read -r table; do
-    echo "$table $(q "SELECT COUNT(*) FROM \`$db\`.\`$table\`")"
-  done > "$dir/$db.counts.tmp"
-  for part in sql users.sql counts; do mv -f "$dir/$db.$part.tmp" "$dir/$db.$part"; done
-done
-"""
+#: dump DIR DB... (old host, as root): each database's dump, accounts and row counts, 0600.
+DUMP_SCRIPT = script("db-dump.sh")
 
-IMPORT_SCRIPT = r"""set -eu
-container=$1 dir=$2; shift 2
-tries=0
-until docker exec "$container" mariadb -N -e 'SELECT 1' >/dev/null 2>&1; do
-  tries=$((tries + 1))
-  if [ "$tries" -ge 90 ]; then echo "database container $container does not answer after 90 s" >&2; exit 1; fi
-  sleep 1
-done
-for db do
-  docker exec -i "$container" mariadb < "$dir/$db.sql"
-  { cat "$dir/$db.users.sql"; echo "FLUSH PRIVILEGES;"; } | docker exec -i "$container" mariadb
-  tables=0
-  while read -r table rows; do
-    now=$(docker exec "$container" mariadb -N -B -e "SELECT COUNT(*) FROM \`$db\`.\`$table\`")
-    if [ "$now" != "$rows" ]; then
-      echo "$db.$table: $now rows on the new host, $rows on the old one" >&2; exit 1
-    fi
-    tables=$((tables + 1))
-  done < "$dir/$db.counts"
-  echo "$db: $tables tables restored, row counts match the old host"
-done
-"""
+#: import CONTAINER DIR DB... (new host): the dumps restored into the db container, counts compared.
+IMPORT_SCRIPT = script("db-import.sh")
 
 
 def old_dump_dir(inventory: Inventory, site: SiteSpec) -> str:
@@ -97,3 +60,14 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
             kept="the new host's database keeps what was restored",
         ),
     ]
+
+
+def parse_counts(text: str) -> dict[str, int]:
+    """A DB.counts file (DUMP_SCRIPT's, and the carry-back's): `table rows` a line, by table (the
+    first line of a table counts; a line without a number is left out)."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        table, _, rows = line.partition(" ")
+        if rows.strip().isdigit():
+            counts.setdefault(table, int(rows))
+    return counts

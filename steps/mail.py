@@ -35,6 +35,7 @@ from runbook.errors import RunbookError, VerifyError
 from runbook.facts import compose_argv, host_facts
 from runbook.inventory import Inventory, MailSpec
 from runbook.mailcheck import imaps_login, smtp_accepts
+from runbook.remote.scripts import script
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.provision import sha
@@ -48,10 +49,8 @@ MANIFEST = ".runbook-final-sync-manifest"
 #: Messages waiting in the old queue (deferred or on hold); mail in flight (incoming, active) is not
 #: a backlog: while clients still send to the old host it passes through on its way to the new one.
 BACKLOG = 'postqueue -j 2>/dev/null | grep -cE \'"queue_name": *"(deferred|hold)"\' || true'
-WAIT_IDLE = (
-    'for i in $(seq 60); do postqueue -j 2>/dev/null | grep -q \'"queue_name": *"active"\' || exit 0; sleep 0.5; done; '
-    'echo "deliveries still in flight" >&2; exit 1'
-)
+#: Waits (at most 30 s) until the old Postfix has no delivery in flight.
+WAIT_IDLE = script("mail-wait-idle.sh")
 
 
 def held_main_cf(current: str, spec: MailSpec, relay_to: str, hold: bool) -> str:
@@ -263,12 +262,6 @@ class Server(MailStep):
         # The new Postfix stops listening (senders get "connection refused" and retry, by then to
         # the old host) but delivers what it accepted; then whatever reached the new Maildirs after
         # the final sync goes to the old host by SMTP, from the new host itself.
-        drain = (
-            'postconf -e "master_service_disable = inet" && postfix reload >/dev/null && '
-            'for i in $(seq 120); do postqueue -p | grep -q "Mail queue is empty" && exit 0; '
-            "postqueue -f; sleep 1; done; "
-            'echo "the new Postfix still holds mail" >&2; exit 1'
-        )
         running = (
             host_facts(ctx.hosts.get("new"), [], [mailserver.CONTAINER])
             .get(f"container.{mailserver.CONTAINER}", "")
@@ -279,7 +272,7 @@ class Server(MailStep):
             actions.append(
                 RunCommand(
                     "new",
-                    ("docker", "exec", mailserver.CONTAINER, "sh", "-c", drain),
+                    ("docker", "exec", mailserver.CONTAINER, "sh", "-c", script("mail-drain.sh")),
                     why="the new Postfix stops taking mail and delivers what it has",
                     timeout=300,
                 )
@@ -322,15 +315,11 @@ class Server(MailStep):
 
     def _diagnosis(self, ctx: RunContext) -> str:
         """What the operator needs when IMAPS is not right yet: the dump and the servers' logs."""
-        script = (
-            'ls -l "$1" 2>&1 | tail -n 3 | tr "\\n" " "; '
-            'for c in "$2" "$3"; do printf "| %s: " "$c"; docker logs --tail 4 "$c" 2>&1 | tr "\\n" " "; done'
-        )
         result = ctx.hosts.get("new").run(
             [
                 "sh",
                 "-c",
-                script,
+                script("mail-diagnose.sh"),
                 "diagnose",
                 f"{self.root}/certs/{self.spec.host}",
                 mailserver.CONTAINER,
@@ -406,14 +395,7 @@ class FinalSync(MailStep):
             *sync,
             RunCommand(
                 "new",
-                (
-                    "sh",
-                    "-c",
-                    f'umask 077; ( {mailserver.MANIFEST_SH} ) > "$2.tmp" && mv "$2.tmp" "$2"',
-                    "manifest",
-                    f"{self.root}/vmail",
-                    manifest,
-                ),
+                ("sh", "-c", script("mail-manifest.sh"), "manifest", f"{self.root}/vmail", manifest),
                 why="note what came from the old host",
                 kept="the manifest stays for a later rollback",
             ),

@@ -19,6 +19,7 @@ from runbook.errors import RunbookError
 from runbook.facts import compose_argv, host_facts
 from runbook.hold import hold_argv
 from runbook.inventory import Inventory, SiteSpec
+from runbook.remote.scripts import script
 
 if TYPE_CHECKING:
     from runbook.actioncontext import ActionContext
@@ -30,13 +31,7 @@ PROBE_HEADER = "x-runbook-relay"
 RELAY_PORT_BASE = 18400  # host network only: the relay listens on the new host's address, one port a site
 
 #: On the new host: wait (at most 60 s) until a container's health check passes.
-AWAIT_HEALTHY = r"""tries=0
-until [ "$(docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null)" = healthy ]; do
-  tries=$((tries + 1))
-  if [ "$tries" -ge 600 ]; then echo "container $1 is not healthy after 60 s" >&2; exit 1; fi
-  sleep 0.1
-done
-"""
+AWAIT_HEALTHY = script("await-healthy.sh")
 
 
 @dataclass(frozen=True)

@@ -19,27 +19,21 @@ from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
+from runbook.remote.scripts import script
 from runbook.step import CheckResult, Step
 
 KEY = "/root/.ssh/runbook_transfer"
 KNOWN_HOSTS = "/root/.ssh/runbook_transfer_known_hosts"
 COMMENT = "runbook-transfer"
 SUDOERS = "/etc/sudoers.d/runbook-transfer"
-AUTHORIZE = (
-    'set -e; umask 077; mkdir -p "$(dirname "$2")"; touch "$2"; grep -qxF "$1" "$2" || printf "%s\\n" "$1" >> "$2"'
-)
-REVOKE = (
-    'set -e; f="$2"; [ -e "$f" ] || exit 0; grep -vF "$1" "$f" > "$f.runbook-tmp" || true; '
-    'cat "$f.runbook-tmp" > "$f"; rm -f "$f.runbook-tmp"'
-)
+#: authorize LINE FILE: LINE in the authorized_keys FILE, once.
+AUTHORIZE = script("key-authorize.sh")
+#: revoke COMMENT FILE: the lines of the authorized_keys FILE that hold COMMENT go.
+REVOKE = script("key-revoke.sh")
 #: Makes a fresh ed25519 key ($1, $1.pub) with comment $2, private to root.
-KEYGEN = 'umask 077; mkdir -p /root/.ssh; rm -f "$1" "$1.pub"; ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1"'
+KEYGEN = script("key-make.sh")
 #: Writes a sudoers drop-in only if visudo accepts it (a broken one would lock sudo out).
-PUT_SUDOERS = (
-    'set -e; umask 0337; printf "%s" "$1" > "$2.runbook-tmp"; '
-    'if ! visudo -cqf "$2.runbook-tmp"; then rm -f "$2.runbook-tmp"; echo "visudo refuses the rule" >&2; exit 1; fi; '
-    'mv -f "$2.runbook-tmp" "$2"'
-)
+PUT_SUDOERS = script("sudoers-put.sh")
 
 
 @dataclass(frozen=True)

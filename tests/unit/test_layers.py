@@ -38,12 +38,15 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 
 
 def modules(*folders: str, root: Path = ROOT) -> dict[str, Path]:
-    """Every module below the folders (and root/NAME.py for a name without a folder), by name."""
+    """Every module below the folders (and root/NAME.py for a name without a folder), by name.
+
+    A file whose name is no identifier cannot be imported, so it is no module: the Python that
+    the servers run (runbook/remote/scripts/mail-*.py)."""
     found: dict[str, Path] = {}
     for folder in folders:
         base = root / folder
         paths = sorted(base.rglob("*.py")) if base.is_dir() else [root / f"{folder}.py"]
-        found.update({module_name(p, root): p for p in paths})
+        found.update({module_name(p, root): p for p in paths if p.stem.isidentifier()})
     return found
 
 

@@ -1,0 +1,1 @@
+"""Remote access: what runs on the servers (scripts/, loaded by name)."""

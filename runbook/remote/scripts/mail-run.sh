@@ -1,0 +1,38 @@
+#!/bin/sh
+# The mail container's init, written by runbook: Postfix + Dovecot, and a watch that installs the
+# dumped certificate for Dovecot and reloads it whenever the certificate changes.
+set -u
+CERT_DIR=/certs/"$MAIL_HOST"
+TLS=/etc/dovecot/tls
+mkdir -p "$TLS"
+# the hash of the dumped files that are installed: taken before copying, so a dump that lands
+# while Dovecot starts (or while copying) is still seen as a change by the watch below
+installed=none
+install_cert() {
+  if [ -s "$CERT_DIR/fullchain.crt" ] && [ -s "$CERT_DIR/privkey.key" ]; then
+    hash=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" | sha256sum)
+    cp "$CERT_DIR/fullchain.crt" "$TLS/fullchain.pem.new" && cp "$CERT_DIR/privkey.key" "$TLS/privkey.pem.new" \
+      && chmod 600 "$TLS/privkey.pem.new" && mv "$TLS/privkey.pem.new" "$TLS/privkey.pem" \
+      && mv "$TLS/fullchain.pem.new" "$TLS/fullchain.pem" && installed=$hash && return 0
+  fi
+  return 1
+}
+if ! install_cert; then
+  # until the dumper has the ACME certificate: a throw-away one, replaced as soon as it appears
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$MAIL_HOST" \
+    -keyout "$TLS/privkey.pem" -out "$TLS/fullchain.pem" >/dev/null 2>&1
+fi
+cp /etc/runbook/main.cf /etc/postfix/main.cf
+postconf -F '*/*/chroot = n'
+postfix set-permissions >/dev/null 2>&1 || true
+dovecot -c /etc/runbook/dovecot.conf || exit 1
+postfix start || exit 1
+trap 'postfix stop; doveadm -c /etc/runbook/dovecot.conf stop; exit 0' TERM INT
+while :; do
+  sleep 2 & wait $!
+  now=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" 2>/dev/null | sha256sum)
+  if [ "$now" != "$installed" ] && install_cert; then
+    doveadm -c /etc/runbook/dovecot.conf reload && echo "runbook: certificate changed, dovecot reloaded"
+  fi
+  doveadm -c /etc/runbook/dovecot.conf service status >/dev/null 2>&1 || pgrep -x dovecot >/dev/null || exit 1
+done
