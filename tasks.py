@@ -17,34 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
-from rich.console import Console
 
-from runbook import render
+from runbook.cli import common, render
+from runbook.cli.common import INVENTORY_HELP, console
 from runbook.context import RunContext
-from runbook.errors import InventoryError, RunbookError
-from runbook.hosts import HostPool
-from runbook.inventory import Inventory, file_problems, load_inventory
+from runbook.errors import RunbookError
+from runbook.inventory import Inventory, file_problems
 from runbook.journal import Journal
 from runbook.lock import RunLock
 from runbook.plan import build_plan, select_steps
+from runbook.remote.hosts import HostPool
 from runbook.runner import Runner
 from runbook.sitestate import groups_of, site_states
 from runbook.step import Step
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_INVENTORY = ROOT / "hosts" / "lab.yaml"
-INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
-
-console = Console(highlight=False)
-
-
-def _setting(c: Context, key: str, default: Any = None) -> Any:
-    section = c.config.get("runbook", None) or {}
-    return section.get(key, default)
-
-
-def _inventory(c: Context, inventory: str | None) -> Inventory:
-    return load_inventory(inventory or _setting(c, "inventory") or DEFAULT_INVENTORY)
+DEFAULT_INVENTORY = common.DEFAULT_INVENTORY
+_setting, _inventory, _errors = common.setting, common.inventory, common.errors
 
 
 def _steps(c: Context, inventory: Inventory) -> list[Step]:
@@ -53,17 +42,6 @@ def _steps(c: Context, inventory: Inventory) -> list[Step]:
     module_name, _, function = spec.partition(":")
     builder: Callable[[Inventory], list[Step]] = getattr(importlib.import_module(module_name), function)
     return builder(inventory)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Expected failures become a clear message and a non-zero exit, never a traceback."""
-    try:
-        yield
-    except RunbookError as exc:
-        raise Exit(f"error: {exc}", code=2 if isinstance(exc, InventoryError) else 1) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted; the journal holds what was applied: inv status", code=130) from None
 
 
 @contextmanager
@@ -325,7 +303,7 @@ ns = Collection(migrate, plan, status, rollback, verify, check_config)
 # Defaults, so that invoke.yaml and INVOKE_RUNBOOK_* environment variables can override them.
 ns.configure({"runbook": {"inventory": str(DEFAULT_INVENTORY), "steps": "steps:build_steps"}})
 
-for optional in ("lab.tasks", "runbook.devtasks", "runbook.hosttasks"):
+for optional in ("lab.tasks", "runbook.cli.devtasks", "runbook.cli.hosttasks"):
     try:
         module = importlib.import_module(optional)
     except ModuleNotFoundError as exc:
@@ -333,12 +311,12 @@ for optional in ("lab.tasks", "runbook.devtasks", "runbook.hosttasks"):
             raise
         continue
     ns.add_collection(module.ns)
-    if optional == "runbook.devtasks":
+    if optional == "runbook.cli.devtasks":
         # `inv test` and `inv bench` are the names the project's issues and README use.
         ns.add_task(module.test, name="test")
         ns.add_task(module.bench, name="bench")
 
-from runbook.discovertasks import containerize, discover  # noqa: E402
+from runbook.cli.discovertasks import containerize, discover  # noqa: E402
 
 ns.add_task(discover)
 ns.add_task(containerize)
@@ -347,7 +325,7 @@ ns.add_task(containerize)
 @task(help={"inventory": INVENTORY_HELP, "open_": "print only the HTML file's path (for a browser)"})
 def report(c, inventory=None, open_=False):
     """Write the cutover report (Markdown + standalone HTML) under state_dir/reports, mode 0600."""
-    from runbook.report import write_report
+    from runbook.report.markdown import write_report
 
     with _errors(), _session(c, inventory, dry_run=True) as (ctx, steps):
         markdown, page = write_report(ctx.inventory, ctx.journal, steps, ctx.secrets)

@@ -27,8 +27,8 @@ import pytest
 
 from bench.common import median, save
 from bench.probe import Probe
-from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
+from runbook.remote.hosts import HostPool
 from steps.transfer import rsync_pull
 from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
 from tests.integration.test_mail import USERS, Sender, journal_window, wait_for_ids

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import save  # noqa: E402
-from runbook.hosts import HostPool  # noqa: E402
 from runbook.inventory import load_inventory  # noqa: E402
+from runbook.remote.hosts import HostPool  # noqa: E402
 from steps.transfer import KEY as TRANSFER_KEY  # noqa: E402
 from steps.transfer import rsync_pull  # noqa: E402
 from tests.labcopy import lab_inventory_copy  # noqa: E402

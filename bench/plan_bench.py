@@ -34,10 +34,10 @@ BIN = Path(sys.executable).parent
 def engine_plan(inventory: Path) -> dict[str, Any]:
     """One in-process plan: seconds, SSH channels, steps, and the steps that could not be checked."""
     from runbook.context import QuietReporter, RunContext
-    from runbook.hosts import HostPool, SSHHost
     from runbook.inventory import load_inventory
     from runbook.journal import Journal
     from runbook.plan import build_plan
+    from runbook.remote.hosts import HostPool, SSHHost
     from steps import build_steps
 
     counter = {"channels": 0}

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     import ssl
 
     from runbook.dns.service import DnsService
-    from runbook.hosts import HostPool
     from runbook.inventory import Inventory
+    from runbook.remote.hosts import HostPool
     from runbook.secrets import Secret
     from runbook.waiting import CountdownReporter
 
@@ -40,7 +40,7 @@ class Waits(Protocol):
 
 class ActionContext(Protocol):
     """The run as actions see it: inventory, hosts, DNS, the journal's kept files, the clock, the
-    reporter's countdowns, the run's secrets and its ACME trust (runbook.http.acme_context)."""
+    reporter's countdowns, the run's secrets and its ACME trust (runbook.remote.http.acme_context)."""
 
     @property
     def inventory(self) -> Inventory: ...

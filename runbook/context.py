@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runbook.hosts import HostPool
 from runbook.inventory import Inventory
 from runbook.journal import Journal
+from runbook.remote.hosts import HostPool
 from runbook.secrets import Secret
 from runbook.waiting import CountdownReporter, countdown
 
@@ -87,11 +87,11 @@ class RunContext:
     #: A plan's estimate of when the old-TTL gate opens, before ttl/lower journaled the gate
     #: (steps.ttl.old_ttl_gate): made once per plan, in a dry-run context only.
     gate_estimate: float | None = None
-    #: Whether runbook.http.acme_root_pem fetched the ACME server's issuing root yet (once per run).
+    #: Whether runbook.remote.http.acme_root_pem fetched the ACME server's issuing root yet (once per run).
     acme_root_fetched: bool = False
     #: That root as PEM, once fetched; None when the inventory publishes none (acme.ca_roots_url).
     acme_root_pem: str | None = None
-    #: The SSL context trusting what the ACME server issues, once runbook.http.acme_context built it.
+    #: The SSL context trusting what the ACME server issues, once runbook.remote.http.acme_context built it.
     acme_ssl_context: ssl.SSLContext | None = None
     #: inv rollback --discard-new-writes: a rollback may give up what an unreachable new host took.
     discard_new_writes: bool = False

@@ -1,6 +1,6 @@
 """A plan is a value: the steps with their live check results and their actions as data.
 
-`build_plan` only reads (checks and previews); rendering is elsewhere (runbook.render).
+`build_plan` only reads (checks and previews); rendering is elsewhere (runbook.cli.render).
 The checksum covers step ids, done flags and what each action will change (with the live state
 it acts on), never the clock, so `inv migrate --checksum SUM` applies only the plan that was
 reviewed. `dns_safety` refuses plans that change too much of the zone (octoDNS's thresholds).
@@ -156,7 +156,7 @@ def _wanted_reads(steps: list[Step]) -> dict[str, tuple[list[str], list[str]]]:
 
 def _batch_read(ctx: RunContext, host: str, wanted: tuple[list[str], list[str]]) -> None:
     """One round trip for what the steps declared; on failure the steps ask (and report) alone."""
-    from runbook.facts import batch_read
+    from runbook.remote.facts import batch_read
 
     with contextlib.suppress(RunbookError):
         batch_read(ctx.hosts.get(host), *wanted)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from runbook.actions import Action
     from runbook.context import RunContext
-    from runbook.reads import Reads
+    from runbook.remote.reads import Reads
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Step:
 
     def reads(self) -> dict[str, Reads]:
         """Files and containers check() and actions() read, by host: a plan reads them for all
-        steps in one round trip per host (runbook.reads). Optional; default none."""
+        steps in one round trip per host (runbook.remote.reads). Optional; default none."""
         return {}
 
     def check(self, ctx: RunContext) -> CheckResult:

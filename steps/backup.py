@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from runbook.actions import Action, Note, PutFile, RemoveFile, RunCommand, _register
 from runbook.context import RunContext
 from runbook.errors import CommandFailed, RunbookError, VerifyError
-from runbook.facts import host_facts
-from runbook.hosts import Host
 from runbook.inventory import BackupSpec, Inventory
 from runbook.journal import ACTION
+from runbook.remote.facts import host_facts
+from runbook.remote.hosts import Host
 from runbook.remote.scripts import script
 from runbook.step import CheckResult, Step, Verified
 from steps.provision import sha

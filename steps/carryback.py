@@ -29,12 +29,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runbook import compose
 from runbook.actions import Action, Note, RunCommand
-from runbook.compose import db_container
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
 from runbook.remote.scripts import script
+from runbook.services import compose
+from runbook.services.compose import db_container
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
 from steps.rollbackkey import RollbackKey

@@ -13,9 +13,9 @@ Password hashes are in these files (0600 on both hosts), never in a command line
 from __future__ import annotations
 
 from runbook.actions import Action, RunCommand
-from runbook.compose import db_container, site_dir
 from runbook.inventory import Inventory, SiteSpec
 from runbook.remote.scripts import script
+from runbook.services.compose import db_container, site_dir
 from steps.transfer import rsync_pull
 
 #: dump DIR DB... (old host, as root): each database's dump, accounts and row counts, 0600.

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runbook import apache
 from runbook.context import RunContext
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
+from runbook.services import apache
 from runbook.step import CheckResult, Step, Verified
 
 STEP_ID = "finish/decommission"

@@ -5,7 +5,7 @@ Sub-steps (ids mail/...), one group, so that a failure rolls all of them back:
 1. pre-sync: the Maildirs (with dovecot-uidlist / dovecot-uidvalidity, so UIDVALIDITY, UIDs and
    the flags in the file names are kept) and the old Dovecot's passwd-file go to the new host with
    rsync, host to host.
-2. server: the mail compose project on the new host (runbook.mailserver): Dovecot + Postfix, the
+2. server: the mail compose project on the new host (runbook.services.mailserver): Dovecot + Postfix, the
    certificate dumper, IMAPS behind Traefik's TCP router, SMTP on the new host's address.
 3. hold: the old Postfix routes the mail domain to a relay transport to the new host that is
    deferred, so mail arriving from now on waits in the old queue instead of being split across
@@ -27,15 +27,15 @@ of the Maildirs is kept.
 
 from __future__ import annotations
 
-from runbook import mailserver
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
-from runbook.facts import compose_argv, host_facts
 from runbook.inventory import Inventory, MailSpec
-from runbook.mailcheck import imaps_login, smtp_accepts
+from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.scripts import script
+from runbook.services import mailserver
+from runbook.services.mailcheck import imaps_login, smtp_accepts
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.provision import sha

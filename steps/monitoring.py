@@ -33,11 +33,11 @@ from typing import Any
 import yaml
 
 from runbook.actions import Action, PutFile, RunCommand
-from runbook.compose import to_yaml
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory, MonitoringSpec
 from runbook.journal import APPLIED
+from runbook.services.compose import to_yaml
 from runbook.step import CheckResult, Step, Verified
 
 STEP_ID = "monitoring/blackbox"

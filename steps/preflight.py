@@ -87,7 +87,7 @@ def served_certificate_expiry(address: str, name: str, timeout: float = 5.0) -> 
 
     from cryptography import x509
 
-    from runbook.http import unverified_context
+    from runbook.remote.http import unverified_context
 
     try:
         with (
@@ -142,7 +142,7 @@ class OldCertificatesLast(Preflight):
     def _tls_names(self, ctx: RunContext) -> list[str]:
         """The moving names that a port-443 vhost of the old host's Apache answers for (one
         `apache2ctl -S`, shared with the other steps of a plan); others get no certificate of theirs."""
-        from runbook import apache
+        from runbook.services import apache
 
         wanted = sorted({d.lower() for site in self.inventory.sites for d in site.domains})
         listed = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
-from runbook import compose
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
-from runbook.facts import compose_argv, host_facts
-from runbook.http import describe_visit, request, unverified_context, visit
 from runbook.inventory import Inventory
+from runbook.remote.facts import compose_argv, host_facts
+from runbook.remote.http import describe_visit, request, unverified_context, visit
+from runbook.services import compose
 from runbook.step import CheckResult, Step
 
 APT = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q")

@@ -2,7 +2,7 @@
 from the new host's Traefik image, whose file configuration proxies each of the site's names to the
 old host (verified TLS, each name with its own SNI). Its labels give it routers that outrank the
 site's. It is health-checked (its own ping, on a path of its routes), so the new host's Traefik
-routes to it only once its routes are loaded; then it is frozen (its cgroup, as runbook.hold does
+routes to it only once its routes are loaded; then it is frozen (its cgroup, as runbook.remote.hold does
 for the forward freeze) and the site's requests queue in it. A probe path on the same routers,
 answered by the new host's Traefik itself, shows when the routes are live.
 """
@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runbook import compose
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.errors import RunbookError
-from runbook.facts import compose_argv, host_facts
-from runbook.hold import hold_argv
 from runbook.inventory import Inventory, SiteSpec
+from runbook.remote.facts import compose_argv, host_facts
+from runbook.remote.hold import hold_argv
 from runbook.remote.scripts import script
+from runbook.services import compose
 
 if TYPE_CHECKING:
     from runbook.actioncontext import ActionContext
@@ -49,7 +49,7 @@ class AwaitRelay(Action):
         return f"wait until the new host ({self.address}) routes {', '.join(self.domains)} to the relay"
 
     def apply(self, ctx: ActionContext) -> dict[str, Any]:
-        from runbook.http import acme_context, request
+        from runbook.remote.http import acme_context, request
 
         deadline = time.monotonic() + self.timeout
         pending = list(self.domains)
@@ -153,7 +153,7 @@ class Relay:
 
     def old_scheme(self, ctx: RunContext) -> tuple[str, int]:
         """How the old host serves the site: https on 443 when it has a TLS vhost for it."""
-        from runbook import apache
+        from runbook.services import apache
 
         output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
         refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), self.site.domains)

@@ -8,16 +8,24 @@ new containers stopped, the data kept), so the old host serves as before.
 
 from __future__ import annotations
 
-from runbook import apache, compose
 from runbook.actions import Action, PutFile, RunCommand
-from runbook.compose import db_container
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
-from runbook.facts import compose_argv, host_facts
-from runbook.hold import hold_argv, hold_state
-from runbook.http import Response, acme_context, acme_root_pem, describe_visit, request, unverified_context, visit
 from runbook.inventory import Inventory, SiteSpec
-from runbook.reads import Reads
+from runbook.remote.facts import compose_argv, host_facts
+from runbook.remote.hold import hold_argv, hold_state
+from runbook.remote.http import (
+    Response,
+    acme_context,
+    acme_root_pem,
+    describe_visit,
+    request,
+    unverified_context,
+    visit,
+)
+from runbook.remote.reads import Reads
+from runbook.services import apache, compose
+from runbook.services.compose import db_container
 from runbook.step import CheckResult, Step, Verified
 from steps import addresses, database, ttl
 from steps.carryback import AwaitCachesExpire, CarryBack
@@ -230,7 +238,7 @@ class VerifyNew(SiteStep):
 
 class Freeze(SiteStep):
     """The old host stops writing its copy: a last catch-up sync; the new container's cgroup is
-    frozen (runbook.hold), so requests reaching it wait in its listen backlog instead of seeing
+    frozen (runbook.remote.hold), so requests reaching it wait in its listen backlog instead of seeing
     data the final sync has not brought yet; the old vhost becomes a reverse proxy to the new host
     (Host header kept) and Apache reloads gracefully. final-sync brings the rest and thaws: no
     request fails, no answer comes from a stale copy, no write is lost."""

@@ -59,7 +59,7 @@ def host_endpoint(inventory: Inventory, role: str) -> Endpoint:
     cached = _ENDPOINTS.get((id(inventory), role))
     if cached is not None:
         return cached
-    from runbook.hosts import SSHHost
+    from runbook.remote.hosts import SSHHost
 
     conn = SSHHost(role, inventory.hosts[role], inventory.ssh_known_hosts, inventory.ssh_config).connection()
     gateway = conn.gateway

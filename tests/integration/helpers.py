@@ -76,7 +76,7 @@ def client_trust(lab: Any) -> ssl.SSLContext:
 def old_host_serves_itself(lab: Any, domain: str, text: str) -> bool:
     """The old host answers with its own copy (no proxy's Via), as a browser reaches it: http://,
     then the redirect to https:// where the lab's old host has certbot's certificates."""
-    from runbook.http import visit
+    from runbook.remote.http import visit
 
     hops = visit(lab.old, domain, "/", context=client_trust(lab))
     response = hops[-1].response

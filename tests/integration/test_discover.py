@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.discover import discover
-from runbook.hosts import HostPool
+from runbook.discover.scan import discover
 from runbook.inventory import load_inventory
+from runbook.remote.hosts import HostPool
 from tests.labcopy import REPO, lab_inventory_copy
 
 pytestmark = pytest.mark.lab

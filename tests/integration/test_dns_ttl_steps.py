@@ -15,9 +15,9 @@ import pytest
 from runbook.actions import WaitUntil
 from runbook.context import QuietReporter, RunContext
 from runbook.dns.values import RRsetValue
-from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
+from runbook.remote.hosts import HostPool
 from runbook.runner import Runner
 from steps import ttl
 

@@ -15,9 +15,9 @@ import pytest
 from runbook.actions import PutFile, RunCommand
 from runbook.context import QuietReporter, RunContext
 from runbook.errors import HostKeyError, InventoryError
-from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
+from runbook.remote.hosts import HostPool
 from steps.transfer import rsync_pull
 from tests.integration.helpers import run_inv
 from tests.labcopy import REPO, lab_inventory_copy

@@ -14,7 +14,7 @@ import dns.update
 import pytest
 
 from bench.probe import Probe
-from runbook.http import request
+from runbook.remote.http import request
 from tests.integration.helpers import (
     SETUP,
     SITES_ONLY,

@@ -1,6 +1,6 @@
 """Reading `apache2ctl -S` and freezing a vhost into a proxy, as pure text functions."""
 
-from runbook.apache import freeze_text, is_frozen, parse_vhosts, vhosts_for
+from runbook.services.apache import freeze_text, is_frozen, parse_vhosts, vhosts_for
 
 S_OUTPUT = """\
 VirtualHost configuration:

@@ -1,9 +1,9 @@
 """Which certbot lineages the old host stops renewing (steps/certificates.py), and the vhosts the
-freeze leaves alone (runbook/apache.py): pure text in, decisions out."""
+freeze leaves alone (runbook/services/apache.py): pure text in, decisions out."""
 
 from __future__ import annotations
 
-from runbook.apache import freeze_text, redirects_to_https
+from runbook.services.apache import freeze_text, redirects_to_https
 from steps.certificates import Lineage, moved_lineages, parse_lineages
 
 LISTING = """\

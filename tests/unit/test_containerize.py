@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import containerize
-from runbook.compose import WEB_NETWORK
 from runbook.inventory import load_inventory
+from runbook.services import containerize
+from runbook.services.compose import WEB_NETWORK
 
 ROOT = Path(__file__).resolve().parents[2]
 INV = str(Path(sys.executable).parent / "inv")

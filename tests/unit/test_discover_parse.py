@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from runbook.discover import parse_discovery
-from runbook.discoverreport import markdown, starting_inventory
+from runbook.discover.scan import parse_discovery
+from runbook.discover.writeup import markdown, starting_inventory
 from runbook.inventory import load_inventory
 
 APACHE_S = """\

@@ -2,7 +2,7 @@
 
 - no import circles among runbook/ modules;
 - runbook/ never imports steps/ or lab/ (nor tests/ or bench/);
-- only the front ends print: of runbook/, steps/ and tasks.py, only runbook/render.py and the
+- only the front ends print: of runbook/, steps/ and tasks.py, only runbook/cli/render.py and the
   invoke task modules may call print() or create a rich Console (lab/ may too; bench/ and tests/
   are outside the layers).
 
@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 #: still close a circle (the test says when one can go).
 KNOWN_CIRCLE_EDGES: dict[tuple[str, str], str] = {}
 
-#: Modules that may print (print() or a rich Console): the front ends.
-FRONT_ENDS = {"tasks", "runbook.render", "runbook.devtasks", "runbook.hosttasks", "runbook.discovertasks"}
+
+#: Modules that may print (print() or a rich Console): the front ends, tasks.py and runbook/cli/.
+def is_front_end(name: str) -> bool:
+    return name == "tasks" or name == "runbook.cli" or name.startswith("runbook.cli.")
+
+
 #: Modules that print although they are not front ends (none today), with why.
 KNOWN_PRINTERS: dict[str, str] = {}
 
@@ -215,8 +219,8 @@ def test_only_the_front_ends_print() -> None:
         for name, path in modules("runbook", "steps", "tasks").items()
     }
     printers = {name: calls for name, calls in printers.items() if calls}
-    wrong = {name: calls for name, calls in printers.items() if name not in FRONT_ENDS | set(KNOWN_PRINTERS)}
-    assert not wrong, "only runbook/render.py, the invoke task modules and lab/ print:\n" + "\n".join(
+    wrong = {name: calls for name, calls in printers.items() if not is_front_end(name) and name not in KNOWN_PRINTERS}
+    assert not wrong, "only runbook/cli/render.py, the invoke task modules and lab/ print:\n" + "\n".join(
         f"{name}: {', '.join(calls)}" for name, calls in sorted(wrong.items())
     )
     stale = sorted(set(KNOWN_PRINTERS) - set(printers))
@@ -231,3 +235,43 @@ def test_the_print_check_finds_print_and_console(tmp_path: Path) -> None:
         "def f(c):\n    print('x')\n    c.print('y')\n    Console()\n    rich.console.Console(stderr=True)\n"
     )
     assert sorted(printing_calls(source), key=lambda hit: hit[1]) == [("print", 4), ("Console", 6), ("Console", 7)]
+
+
+#: The layers of runbook/, lowest first: a module imports its own layer and those below it only.
+#: The engine (every runbook module not named here: step, runner, actions, plan, journal, context)
+#: drives the hosts and DNS, so it sits above remote access; servers' knowledge and features use it.
+BASE = ("runbook.errors", "runbook.inventory", "runbook.schema", "runbook.secrets", "runbook.failpoints",
+        "runbook.waiting", "runbook.filediff", "runbook.durable")  # fmt: skip
+LAYERS = (
+    ("base", BASE),
+    ("remote", ("runbook.remote", "runbook.dns")),
+    ("engine", ()),
+    ("services", ("runbook.services",)),
+    ("features", ("runbook.discover", "runbook.report")),
+    ("cli", ("runbook.cli",)),
+)
+ENGINE = 2
+#: Imports upward through the layers that remain, with why.
+KNOWN_UPWARD: dict[tuple[str, str], str] = {
+    ("runbook.remote.http", "runbook.actioncontext"): "type only: the ACME trust it builds is cached on the run",
+}
+
+
+def layer_of(name: str) -> int:
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return rank
+    return ENGINE
+
+
+def test_each_runbook_layer_imports_only_itself_and_the_layers_below() -> None:
+    graph = runbook_graph()
+    wrong = [
+        f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]}, line {line})"
+        for name, targets in graph.items()
+        for target, line in targets.items()
+        if layer_of(target) > layer_of(name) and (name, target) not in KNOWN_UPWARD
+    ]
+    assert not wrong, "an import upward through the layers:\n" + "\n".join(sorted(wrong))
+    stale = [edge for edge in KNOWN_UPWARD if edge[1] not in graph.get(edge[0], {})]
+    assert not stale, f"no longer imported, remove from KNOWN_UPWARD: {stale}"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from runbook import mailserver
 from runbook.inventory import load_inventory
+from runbook.services import mailserver
 from steps.mail import MARK, held_main_cf, relay_master_cf
 
 LAB = Path(__file__).resolve().parents[2] / "hosts" / "lab.yaml"

@@ -14,10 +14,10 @@ from runbook.context import QuietReporter, RunContext
 from runbook.dns.values import RRsetValue
 from runbook.dnssafety import MIN_ZONE_RRSETS, judge, plan_dns_changes
 from runbook.filediff import mask_line, masked_diff
-from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
 from runbook.plan import Plan, PlanEntry, PlannedAction, build_plan
+from runbook.remote.hosts import HostPool
 from runbook.runner import Runner
 from runbook.secrets import Secret
 from tests.filesteps import WriteFile

@@ -1,4 +1,4 @@
-"""A plan's batched reads (runbook.reads) answer exactly what the host would, once per plan."""
+"""A plan's batched reads (runbook.remote.reads) answer exactly what the host would, once per plan."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook.facts import batch_read, host_facts
-from runbook.hold import hold_state
-from runbook.hosts import CommandResult, HostPool, LocalHost
-from runbook.reads import PlanReads
+from runbook.remote.facts import batch_read, host_facts
+from runbook.remote.hold import hold_state
+from runbook.remote.hosts import CommandResult, HostPool, LocalHost
+from runbook.remote.reads import PlanReads
 
 #: A docker that knows one stopped container and nothing else, whatever this machine runs: the
 #: reads' scripts run it instead of the real one (a lab may be running here meanwhile).

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
-from runbook.report import to_markdown, write_report
-from runbook.reportdata import build_report, duration, propagation_seconds, size
-from runbook.reporthtml import to_html
+from runbook.report.data import build_report, duration, propagation_seconds, size
+from runbook.report.html import to_html
+from runbook.report.markdown import to_markdown, write_report
 from runbook.secrets import Secret
 from steps import build_steps
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from runbook.context import QuietReporter, RunContext
 from runbook.errors import VerifyError
-from runbook.hosts import HostPool
 from runbook.inventory import load_inventory
 from runbook.journal import DATA, DONE, STARTED, VERIFIED, Journal
+from runbook.remote.hosts import HostPool
 from runbook.runner import Runner
 from runbook.step import Verified
 from tests.filesteps import WriteFile

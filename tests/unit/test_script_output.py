@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook.discover import parse_discovery
-from runbook.facts import parse_facts
-from runbook.hold import parse_hold_state
+from runbook.discover.scan import parse_discovery
+from runbook.remote.facts import parse_facts
+from runbook.remote.hold import parse_hold_state
 from steps.carryback import parse_changes
 from steps.database import parse_counts
 

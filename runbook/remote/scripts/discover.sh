@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # shellcheck disable=SC1091  # /etc/os-release is the host's
-# What runs on the old host, read-only, on stdin to `sh -s` (runbook/discover.py): one record a
+# What runs on the old host, read-only, on stdin to `sh -s` (runbook/discover/scan.py): one record a
 # line, its kind then base64 fields (`b` encodes one, `bf` a file's content), so that hostile names
 # need no quoting.
 

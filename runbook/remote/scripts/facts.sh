@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # file and thawed: set by freeze_file (cgroup-freeze.sh, prepended)
-# A host's facts as key=value lines, on stdin to `sh -s -- FILE...` (runbook/facts.py), after the
+# A host's facts as key=value lines, on stdin to `sh -s -- FILE...` (runbook/remote/facts.py), after the
 # settings CONTAINERS (names, checked), HOLD and CONTENT (a size limit) and cgroup-freeze.sh:
 # docker=, compose=, network.web=, container.NAME=STATE/HEALTH, hold.NAME=held|serving|missing,
 # file.PATH=SHA256 MODE (empty when missing), content.PATH=BASE64.

@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2154  # file, frozen and thawed: set by freeze_file (cgroup-freeze.sh, prepended)
-# hold ACTION CONTAINER, on the new host (runbook/hold.py): ACTION freeze or thaw the container's
+# hold ACTION CONTAINER, on the new host (runbook/remote/hold.py): ACTION freeze or thaw the container's
 # cgroup, or state: print held, serving or missing (not running).
 
 set -e

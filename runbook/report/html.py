@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from runbook.reportdata import (
+from runbook.report.data import (
     SITE_PHASES,
     Report,
     SiteTimeline,

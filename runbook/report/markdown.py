@@ -1,7 +1,7 @@
 """The cutover report for a club board member to read: as Markdown, and both files written.
 
-`to_markdown(report)` renders a runbook.reportdata `Report` (built from the journal by
-`build_report`) as Markdown, `runbook.reporthtml.to_html(report)` as one HTML page, and
+`to_markdown(report)` renders a runbook.report.data `Report` (built from the journal by
+`build_report`) as Markdown, `runbook.report.html.to_html(report)` as one HTML page, and
 `write_report(...)` writes both under the inventory's state_dir/reports (mode 0600). Everything
 comes from the journal, which holds no secret; known secret values are scrubbed from the text
 once more on the way out.
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runbook.reportdata import (
+from runbook.report.data import (
     SITE_PHASES,
     Report,
     backup_lines,
@@ -28,7 +28,7 @@ from runbook.reportdata import (
     size,
     when,
 )
-from runbook.reporthtml import to_html
+from runbook.report.html import to_html
 from runbook.secrets import Secret, scrub
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from runbook import schema
-from runbook.discover import Discovery, Vhost
+from runbook.discover.scan import Discovery, Vhost
 from runbook.inventory import Inventory
 
 PUBLIC_PORTS = (80, 443)

@@ -1,6 +1,6 @@
 """Containerize: each site's compose project in the apps folder, for the operator to commit.
 
-The text comes from `runbook.compose.generated_site_compose`. An existing file that differs is
+The text comes from `runbook.services.compose.generated_site_compose`. An existing file that differs is
 the operator's edit: it is never overwritten without a decision (the task asks, or --yes/--keep).
 Validation runs compose itself locally (`docker compose config -q`, or docker-compose 1.x).
 """
@@ -14,9 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from runbook import compose
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
+from runbook.services import compose
 
 
 @dataclass(frozen=True)

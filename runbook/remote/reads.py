@@ -5,7 +5,7 @@ for the site's containers, hold state and marker files, and `check` and `actions
 ask twice. While a plan is built, each host carries a PlanReads:
 
 - one batched read per host, made before the checks, answers every file and container the
-  steps declared (`Step.reads`) in one round trip (runbook.facts);
+  steps declared (`Step.reads`) in one round trip (runbook.remote.facts);
 - every other command's result is kept by its exact command line and stdin, so a command runs
   once per plan however many steps ask (apache2ctl -S, a vhost file, a hold state).
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-#: A command's result as the host gives it (runbook.hosts.CommandResult); this module keeps it
+#: A command's result as the host gives it (runbook.remote.hosts.CommandResult); this module keeps it
 #: without looking inside, so that hosts, which carry a PlanReads, are not imported here.
 Result = TypeVar("Result")
 

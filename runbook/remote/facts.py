@@ -1,6 +1,6 @@
 """Facts about a host in one round trip: a small script whose key=value output is parsed.
 
-The same script answers a plan's batched reads (runbook.reads): every site's containers, their
+The same script answers a plan's batched reads (runbook.remote.reads): every site's containers, their
 hold state and every file a step will look at, for the whole inventory in one round trip.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from runbook.errors import RunbookError
-from runbook.hold import CGROUP_FREEZE_FILE
-from runbook.hosts import Host
+from runbook.remote.hold import CGROUP_FREEZE_FILE
+from runbook.remote.hosts import Host
 from runbook.remote.scripts import script
 
 #: Files up to this size come back whole in a batched read (markers, compose files, vhosts).
@@ -61,7 +61,7 @@ def host_facts(host: Host, files: list[str] | None = None, containers: list[str]
 
 def batch_read(host: Host, files: list[str], containers: list[str]) -> None:
     """A plan's one read of a host: facts, every container with its hold state, every file with
-    its content; kept in host.plan_reads for the steps' checks (runbook.reads)."""
+    its content; kept in host.plan_reads for the steps' checks (runbook.remote.reads)."""
     reads = host.plan_reads
     if reads is None:
         raise RunbookError(f"host {host.name}: batched reads only while a plan is built")

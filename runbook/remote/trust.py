@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import ConnectionLost, HostKeyError
-from runbook.hosts import SSHHost, fingerprint
+from runbook.remote.hosts import SSHHost, fingerprint
 
 
 @dataclass(frozen=True)

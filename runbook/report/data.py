@@ -2,7 +2,7 @@
 
 `build_report(inventory, journal, steps)` turns the journal into a `Report` (the plan, each step
 with times and outcome, the rollbacks, the figures and each site's timeline). Its two renderers,
-runbook.report (Markdown, and writing both files) and runbook.reporthtml (one HTML page), share
+runbook.report.markdown (Markdown, and writing both files) and runbook.report.html (one HTML page), share
 the texts below, so that both say the same. Everything comes from the journal, which holds no
 secret.
 """

@@ -15,9 +15,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runbook import apache
-from runbook.hosts import Host
+from runbook.remote.hosts import Host
 from runbook.remote.scripts import script
+from runbook.services import apache
 
 PROCESS_NAMES = {"cache-main": "varnishd"}  # Varnish's worker process renames itself
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from runbook.remote.scripts import script
 
 if TYPE_CHECKING:
-    from runbook.hosts import Host
+    from runbook.remote.hosts import Host
 
 #: Shell function: freeze_file PID sets $file (the cgroup's freeze switch), $frozen and $thawed,
-#: for cgroup v2 and the v1 freezer (runbook/facts.py uses it too).
+#: for cgroup v2 and the v1 freezer (runbook/remote/facts.py uses it too).
 CGROUP_FREEZE_FILE = script("cgroup-freeze.sh")
 
 #: hold ACTION CONTAINER: freeze, thaw, or state (prints held, serving or missing).

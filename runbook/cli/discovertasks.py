@@ -6,29 +6,23 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from invoke import Exit, task
-from rich.console import Console
 from rich.prompt import Confirm
 from rich.syntax import Syntax
 from rich.table import Table
 
-from runbook import containerize as containerizing
-from runbook.discover import Discovery
-from runbook.discover import discover as read_host
-from runbook.discoverreport import guess_sites, markdown, size, starting_inventory
+from runbook.cli import common
+from runbook.cli.common import INVENTORY_HELP, console
+from runbook.discover.scan import Discovery
+from runbook.discover.scan import discover as read_host
+from runbook.discover.writeup import guess_sites, markdown, size, starting_inventory
 from runbook.errors import InventoryError, RunbookError
-from runbook.hosts import HostPool
 from runbook.inventory import Inventory, load_inventory
+from runbook.remote.hosts import HostPool
+from runbook.services import containerize as containerizing
 
-console = Console(highlight=False)
-INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
-DEFAULT_INVENTORY = Path(__file__).resolve().parent.parent / "hosts" / "lab.yaml"
-
-
-def _inventory(c: Any, inventory: str | None) -> Inventory:
-    return load_inventory(inventory or (c.config.get("runbook", None) or {}).get("inventory") or DEFAULT_INVENTORY)
+_inventory = common.inventory
 
 
 def _write_private(path: Path, text: str) -> None:

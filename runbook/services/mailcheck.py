@@ -17,11 +17,11 @@ import ssl
 import time
 from typing import Any
 
-from runbook import mailserver
 from runbook.context import RunContext
 from runbook.errors import VerifyError
-from runbook.http import acme_context
 from runbook.inventory import MailSpec
+from runbook.remote.http import acme_context
+from runbook.services import mailserver
 
 
 class _Imaps(imaplib.IMAP4_SSL):

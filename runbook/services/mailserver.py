@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook import compose
 from runbook.inventory import Inventory, MailSpec
 from runbook.remote.scripts import script
+from runbook.services import compose
 
 PROJECT = "mail"
 CONTAINER = "mail_server"

@@ -5,20 +5,15 @@ from __future__ import annotations
 import sys
 
 from invoke import Collection, Exit, task
-from rich.console import Console
 from rich.prompt import Confirm
 
+from runbook.cli import common
+from runbook.cli.common import INVENTORY_HELP, console
 from runbook.errors import RunbookError
-from runbook.hosts import HostPool, SSHHost
-from runbook.inventory import load_inventory
-from runbook.trust import offered_key, pin
+from runbook.remote.hosts import HostPool, SSHHost
+from runbook.remote.trust import offered_key, pin
 
-console = Console(highlight=False)
-INVENTORY_HELP = "inventory file (default: runbook.inventory from invoke config, else hosts/lab.yaml)"
-
-
-def _inventory(c, inventory):
-    return load_inventory(inventory or (c.config.get("runbook", None) or {}).get("inventory"))
+_inventory = common.inventory
 
 
 @task(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import CommandFailed, ConnectionLost, HostError, HostKeyError
-from runbook.reads import PlanReads
+from runbook.remote.reads import PlanReads
 from runbook.remote.scripts import script
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Host:
 
     name: str
     backup_dir: str = DEFAULT_BACKUP_DIR
-    #: Set while a plan is built: batched facts and remembered results (runbook.reads).
+    #: Set while a plan is built: batched facts and remembered results (runbook.remote.reads).
     plan_reads: PlanReads[CommandResult] | None = None
 
     def _exec(self, command: str, stdin: str | None, timeout: float | None) -> CommandResult:
@@ -298,7 +298,7 @@ class HostPool:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """While a plan is built: every host shares its reads (runbook.reads); forgotten after."""
+        """While a plan is built: every host shares its reads (runbook.remote.reads); forgotten after."""
         with self._lock:
             self._reading = True
         try:

@@ -1,0 +1,1 @@
+"""The front ends: invoke collections and the terminal renderer, the only code that prints."""
