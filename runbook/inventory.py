@@ -107,6 +107,7 @@ class HostSpec:
     ipv6: str | None = None
     publish_ipv6: str | None = None
     tls_ca_file: Path | None = None
+    kind: str | None = None
 
     def addresses(self, rdtype: str, publish: bool = False) -> tuple[str, ...]:
         """The host's A (rdtype "A") or AAAA values in DNS; publish: where its Traefik answers."""
@@ -447,6 +448,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             ipv6=h["ipv6"],
             publish_ipv6=h["publish_ipv6"],
             tls_ca_file=_resolve(base, h["tls_ca_file"]),
+            kind=h["kind"],
         )
         for name, h in data["hosts"].items()
     }

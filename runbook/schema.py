@@ -80,6 +80,13 @@ HOST = _f(
             "~/.ssh/id_ed25519",
             nullable=True,
         ),
+        "kind": _f(
+            "identifier",
+            "What kind of server the host is (runbook/services/adapters.py): for the old host, the source "
+            "kind (apache); for the new host, the target kind (compose-traefik). Default: those.",
+            "apache",
+            nullable=True,
+        ),
         "tls_ca_file": _f(
             "path",
             "CA file that signs the certificates this host serves over HTTPS, when that is not a public CA "

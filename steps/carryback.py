@@ -34,6 +34,7 @@ from runbook.errors import RunbookError
 from runbook.inventory import Inventory, SiteSpec
 from runbook.remote.scripts import script
 from runbook.services import compose
+from runbook.services.adapters import source_for
 from runbook.services.compose import db_container
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
@@ -272,11 +273,7 @@ class CarryBack:
             and r.inverse.kind in ("restore_file", "remove_file")
             and getattr(r.inverse, "host", "") == "old"
         ]
-        return [
-            *restores,
-            RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"),
-            RunCommand("old", ("apache2ctl", "graceful"), why="the old host serves its own copy again"),
-        ]
+        return source_for(self.inventory).serve_actions(restores)
 
     def abort_actions(self, ctx: RunContext) -> list[Action]:
         """A carry-back that failed before its copy was done: the relay goes (the new copy serves

@@ -15,11 +15,9 @@ from __future__ import annotations
 from runbook.actions import Action, RunCommand
 from runbook.inventory import Inventory, SiteSpec
 from runbook.remote.scripts import script
+from runbook.services.adapters import source_for
 from runbook.services.compose import db_container, site_dir
 from steps.transfer import rsync_pull
-
-#: dump DIR DB... (old host, as root): each database's dump, accounts and row counts, 0600.
-DUMP_SCRIPT = script("db-dump.sh")
 
 #: import CONTAINER DIR DB... (new host): the dumps restored into the db container, counts compared.
 IMPORT_SCRIPT = script("db-import.sh")
@@ -42,7 +40,7 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
     return [
         RunCommand(
             "old",
-            ("sh", "-c", DUMP_SCRIPT, "dump", old_dir, *names),
+            source_for(inventory).dump_argv(old_dir, names),
             why=f"{why}: dump {', '.join(names)} on the old host",
             kept="the dumps stay on the old host (0600)",
         ),
@@ -63,7 +61,7 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
 
 
 def parse_counts(text: str) -> dict[str, int]:
-    """A DB.counts file (DUMP_SCRIPT's, and the carry-back's): `table rows` a line, by table (the
+    """A DB.counts file (db-dump.sh's, and the carry-back's): `table rows` a line, by table (the
     first line of a table counts; a line without a number is left out)."""
     counts: dict[str, int] = {}
     for line in text.splitlines():

@@ -20,6 +20,7 @@ from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.hold import hold_argv
 from runbook.remote.scripts import script
 from runbook.services import compose
+from runbook.services.adapters import source_for
 
 if TYPE_CHECKING:
     from runbook.actioncontext import ActionContext
@@ -152,14 +153,8 @@ class Relay:
         return RELAY_PORT_BASE + [s.name for s in self.inventory.sites].index(self.site.name)
 
     def old_scheme(self, ctx: RunContext) -> tuple[str, int]:
-        """How the old host serves the site: https on 443 when it has a TLS vhost for it."""
-        from runbook.services import apache
-
-        output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
-        refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), self.site.domains)
-        if any(ref.port == 443 for ref in refs):
-            return "https", 443
-        return "http", refs[0].port if refs else 80
+        """How the old host serves the site (its source adapter says)."""
+        return source_for(self.inventory).serves(ctx, self.site)
 
     def files(self, scheme: tuple[str, int] = ("https", 443)) -> dict[str, tuple[str, int]]:
         import yaml

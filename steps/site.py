@@ -12,27 +12,23 @@ from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory, SiteSpec
-from runbook.remote.facts import compose_argv, host_facts
-from runbook.remote.hold import hold_argv, hold_state
+from runbook.remote.facts import host_facts
 from runbook.remote.http import (
     Response,
     acme_context,
-    acme_root_pem,
     describe_visit,
     request,
     unverified_context,
     visit,
 )
 from runbook.remote.reads import Reads
-from runbook.services import apache, compose
+from runbook.services.adapters import source_for, target_for
 from runbook.services.compose import db_container
 from runbook.step import CheckResult, Step, Verified
 from steps import addresses, database, ttl
 from steps.carryback import AwaitCachesExpire, CarryBack
 from steps.provision import sha
 from steps.transfer import rsync_pull
-
-ACME_ROOT_ON_OLD = "/etc/apache2/runbook-acme-root.pem"
 
 
 class SiteStep(Step):
@@ -49,11 +45,17 @@ class SiteStep(Step):
         old, new = inventory.hosts["old"], inventory.hosts["new"]
         self.old_address = old.address
         self.new_address = new.publish_address or new.address
-        self.site_dir = compose.site_dir(inventory, site)
+        self.source, self.target = source_for(inventory), target_for(inventory)
+        self.site_dir = self.target.project_dir(site)
 
     @property
     def container(self) -> str:
-        return f"{self.site.name}_app"
+        return self.target.app_container(self.site)
+
+    @property
+    def proxy_to(self) -> str:
+        """Where the old host's frozen vhosts send the site's requests."""
+        return f"https://{self.new_address}"
 
     def marker(self, name: str) -> str:
         return f"{self.site_dir}/.runbook-{name}"
@@ -61,7 +63,7 @@ class SiteStep(Step):
     def sync_actions(self, *options: str, why: str) -> list[Action]:
         actions: list[Action] = []
         for path in self.site.data:
-            dest = compose.data_path(self.inventory, self.site, path)
+            dest = self.target.data_path(self.site, path)
             actions.append(RunCommand("new", ("mkdir", "-p", dest), why="data folder"))
             actions.append(
                 RunCommand(
@@ -104,9 +106,7 @@ class PreSync(SiteStep):
         missing = [
             p
             for p in self.site.data
-            if ctx.hosts.get("new")
-            .run(["test", "-d", compose.data_path(self.inventory, self.site, p)], check=False)
-            .exit_code
+            if ctx.hosts.get("new").run(["test", "-d", self.target.data_path(self.site, p)], check=False).exit_code
         ]
         if missing:
             raise VerifyError(f"not on the new host: {', '.join(missing)}")
@@ -119,12 +119,12 @@ class Start(SiteStep):
     part = "start"
 
     def reads(self) -> dict[str, Reads]:
-        files = (f"{self.site_dir}/docker-compose.yml", self.marker("db-copied"))
+        files = (self.target.project_file(self.site), self.marker("db-copied"))
         return {"new": Reads(files=files, containers=(self.container,))}
 
     def _state(self, ctx: RunContext) -> tuple[dict[str, str], str, str]:
-        text = compose.site_compose_text(self.inventory, self.site)
-        path = f"{self.site_dir}/docker-compose.yml"
+        text = self.target.project_text(self.site)
+        path = self.target.project_file(self.site)
         return host_facts(ctx.hosts.get("new"), [path], [self.container]), text, path
 
     def _db_copied(self, ctx: RunContext) -> bool:
@@ -146,16 +146,14 @@ class Start(SiteStep):
 
     def actions(self, ctx: RunContext) -> list[Action]:
         facts, text, path = self._state(ctx)
-        flavour = facts.get("compose") or "v1"
-        project = self.site.name
         actions: list[Action] = [RunCommand("new", ("mkdir", "-p", self.site_dir), why="project folder")]
         if not facts.get(f"file.{path}", "").startswith(sha(text)):
             actions.append(PutFile("new", path, text, 0o644, why="the site's compose project"))
         actions.append(
             RunCommand(
                 "new",
-                compose_argv(flavour, self.site_dir, project, "up", "-d"),
-                undo=compose_argv(flavour, self.site_dir, project, "down"),
+                self.target.start_argv(facts, self.site),
+                undo=self.target.stop_argv(facts, self.site),
                 why="start the site on the new host",
             )
         )
@@ -204,7 +202,7 @@ class VerifyNew(SiteStep):
 
     def check(self, ctx: RunContext) -> CheckResult:
         journaled = ctx.journal.state(self.id) == "done"
-        if journaled and hold_state(ctx.hosts.get("new"), self.container) == "held":
+        if journaled and self.target.hold_state(ctx, self.site) == "held":
             # A resumed run finds the site frozen for its final sync: asking it now would only wait.
             return CheckResult(True, "verified before the freeze; the new host holds requests for the final sync")
         return self._verified(ctx)
@@ -245,66 +243,27 @@ class Freeze(SiteStep):
 
     part = "freeze"
 
-    def _vhosts(self, ctx: RunContext) -> dict[str, list[int]]:
-        output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
-        refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), self.site.domains)
-        if not refs:
-            raise RunbookError(
-                f"site {self.site.name}: apache2ctl -S on the old host shows no vhost for "
-                f"{', '.join(self.site.domains)}"
-            )
-        files: dict[str, list[int]] = {}
-        for ref in refs:
-            files.setdefault(ref.file, []).append(ref.line)
-        return files
-
-    def _frozen_files(self, ctx: RunContext) -> dict[str, tuple[str, str]]:
-        """file -> (current text, frozen text)."""
-        ca_file = ACME_ROOT_ON_OLD if acme_root_pem(ctx) else None
-        out = {}
-        for path, lines in self._vhosts(ctx).items():
-            current = (ctx.hosts.get("old").read_file(path) or b"").decode()
-            try:
-                out[path] = (current, apache.freeze_text(current, lines, f"https://{self.new_address}", ca_file))
-            except ValueError as exc:
-                raise RunbookError(
-                    f"site {self.site.name}: {path} on the old host does not match apache2ctl -S "
-                    f"(lines {lines}): {exc}; was it edited just now?"
-                ) from exc
-        return out
-
     def check(self, ctx: RunContext) -> CheckResult:
-        pending = [p for p, (now, frozen) in self._frozen_files(ctx).items() if now != frozen]
+        files = self.source.frozen_files(ctx, self.site, self.proxy_to)
+        pending = [p for p, (now, frozen) in files.items() if now != frozen]
         if pending:
             return CheckResult(False, f"old vhost serves its own copy: {', '.join(pending)}")
         return CheckResult(True, "the old vhost proxies to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        actions: list[Action] = self.sync_actions("--delete", why="catch up just before the freeze")
-        root = acme_root_pem(ctx)
-        modules = ["proxy", "proxy_http", "headers"]
-        if root:
-            modules.append("ssl")
-            actions.append(PutFile("old", ACME_ROOT_ON_OLD, root, 0o644, why="trust the new host's certificates"))
-        actions.append(RunCommand("old", ("a2enmod", "-q", *modules), why="modules for the proxy"))
-        actions.append(
-            RunCommand(
-                "new",
-                hold_argv("freeze", self.container),
-                undo=hold_argv("thaw", self.container),
-                why="hold requests on the new host until the final sync",
-            )
+        hold = RunCommand(
+            "new",
+            self.target.hold_argv(self.site),
+            undo=self.target.release_argv(self.site),
+            why="hold requests on the new host until the final sync",
         )
-        for path, (now, frozen) in self._frozen_files(ctx).items():
-            if now != frozen:
-                actions.append(PutFile("old", path, frozen, 0o644, why="vhost becomes a proxy to the new host"))
-        actions.append(RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"))
-        actions.append(RunCommand("old", ("apache2ctl", "graceful"), why="reload gracefully"))
-        actions.append(RunCommand("old", ("sleep", "1"), why="let requests the old copy took before the reload finish"))
-        return actions
+        return [
+            *self.sync_actions("--delete", why="catch up just before the freeze"),
+            *self.source.freeze_actions(ctx, self.site, self.proxy_to, [hold]),
+        ]
 
     def rollback_actions(self, ctx: RunContext) -> list[Action]:
-        return [RunCommand("old", ("apache2ctl", "graceful"), why="serve the old copy again")]
+        return self.source.reload_actions()
 
     def verify(self, ctx: RunContext) -> str:
         if not self.check(ctx).done:
@@ -322,7 +281,7 @@ class FinalSync(SiteStep):
         return {"new": Reads(files=(self.marker("final-sync"),), containers=(self.container,))}
 
     def _held(self, ctx: RunContext) -> bool:
-        return hold_state(ctx.hosts.get("new"), self.container) == "held"
+        return self.target.hold_state(ctx, self.site) == "held"
 
     def check(self, ctx: RunContext) -> CheckResult:
         if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None and not self._held(ctx):
@@ -343,7 +302,7 @@ class FinalSync(SiteStep):
             actions.append(
                 RunCommand(
                     "new",
-                    hold_argv("thaw", self.container),
+                    self.target.release_argv(self.site),
                     kept="the new host keeps serving",
                     why="serve the requests held since the freeze",
                 )
@@ -368,7 +327,7 @@ class FinalSync(SiteStep):
         # After transfer/revoke the new host can no longer read the old one: nothing to compare.
         key_gone = ctx.journal.state("transfer/revoke") == "done"
         for path in () if key_gone else self.site.data:
-            dest = compose.data_path(self.inventory, self.site, path)
+            dest = self.target.data_path(self.site, path)
             dry = ctx.hosts.get("new").run(
                 list(rsync_pull(self.inventory, path, dest, "--update", "-n", "--out-format=%n")),
                 check=False,

@@ -12,7 +12,7 @@ from invoke import Collection, task
 
 from runbook import schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
 
 
