@@ -11,76 +11,21 @@ from __future__ import annotations
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.remote.facts import host_facts
 from runbook.remote.http import (
-    Response,
-    acme_context,
-    describe_visit,
-    request,
     unverified_context,
     visit,
 )
 from runbook.remote.reads import Reads
-from runbook.services.adapters import source_for, target_for
 from runbook.services.compose import db_container
-from runbook.step import CheckResult, Step, Verified
+from runbook.step import CheckResult, Step
 from steps import addresses, database, ttl
 from steps.carryback import AwaitCachesExpire, CarryBack
 from steps.provision import sha
+from steps.sitebase import SiteStep
+from steps.siteverify import VerifyLive, VerifyNew, compare_answers
 from steps.transfer import rsync_pull
-
-
-class SiteStep(Step):
-    """Base of a site's sub-steps: knows the inventory, the site and the hosts' addresses."""
-
-    part = ""
-
-    def __init__(self, inventory: Inventory, site: SiteSpec) -> None:
-        self.inventory = inventory
-        self.site = site
-        self.id = f"site:{site.name}/{self.part}"
-        self.group = f"site:{site.name}"
-        self.title = f"{site.name}: {self.part}"
-        old, new = inventory.hosts["old"], inventory.hosts["new"]
-        self.old_address = old.address
-        self.new_address = new.publish_address or new.address
-        self.source, self.target = source_for(inventory), target_for(inventory)
-        self.site_dir = self.target.project_dir(site)
-
-    @property
-    def container(self) -> str:
-        return self.target.app_container(self.site)
-
-    @property
-    def proxy_to(self) -> str:
-        """Where the old host's frozen vhosts send the site's requests."""
-        return f"https://{self.new_address}"
-
-    def marker(self, name: str) -> str:
-        return f"{self.site_dir}/.runbook-{name}"
-
-    def sync_actions(self, *options: str, why: str) -> list[Action]:
-        actions: list[Action] = []
-        for path in self.site.data:
-            dest = self.target.data_path(self.site, path)
-            actions.append(RunCommand("new", ("mkdir", "-p", dest), why="data folder"))
-            actions.append(
-                RunCommand(
-                    "new",
-                    rsync_pull(self.inventory, path, dest, *options),
-                    why=why,
-                    kept="the synced data stays on the new host",
-                )
-            )
-        return actions
-
-    def _verified(self, ctx: RunContext) -> CheckResult:
-        """For verification-only sub-steps: done when the verification passes now."""
-        try:
-            return CheckResult(True, Verified.of(self.verify(ctx)).seen)
-        except RunbookError as exc:
-            return CheckResult(False, f"not verified yet: {str(exc)[:200]}")
 
 
 class PreSync(SiteStep):
@@ -170,68 +115,6 @@ class Start(SiteStep):
             if not state.startswith("running") or state.endswith("/unhealthy") or state.endswith("/starting"):
                 raise VerifyError(f"container {container} is {state or 'missing'} on the new host")
         return ", ".join(f"{c} {facts[f'container.{c}'].rstrip('/')}" for c in containers)
-
-
-def _compare(site: SiteSpec, domain: str, new: Response, old: Response | None) -> str | None:
-    """What is wrong with the new host's answer, or None."""
-    expect = site.expect
-    if new.status != expect.status:
-        return f"{domain}: the new host answers {new.status}, expected {expect.status}"
-    if old is not None and old.status != new.status:
-        return f"{domain}: the new host answers {new.status}, the old host {old.status}"
-    if expect.text and expect.text not in new.text():
-        return f"{domain}: the new host's page lacks {expect.text!r}"
-    if expect.same_content and old is not None and old.digest != new.digest:
-        return f"{domain}: content differs (old {old.digest}, new {new.digest})"
-    return None
-
-
-class VerifyNew(SiteStep):
-    """Before any DNS change: the new host serves every name over HTTPS with a certificate that
-    verifies against the ACME root, and answers like the old host."""
-
-    part = "verify-new"
-    reversible = False
-
-    @property
-    def verify_timeout(self) -> float:  # type: ignore[override]
-        return float(self.site.verify_timeout)
-
-    def reads(self) -> dict[str, Reads]:
-        return {"new": Reads(containers=(self.container,))}
-
-    def check(self, ctx: RunContext) -> CheckResult:
-        journaled = ctx.journal.state(self.id) == "done"
-        if journaled and self.target.hold_state(ctx, self.site) == "held":
-            # A resumed run finds the site frozen for its final sync: asking it now would only wait.
-            return CheckResult(True, "verified before the freeze; the new host holds requests for the final sync")
-        return self._verified(ctx)
-
-    def verify(self, ctx: RunContext) -> str:
-        """Like with like: a browser's visit of http://NAME/ on each host (redirects followed as
-        long as they stay on the site's names), and HTTPS on the new host with its certificate
-        verified. The old host's certificate is not what this step proves: it is read unverified."""
-        tls = acme_context(ctx)
-        seen, notes = [], []
-        path, names = self.site.expect.path, self.site.domains
-        for domain in self.site.domains:
-            try:
-                direct = request(self.new_address, domain, path, tls=True, context=tls)
-                new = visit(self.new_address, domain, path, context=tls, names=names)
-                old = visit(self.old_address, domain, path, context=unverified_context(), names=names)
-            except RunbookError as exc:
-                raise VerifyError(str(exc)) from exc
-            problem = _compare(self.site, domain, direct, None) or _compare(
-                self.site, domain, new[-1].response, old[-1].response
-            )
-            if problem:
-                raise VerifyError(f"{problem} (old host: {describe_visit(old)}; new host: {describe_visit(new)})")
-            old_hsts = old[-1].response.headers.get("strict-transport-security")
-            if old_hsts and not new[-1].response.headers.get("strict-transport-security"):
-                notes.append(f"{domain}: the old host sends HSTS ({old_hsts}), the new host does not")
-            seen.append(f"{domain} {describe_visit(new)}")
-        note = f"; {'; '.join(notes)}" if notes else ""
-        return f"new host serves {', '.join(seen)} with a verified certificate, as the old host does{note}"
 
 
 class Freeze(SiteStep):
@@ -354,7 +237,7 @@ class FinalSync(SiteStep):
             )
         except RunbookError as exc:
             raise VerifyError(str(exc)) from exc
-        problem = _compare(self.site, domain, hops[-1].response, None)
+        problem = compare_answers(self.site, domain, hops[-1].response, None)
         if problem:
             raise VerifyError(f"through the old host's proxy: {problem}")
         return f"nothing on the old host is newer; {domain} answers through the old host's proxy"
@@ -391,47 +274,6 @@ class SwitchDns(SiteStep):
         if pending:
             raise VerifyError(f"{', '.join(pending)} do(es) not point to the new host at the primary")
         return ttl.verify_records(ctx, addresses.expected_values(ctx, changes), timeout=10)
-
-
-class VerifyLive(SiteStep):
-    """Through the clients' resolver, every name answers from the new host."""
-
-    part = "verify-live"
-    reversible = False
-
-    @property
-    def verify_timeout(self) -> float:  # type: ignore[override]
-        dns = self.inventory.dns
-        return float((dns.cutover_ttl if dns else 300) * 2 + 30)
-
-    def check(self, ctx: RunContext) -> CheckResult:
-        return self._verified(ctx)
-
-    def verify(self, ctx: RunContext) -> str:
-        tls = acme_context(ctx)
-        seen = []
-        new = self.inventory.hosts["new"]
-        for domain in self.site.domains:
-            for rdtype in addresses.ADDRESS_TYPES:
-                value, left = ctx.dns.client_view(domain, rdtype)
-                answered = list(value.values) if value else []
-                # A must reach the new host; any address type must no longer reach the old one
-                wanted = new.addresses(rdtype, publish=True) if rdtype == "A" else ()
-                stale = [v for v in answered if v in self.inventory.hosts["old"].addresses(rdtype)]
-                if not set(wanted) <= set(answered) or stale:
-                    raise VerifyError(
-                        f"{domain} {rdtype}: the resolver still answers {answered or 'nothing'} "
-                        f"(cached for {left} s more)"
-                    )
-            try:
-                answer = request(self.new_address, domain, self.site.expect.path, tls=True, context=tls)
-            except RunbookError as exc:
-                raise VerifyError(str(exc)) from exc
-            problem = _compare(self.site, domain, answer, None)
-            if problem:
-                raise VerifyError(problem)
-            seen.append(domain)
-        return f"clients reach {', '.join(seen)} on the new host"
 
 
 PARTS: list[type[SiteStep]] = [PreSync, Start, VerifyNew, Freeze, FinalSync, SwitchDns, VerifyLive]
