@@ -104,7 +104,10 @@ class FakeHost(Host):
 class FakeDns:
     """The zone as a case gives it: `dns`: {"NAME TYPE": {ttl: N, values: [...]}}; what is not
     listed is absent. Answers `read` (the primary) and `client_view` (the resolver: same data,
-    with its full TTL left). Changes are never made here: steps only plan them."""
+    with its full TTL left). Changes are never made here: steps only plan them. Like RFC 2136,
+    it says its compare-and-swap is atomic (a plan's preview asks)."""
+
+    atomic_cas = True
 
     def __init__(self, records: dict[str, dict[str, Any]]) -> None:
         self.records: dict[tuple[str, str], RRsetValue] = {}

@@ -10,12 +10,17 @@ runs the step's check() and, when it is not done, its actions(), and compares wi
 - `actions:` (when not done): each action's describe(), or a substring of it, in order, all of them;
 - or `error:` a substring of the RunbookError that check() or actions() raises.
 
+`plan: true` decides as a dry run's plan does (runbook/plan.py: one batched facts read per host of
+what the step declares in reads(), then check and actions in a dry-run context); `expect.batched`
+({host: [command names]}) then says which commands the host was asked besides that one read.
+
 No lab: the hosts are fakes, the inventory's files live in a temporary folder.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +31,16 @@ from runbook.context import QuietReporter, RunContext
 from runbook.errors import RunbookError
 from runbook.inventory import load_inventory
 from runbook.journal import Journal
+from runbook.plan import build_plan
 from runbook.remote.hosts import Host, HostPool
 from runbook.services.compose import site_compose_text
 from steps import build_steps, transfer
-from tests.steps.fakes import FakeDns, FakeHost
+from tests.steps.fakes import FakeDns, FakeHost, command_name
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CASES = sorted(HERE.glob("*/*.yaml"))
+KEYS = {"step", "inventory", "local_files", "hosts", "dns", "journal", "acme_root", "plan", "expect"}
 
 
 def merge(base: Any, change: Any) -> Any:
@@ -84,11 +91,18 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def outcome(step_id: str, ctx: RunContext) -> dict[str, Any]:
-    """What the step decides: done and reason, the actions' descriptions when not done, or the error."""
+def outcome(step_id: str, ctx: RunContext, plan: bool = False) -> dict[str, Any]:
+    """What the step decides: done and reason, the actions' descriptions when not done, or the error.
+    With `plan`, as a dry run's plan decides it (runbook/plan.py: the batched read of what the
+    step declares in reads(), then check and actions in a dry-run context)."""
     found = [s for s in build_steps(ctx.inventory) if s.id == step_id]
     assert found, f"no step {step_id!r} in the lab inventory's plan"
     step = found[0]
+    if plan:
+        entry = build_plan([step], dataclasses.replace(ctx, dry_run=True), workers=1).entries[0]
+        if entry.error:
+            return {"error": entry.error}
+        return {"done": entry.done, "reason": entry.reason, "actions": [a.text for a in entry.actions]}
     try:
         check = step.check(ctx)
         if check.done:
@@ -102,12 +116,20 @@ def outcome(step_id: str, ctx: RunContext) -> dict[str, Any]:
 def test_case(path: Path, tmp_path: Path) -> None:
     case = yaml.safe_load(path.read_text())
     transfer._ENDPOINTS.clear()  # cached by id(inventory), which a later case's inventory may reuse
-    got = outcome(case["step"], build(case, tmp_path))
+    ctx = build(case, tmp_path)
+    got = outcome(case["step"], ctx, plan=bool(case.get("plan")))
     expect = case["expect"]
     if "error" in expect:
         assert "error" in got, f"expected an error, got {got}"
         assert expect["error"] in got["error"]
         return
+    if case.get("plan") and "batched" in expect:  # what the plan's one batched read per host answered
+        for name, answered in expect["batched"].items():
+            host = ctx.hosts.get(name)
+            assert isinstance(host, FakeHost)
+            assert [a[:3] for a in host.asked].count(["sh", "-s", "--"]) == 1, host.asked
+            others = [command_name(a) for a in host.asked if a[:3] != ["sh", "-s", "--"]]
+            assert others == answered, f"asked besides the batched read: {others}"
     assert "error" not in got, got["error"]
     assert got["done"] == expect["done"], got
     assert expect.get("reason", "") in got["reason"], got["reason"]
@@ -123,5 +145,5 @@ def test_every_case_folder_holds_cases_of_one_step() -> None:
     assert CASES, "no case files"
     for path in CASES:
         case = yaml.safe_load(path.read_text())
-        assert set(case) <= {"step", "inventory", "local_files", "hosts", "dns", "journal", "acme_root", "expect"}, path
+        assert set(case) <= KEYS, f"{path}: unknown keys {sorted(set(case) - KEYS)}"
         assert "expect" in case and "step" in case, path
