@@ -109,7 +109,8 @@ class FakeDns:
 
     atomic_cas = True
 
-    def __init__(self, records: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, zone: str, records: dict[str, dict[str, Any]]) -> None:
+        self.zone = zone.rstrip(".").lower()
         self.records: dict[tuple[str, str], RRsetValue] = {}
         for key, value in records.items():
             name, rdtype = key.split()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def build(case: dict[str, Any], tmp: Path) -> RunContext:
         hosts.setdefault(name, FakeHost(name))
     ctx = RunContext(inventory, journal, HostPool(inventory, extra=hosts), QuietReporter(), yes=True)
     ctx.acme_root_fetched, ctx.acme_root_pem = True, case.get("acme_root")
-    ctx._dns = FakeDns(case.get("dns") or {})
+    ctx._dns = FakeDns(inventory.dns.zone if inventory.dns else "", case.get("dns") or {})
     return ctx
 
 
@@ -112,8 +113,15 @@ def outcome(step_id: str, ctx: RunContext, plan: bool = False) -> dict[str, Any]
         return {"error": str(exc)}
 
 
+def no_network(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("a case reached for the network: the step needs a fake it does not have")
+
+
 @pytest.mark.parametrize("path", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
-def test_case(path: Path, tmp_path: Path) -> None:
+def test_case(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never the lab's servers (another session may be using them), nor any other.
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
     case = yaml.safe_load(path.read_text())
     transfer._ENDPOINTS.clear()  # cached by id(inventory), which a later case's inventory may reuse
     ctx = build(case, tmp_path)
