@@ -50,13 +50,17 @@ class Endpoint:
         return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
 
 
-_ENDPOINTS: dict[tuple[int, str], Endpoint] = {}
+#: Resolved endpoints, by what resolving depends on (not by the inventory object's id, which
+#: Python may give a later inventory).
+_ENDPOINTS: dict[tuple[object, ...], Endpoint] = {}
 
 
 def host_endpoint(inventory: Inventory, role: str) -> Endpoint:
     """A host's HostName, Port and User as the operator's login resolves them (inventory first,
     then ssh_config, then defaults); nothing is connected."""
-    cached = _ENDPOINTS.get((id(inventory), role))
+    spec = inventory.hosts[role]
+    key = (role, spec.address, spec.port, spec.user, spec.identity_file, inventory.ssh_config)
+    cached = _ENDPOINTS.get(key)
     if cached is not None:
         return cached
     from runbook.remote.hosts import SSHHost
@@ -69,7 +73,7 @@ def host_endpoint(inventory: Inventory, role: str) -> Endpoint:
         else (gateway if isinstance(gateway, str) else f"{gateway.user}@{gateway.host}:{gateway.port}")
     )
     endpoint = Endpoint(str(conn.host), int(conn.port), str(conn.user), jump)
-    _ENDPOINTS[(id(inventory), role)] = endpoint
+    _ENDPOINTS[key] = endpoint
     return endpoint
 
 

@@ -123,7 +123,7 @@ def test_case(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     case = yaml.safe_load(path.read_text())
-    transfer._ENDPOINTS.clear()  # cached by id(inventory), which a later case's inventory may reuse
+    transfer._ENDPOINTS.clear()  # each case resolves its own logins
     ctx = build(case, tmp_path)
     got = outcome(case["step"], ctx, plan=bool(case.get("plan")))
     expect = case["expect"]
