@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from runbook.actions import Action, Note, PutFile, RemoveFile, RunCommand, _register
 from runbook.context import RunContext
 from runbook.errors import CommandFailed, RunbookError, VerifyError
-from runbook.inventory import BackupSpec, Inventory
+from runbook.inventory import Inventory
 from runbook.journal import ACTION
 from runbook.remote.facts import host_facts
 from runbook.remote.hosts import Host
 from runbook.remote.scripts import script
+from runbook.specs import BackupSpec
 from runbook.step import CheckResult, Step, Verified
 from steps.provision import sha
 

@@ -31,11 +31,12 @@ from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
-from runbook.inventory import Inventory, MailSpec
+from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.scripts import script
 from runbook.services import mailserver
 from runbook.services.mailcheck import imaps_login, smtp_accepts
+from runbook.specs import MailSpec
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.provision import sha

@@ -35,9 +35,10 @@ import yaml
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
-from runbook.inventory import Inventory, MonitoringSpec
+from runbook.inventory import Inventory
 from runbook.journal import APPLIED
 from runbook.services.compose import to_yaml
+from runbook.specs import MonitoringSpec
 from runbook.step import CheckResult, Step, Verified
 
 STEP_ID = "monitoring/blackbox"
