@@ -17,15 +17,8 @@ from runbook.errors import RunbookError
 from runbook.inventory import load_inventory
 from steps.backup import archive_names, create_figures, cron_text, nightly_script, safety_net_paths
 from steps.finish import late_requests, parse_line
-from steps.monitoring import (
-    merged_blackbox_config,
-    modules,
-    parse_probe,
-    probe_error,
-    probes,
-    regex_literal,
-    target_groups,
-)
+from steps.monitoring import parse_probe, probe_error
+from steps.monitoringconfig import merged_blackbox_config, modules, probes, regex_literal, target_groups
 
 REPO = Path(__file__).resolve().parents[2]
 SWITCH = datetime(2026, 11, 25, 15, 8, 35, tzinfo=UTC).timestamp()
