@@ -21,7 +21,8 @@ from dns.exception import DNSException
 
 from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError
-from runbook.inventory import Inventory, canonical_ipv6
+from runbook.inventory import Inventory
+from runbook.specs import canonical_ipv6
 
 if TYPE_CHECKING:
     from runbook.context import RunContext

@@ -10,156 +10,40 @@
 
 The passphrase is a Secret from a 0600 file. It never appears on a command line, in the journal or
 in a plan: the safety net hands it to the remote shell on stdin (it reaches borg through the
-environment); the new host gets it as a 0600 file that BORG_PASSCOMMAND reads.
+environment); the new host gets it as a 0600 file that BORG_PASSCOMMAND reads. Borg's scripts, the
+actions that run them and the reading of their output are in steps/borg.py.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
 
-from runbook.actions import Action, Note, PutFile, RemoveFile, RunCommand, _register
+from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
-from runbook.errors import CommandFailed, RunbookError, VerifyError
-from runbook.inventory import BackupSpec, Inventory
+from runbook.errors import RunbookError, VerifyError
+from runbook.inventory import Inventory
 from runbook.journal import ACTION
 from runbook.remote.facts import host_facts
-from runbook.remote.hosts import Host
-from runbook.remote.scripts import script
 from runbook.step import CheckResult, Step, Verified
+from steps.borg import (
+    BORG_READ_SCRIPT,
+    SAFETY_NET_SCRIPT,
+    BorgScript,
+    PutPassphraseFile,
+    archive_names,
+    backup_spec,
+    cron_text,
+    init_script,
+    nightly_script,
+    passphrase_path,
+    read_script,
+    run_with_passphrase,
+    script_path,
+)
 from steps.provision import sha
-
-if TYPE_CHECKING:
-    from runbook.actioncontext import ActionContext
 
 SAFETY_NET_ID = "backup/safety-net"
 NEW_HOST_ID = "backup/new-host"
-
-#: Read the passphrase from stdin into the environment: never on a command line (ps) or in a file.
-READ_PASSPHRASE = "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE\n"
-
-#: Shell function: open_or_init REPO opens the repository, or creates it only where there is none
-#: (missing, or an empty folder); one that the passphrase does not open is an error (exit 2, as
-#: Borg's errors: 1 is only a warning), never re-made.
-BORG_OPEN_OR_INIT = script("borg-open-or-init.sh")
-
-#: REPO ARCHIVE DUMPS DB... -- PATH...: fresh database dumps, then one Borg archive of the data.
-SAFETY_NET_SCRIPT = BORG_OPEN_OR_INIT + script("borg-safety-net.sh")
-
-#: REPO ARGS...: borg ARGS... REPO (a read: list, info).
-BORG_READ_SCRIPT = script("borg-read.sh")
-
-
-@_register
-@dataclass(frozen=True)
-class BorgScript(Action):
-    """Run a Borg script on a host with the backup passphrase on stdin (never in argv or journal).
-
-    Its facts are the archive's figures from `borg create --json` (name, sizes, files, seconds)."""
-
-    kind: ClassVar[str] = "borg_script"
-    host: str
-    script: str
-    args: tuple[str, ...]
-    why: str = ""
-    timeout: float | None = 3600
-    kept: str = ""
-
-    def describe(self) -> str:
-        return f"{self.host}$ sh -c <{self.why or 'borg script'}> {shlex.join(self.args)} (passphrase on stdin)"
-
-    def prepare(self, ctx: ActionContext) -> Action | None:
-        return Note(f"kept on rollback: {self.kept}") if self.kept else None
-
-    def apply(self, ctx: ActionContext) -> dict[str, Any]:
-        started = time.monotonic()
-        result = run_with_passphrase(ctx, ctx.hosts.get(self.host), self.script, self.args, self.timeout)
-        facts: dict[str, Any] = {"exit": result[0], "seconds": round(time.monotonic() - started, 3)}
-        facts.update(create_figures(result[1]))
-        return facts
-
-
-@_register
-@dataclass(frozen=True)
-class PutPassphraseFile(Action):
-    """Write the backup passphrase to a 0600 file on a host (BORG_PASSCOMMAND reads it there).
-
-    The journal holds the path only; the inverse removes the file."""
-
-    kind: ClassVar[str] = "put_passphrase_file"
-    host: str
-    path: str
-
-    def describe(self) -> str:
-        return f"{self.host}: write {self.path} (mode 600, the Borg passphrase)"
-
-    def prepare(self, ctx: ActionContext) -> Action | None:
-        host = ctx.hosts.get(self.host)
-        if host.run(["test", "-e", self.path], check=False).exit_code == 0:
-            return Note(f"kept on rollback: {self.path} was there before")
-        return RemoveFile(host=self.host, path=self.path, why="undo: the Borg passphrase file")
-
-    def apply(self, ctx: ActionContext) -> dict[str, Any]:
-        host = ctx.hosts.get(self.host)
-        host.run(["mkdir", "-p", "-m", "700", self.path.rsplit("/", 1)[0] or "/"])
-        host.write_file(self.path, (_spec(ctx.inventory).passphrase().reveal() + "\n").encode(), 0o600)
-        return {}
-
-
-def _spec(inventory: Inventory) -> BackupSpec:
-    if inventory.backup is None:
-        raise RunbookError(f"{inventory.path}: no 'backup' section, but a backup step runs")
-    return inventory.backup
-
-
-def run_with_passphrase(
-    ctx: ActionContext, host: Host, script: str, args: tuple[str, ...] | list[str], timeout: float | None = 600
-) -> tuple[int, str]:
-    """Run script on host with BORG_PASSPHRASE from stdin. Raises CommandFailed (passphrase scrubbed)."""
-    secret = _spec(ctx.inventory).passphrase()
-    result = host.run(
-        ["sh", "-c", READ_PASSPHRASE + script, "borg", *args],
-        stdin=secret.reveal() + "\n",
-        check=False,
-        timeout=timeout,
-    )
-    # rc 1 is a Borg warning (e.g. a file changed while read): the archive exists.
-    if result.exit_code not in (0, 1):
-        stderr = result.stderr.replace(secret.reveal(), "***")
-        raise CommandFailed(host.name, f"borg script ({args[:2]})", result.exit_code, stderr)
-    return result.exit_code, result.stdout
-
-
-def create_figures(output: str) -> dict[str, Any]:
-    """Archive name and figures from `borg create --json` output (empty if there is none)."""
-    start = output.find("{")
-    if start < 0:
-        return {}
-    try:
-        data = json.loads(output[start:])
-    except ValueError:
-        return {}
-    archive = data.get("archive", {})
-    stats = archive.get("stats", {})
-    return {
-        "archive": archive.get("name"),
-        "original_bytes": stats.get("original_size"),
-        "compressed_bytes": stats.get("compressed_size"),
-        "deduplicated_bytes": stats.get("deduplicated_size"),
-        "files": stats.get("nfiles"),
-        "borg_seconds": archive.get("duration"),
-    }
-
-
-def archive_names(output: str) -> list[str]:
-    """Archive names from `borg list --json` output."""
-    try:
-        return [a["name"] for a in json.loads(output).get("archives", [])]
-    except (ValueError, AttributeError, KeyError, TypeError):
-        return []
 
 
 def safety_net_paths(inventory: Inventory) -> list[str]:
@@ -180,7 +64,7 @@ class SafetyNet(Step):
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self.spec = _spec(inventory)
+        self.spec = backup_spec(inventory)
 
     def _archive(self, ctx: RunContext) -> str | None:
         """The archive this step made: from the journal's data, else from its applied action."""
@@ -258,61 +142,6 @@ class SafetyNet(Step):
         return Verified(seen, data | {k: v for k, v in figures.items() if k not in ("exit", "archive")})
 
 
-def nightly_script(inventory: Inventory) -> str:
-    """The new host's nightly backup: daily dumps, Borg archive of the compose projects, prune."""
-    spec = _spec(inventory)
-    data_root = inventory.hosts["new"].data_root
-    daily = f"{spec.dump_dir}/daily"
-    q = shlex.quote
-    dumps = "".join(
-        f"if {shlex.join(d.command)} > {q(f'{daily}/{d.name}.sql.tmp')}; then "
-        f"mv -f {q(f'{daily}/{d.name}.sql.tmp')} {q(f'{daily}/{d.name}.sql')}; "
-        f"else echo {q(f'runbook: dump {d.name} failed')} >&2; failed=1; fi\n"
-        for d in spec.dumps
-    )
-    return (
-        "#!/bin/sh\n"
-        "# Nightly Borg backup of the compose projects' bind mounts and the daily database dumps.\n"
-        f"# Written by runbook ({inventory.path.name}); cron: {spec.cron_file}\n"
-        "set -eu\n"
-        f"export BORG_REPO={q(spec.repository)}\n"
-        f"export BORG_PASSCOMMAND={q('cat ' + passphrase_path(spec))}\n"
-        "umask 077\nfailed=0\n"
-        f"mkdir -p {q(daily)}\n"
-        "# daily database dumps\n"
-        f"{dumps}"
-        "# every compose project folder (its bind mounts included)\n"
-        "set --\n"
-        f"for f in {q(data_root)}/*/docker-compose.yml; do\n"
-        '  if [ -e "$f" ]; then set -- "$@" "$(dirname "$f")"; fi\n'
-        "done\n"
-        'borg create --json --compression lz4 --exclude-caches "::{hostname}-{now:%Y-%m-%dT%H:%M:%S}" '
-        f'"$@" {q(daily)}\n'
-        f"borg prune --glob-archives '{{hostname}}-*' --keep-daily {spec.keep_daily} "
-        f"--keep-weekly {spec.keep_weekly} --keep-monthly {spec.keep_monthly}\n"
-        "borg compact >/dev/null 2>&1 || true  # Borg >= 1.2 frees space here\n"
-        'exit "$failed"  # a failed dump fails the run (after the archive was made)\n'
-    )
-
-
-def passphrase_path(spec: BackupSpec) -> str:
-    return f"{spec.config_dir}/passphrase"
-
-
-def script_path(spec: BackupSpec) -> str:
-    return f"{spec.config_dir}/borg-nightly.sh"
-
-
-def cron_text(inventory: Inventory) -> str:
-    spec = _spec(inventory)
-    log = f"{spec.config_dir}/nightly.log"
-    return (
-        f"# Nightly Borg backup (runbook, {inventory.path.name})\n"
-        "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-        f"{spec.schedule} root {shlex.quote(script_path(spec))} >> {shlex.quote(log)} 2>&1\n"
-    )
-
-
 class NewHostBackup(Step):
     """The new host's nightly Borg backup: installed, scheduled, run once, listed and checked."""
 
@@ -323,16 +152,14 @@ class NewHostBackup(Step):
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        self.spec = _spec(inventory)
+        self.spec = backup_spec(inventory)
 
     def preview_note(self, ctx: RunContext) -> str:
         return "the first run's archive name and sizes are known only after it ran"
 
     def _borg(self, ctx: RunContext, *args: str, timeout: float = 120) -> str:
         """A read-only borg command on the new host with the installed passphrase file."""
-        env = f"BORG_PASSCOMMAND={shlex.quote('cat ' + passphrase_path(self.spec))}"
-        script = f"{env} borg {shlex.join(args)} {shlex.quote(self.spec.repository)}"
-        return ctx.hosts.get("new").run(["sh", "-c", script], timeout=timeout).stdout
+        return ctx.hosts.get("new").run(["sh", "-c", read_script(self.spec, *args)], timeout=timeout).stdout
 
     def _files(self) -> dict[str, str]:
         return {script_path(self.spec): nightly_script(self.inventory), self.spec.cron_file: cron_text(self.inventory)}
@@ -365,14 +192,10 @@ class NewHostBackup(Step):
             if path in stale:
                 mode = 0o700 if path == script_path(self.spec) else 0o644
                 actions.append(PutFile("new", path, text, mode, why="nightly backup"))
-        init = (
-            f"{BORG_OPEN_OR_INIT}export BORG_PASSCOMMAND={shlex.quote('cat ' + passphrase_path(self.spec))}\n"
-            'open_or_init "$1"'
-        )
         actions.append(
             RunCommand(
                 "new",
-                ("sh", "-c", init, "init", self.spec.repository),
+                ("sh", "-c", init_script(self.spec), "init", self.spec.repository),
                 why="create the repository once",
                 kept="the repository and its archives stay",
             )

@@ -13,10 +13,11 @@ Password hashes are in these files (0600 on both hosts), never in a command line
 from __future__ import annotations
 
 from runbook.actions import Action, RunCommand
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.remote.scripts import script
 from runbook.services.adapters import source_for
 from runbook.services.compose import db_container, site_dir
+from runbook.specs import SiteSpec
 from steps.transfer import rsync_pull
 
 #: import CONTAINER DIR DB... (new host): the dumps restored into the db container, counts compared.

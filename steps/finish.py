@@ -17,8 +17,9 @@ from typing import Any
 
 from runbook.context import RunContext
 from runbook.errors import RunbookError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.services import apache
+from runbook.specs import SiteSpec
 from runbook.step import CheckResult, Step, Verified
 
 STEP_ID = "finish/decommission"

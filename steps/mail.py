@@ -23,6 +23,10 @@ the old Postfix's files restored, reloaded and its queue flushed (it delivers lo
 the new Postfix relays to the old host, every message that reached the new host after the final
 sync is sent back to the old host, and only then does the mail project stop. The new host's copy
 of the Maildirs is kept.
+
+The old Postfix's part (hold, release, its queue) is in steps/mailhold.py; what every sub-step
+shares (MailStep: the Maildirs' copy, the old Dovecot's passwd-file, message counts) in
+steps/mailbase.py.
 """
 
 from __future__ import annotations
@@ -31,142 +35,20 @@ from runbook.actions import Action, PutFile, RunCommand
 from runbook.context import RunContext
 from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
-from runbook.inventory import Inventory, MailSpec
+from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.scripts import script
 from runbook.services import mailserver
 from runbook.services.mailcheck import imaps_login, smtp_accepts
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
+from steps.mailbase import MailStep
+from steps.mailhold import WAIT_IDLE, Hold, Release, backlog
 from steps.provision import sha
 from steps.transfer import KEY as TRANSFER_KEY
 from steps.transfer import old_source, rsync_pull, rsync_ssh
 
-MAIN_CF = "/etc/postfix/main.cf"
-MASTER_CF = "/etc/postfix/master.cf"
-MARK = "# runbook: mail switch"
 MANIFEST = ".runbook-final-sync-manifest"
-#: Messages waiting in the old queue (deferred or on hold); mail in flight (incoming, active) is not
-#: a backlog: while clients still send to the old host it passes through on its way to the new one.
-BACKLOG = 'postqueue -j 2>/dev/null | grep -cE \'"queue_name": *"(deferred|hold)"\' || true'
-#: Waits (at most 30 s) until the old Postfix has no delivery in flight.
-WAIT_IDLE = script("mail-wait-idle.sh")
-
-
-def held_main_cf(current: str, spec: MailSpec, relay_to: str, hold: bool) -> str:
-    """main.cf with the mail domain routed to the relay transport (deferred while `hold`).
-
-    transport_maps wins over virtual/local delivery whatever the old set-up is; an inline map
-    needs no postmap. Earlier runbook lines are replaced, the operator's own lines are kept.
-    """
-    kept: list[str] = []
-    skipping = False
-    for line in current.splitlines():
-        if line.startswith(MARK):
-            skipping = True
-            continue
-        if skipping and (line.startswith(("transport_maps", "defer_transports")) or line.startswith((" ", "\t"))):
-            continue
-        skipping = False
-        kept.append(line)
-    existing = [line.split("=", 1)[1].strip() for line in kept if line.replace(" ", "").startswith("transport_maps=")]
-    kept = [line for line in kept if not line.replace(" ", "").startswith("transport_maps=")]
-    maps = f"inline:{{ {{{spec.domain}={mailserver.RELAY_SERVICE}:[{relay_to}]:25}} }}"
-    block = [
-        MARK + (" (held)" if hold else " (relayed to the new host)"),
-        f"transport_maps = {', '.join([maps, *existing])}",
-    ]
-    if hold:
-        block.append(f"defer_transports = {mailserver.RELAY_SERVICE}")
-    return "\n".join([*kept, *block]) + "\n"
-
-
-def relay_master_cf(current: str) -> str:
-    """master.cf with the relay transport (an smtp client with a host name of its own: the new
-    Postfix may use the same myhostname, which the client would take for a mail loop)."""
-    if f"\n{mailserver.RELAY_SERVICE} " in "\n" + current:
-        return current
-    return (
-        current.rstrip("\n")
-        + f"\n{MARK}\n{mailserver.RELAY_SERVICE} unix - - n - - smtp\n"
-        + "  -o myhostname=runbook-relay.invalid\n  -o smtp_dns_support_level=disabled\n"
-    )
-
-
-def tolerant(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """rsync that accepts exit code 24 (files vanished while copying): a live Maildir renames
-    messages (new/ to cur/, flag changes); the final sync, with delivery held, brings the rest."""
-    return ("sh", "-c", 'rsync "$@"; rc=$?; [ "$rc" -eq 24 ] && rc=0; exit "$rc"', "rsync", *argv[1:])
-
-
-class MailStep(Step):
-    """Base of the mail sub-steps: the inventory, its mail spec and the hosts' addresses."""
-
-    part = ""
-    group = "mail"
-
-    def __init__(self, inventory: Inventory) -> None:
-        assert inventory.mail is not None
-        self.inventory = inventory
-        self.spec: MailSpec = inventory.mail
-        self.id = f"mail/{self.part}"
-        self.title = f"mail: {self.part}"
-        self.old_address = inventory.hosts["old"].address
-        self.new_address = mailserver.new_address(inventory)
-        self.root = mailserver.mail_dir(inventory)
-
-    def marker(self, name: str) -> str:
-        return f"{self.root}/.runbook-{name}"
-
-    def maildir_sync(self, *options: str, why: str) -> list[Action]:
-        source = f"{self.spec.maildir_root}/{self.spec.domain}"
-        dest = f"{self.root}/vmail/{self.spec.domain}"
-        return [
-            RunCommand("new", ("mkdir", "-p", dest), why="Maildir folder"),
-            RunCommand(
-                "new",
-                tolerant(rsync_pull(self.inventory, source, dest, *options)),
-                why=why,
-                timeout=3600,
-                kept="the synced Maildirs stay on the new host",
-            ),
-        ]
-
-    def passdb(self, ctx: RunContext) -> str:
-        """The old Dovecot's passwd-file: the inventory's, else what `doveconf` says."""
-        if self.spec.passdb:
-            return self.spec.passdb
-        result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
-        facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
-        if facts.get("passdb/0/driver") == "passwd-file" and facts.get("passdb/0/args"):
-            return facts["passdb/0/args"].split()[-1]
-        raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
-
-    def old_run(self, ctx: RunContext, script: str) -> str:
-        return ctx.hosts.get("old").run(["sh", "-c", script], check=False).stdout
-
-    def backlog(self, ctx: RunContext) -> int:
-        """Messages deferred or on hold in the old Postfix's queue."""
-        text = self.old_run(ctx, BACKLOG).strip()
-        return int(text) if text.isdigit() else 0
-
-    def message_counts(self, ctx: RunContext, where: str) -> dict[str, int]:
-        """Messages per mailbox (all folders) on the old host or in the new container."""
-        counts: dict[str, int] = {}
-        for user in self.spec.users:
-            argv = ["doveadm", "-f", "flow", "mailbox", "status", "-u", user, "messages", "*"]
-            if where == "new":
-                argv = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv[1:]]
-            result = ctx.hosts.get(where).run(argv, check=False)
-            if result.exit_code != 0:
-                raise VerifyError(f"doveadm on the {where} host for {user}: {result.stderr.strip()[-200:]}")
-            counts[user] = sum(
-                int(field.split("=", 1)[1])
-                for line in result.stdout.splitlines()
-                for field in line.split()
-                if field.startswith("messages=")
-            )
-        return counts
 
 
 class PreSync(MailStep):
@@ -330,52 +212,6 @@ class Server(MailStep):
         return result.stdout.strip()[-700:]
 
 
-class Hold(MailStep):
-    """The old Postfix stops delivering the mail domain locally: it is routed to a relay
-    transport to the new host that is deferred for now, so arriving mail waits in the queue."""
-
-    part = "hold"
-
-    def _files(self, ctx: RunContext) -> dict[str, tuple[str, str]]:
-        old = ctx.hosts.get("old")
-        main = (old.read_file(MAIN_CF) or b"").decode()
-        master = (old.read_file(MASTER_CF) or b"").decode()
-        return {
-            MAIN_CF: (main, held_main_cf(main, self.spec, self.new_address, hold=True)),
-            MASTER_CF: (master, relay_master_cf(master)),
-        }
-
-    def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.journal.state(f"mail/{Release.part}") == "done":
-            return CheckResult(True, "held, then released by mail/release")
-        pending = [p for p, (now, wanted) in self._files(ctx).items() if now != wanted]
-        if pending:
-            return CheckResult(False, f"the old Postfix delivers locally ({', '.join(pending)} unchanged)")
-        return CheckResult(True, "the old Postfix holds mail for the domain")
-
-    def actions(self, ctx: RunContext) -> list[Action]:
-        actions: list[Action] = [
-            PutFile("old", path, wanted, 0o644, why="hold mail for the domain on the old host")
-            for path, (now, wanted) in self._files(ctx).items()
-            if now != wanted
-        ]
-        actions.append(RunCommand("old", ("postfix", "check"), why="refuse a broken configuration"))
-        actions.append(RunCommand("old", ("postfix", "reload"), why="the hold takes effect"))
-        return actions
-
-    def rollback_actions(self, ctx: RunContext) -> list[Action]:
-        return [
-            RunCommand("old", ("postfix", "reload"), why="the old Postfix delivers locally again"),
-            RunCommand("old", ("postqueue", "-f"), why="deliver what was held"),
-        ]
-
-    def verify(self, ctx: RunContext) -> str:
-        value = ctx.hosts.get("old").run(["postconf", "-h", "defer_transports"], check=False).stdout.strip()
-        if mailserver.RELAY_SERVICE not in value and not self.check(ctx).done:
-            raise VerifyError("the old Postfix does not hold the mail domain")
-        return f"the old Postfix holds {self.spec.domain} (defer_transports = {value or '-'})"
-
-
 class FinalSync(MailStep):
     """With delivery held and idle on the old host, the Maildirs once more; then a manifest of
     what the new host got from the old one (rollback sends back only what arrived later)."""
@@ -425,40 +261,6 @@ class FinalSync(MailStep):
         if missing:
             raise VerifyError(f"{len(missing)} message(s) on the old host only, e.g. {missing[0]}")
         return "every message on the old host is on the new host"
-
-
-class Release(MailStep):
-    """The hold ends: the old Postfix relays the domain (its queue first) to the new host."""
-
-    part = "release"
-
-    def _main(self, ctx: RunContext) -> tuple[str, str]:
-        main = (ctx.hosts.get("old").read_file(MAIN_CF) or b"").decode()
-        return main, held_main_cf(main, self.spec, self.new_address, hold=False)
-
-    def check(self, ctx: RunContext) -> CheckResult:
-        now, wanted = self._main(ctx)
-        if now == wanted and MARK in now:
-            return CheckResult(True, "the old Postfix relays the domain to the new host")
-        return CheckResult(False, "mail is held on the old host")
-
-    def actions(self, ctx: RunContext) -> list[Action]:
-        now, wanted = self._main(ctx)
-        actions: list[Action] = []
-        if now != wanted:
-            actions.append(PutFile("old", MAIN_CF, wanted, 0o644, why="relay the domain to the new host"))
-        actions += [
-            RunCommand("old", ("postfix", "reload"), why="release the hold"),
-            RunCommand("old", ("postqueue", "-f"), why="send the held mail to the new host now"),
-        ]
-        return actions
-
-    def verify(self, ctx: RunContext) -> str:
-        waiting = self.backlog(ctx)
-        if waiting:
-            ctx.hosts.get("old").run(["postqueue", "-f"], check=False)
-            raise VerifyError(f"{waiting} message(s) still wait in the old queue")
-        return "no message waits in the old queue; the domain is relayed to the new host"
 
 
 class SwitchDns(MailStep):
@@ -525,7 +327,7 @@ class Verify(MailStep):
         if short:
             raise VerifyError(f"fewer messages on the new host: {'; '.join(short)}")
         smtp = smtp_accepts(self.new_address, self.spec)
-        waiting = self.backlog(ctx)
+        waiting = backlog(ctx)
         if waiting:
             ctx.hosts.get("old").run(["postqueue", "-f"], check=False)
             raise VerifyError(f"{waiting} message(s) still wait in the old queue")

@@ -18,7 +18,7 @@ from typing import Any
 from runbook.dns.service import DnsService, Expectation, Reporter, Served
 from runbook.dns.wire import AuthServer, normalize, same_records, same_value, value_text
 from runbook.errors import InventoryError
-from runbook.inventory import DnsSpec
+from runbook.specs import DnsSpec
 
 PROVIDERS = ("rfc2136", "lexicon", "manual")
 

@@ -55,8 +55,8 @@ from runbook.errors import (
     DnsTimeout,
     InventoryError,
 )
-from runbook.inventory import DnsSpec
 from runbook.secrets import Secret, scrub
+from runbook.specs import DnsSpec
 
 log = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from runbook.errors import (
     DnsServerFailure,
     DnsTimeout,
 )
-from runbook.inventory import DnsSpec
 from runbook.secrets import Secret, scrub
+from runbook.specs import DnsSpec
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from runbook.dns.wire import (
     value_text,
 )
 from runbook.errors import DnsError, PropagationTimeout
-from runbook.inventory import DnsSpec
+from runbook.specs import DnsSpec
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from runbook.remote.reads import PlanReads
 from runbook.remote.scripts import script
 
 if TYPE_CHECKING:
-    from runbook.inventory import HostSpec, Inventory
+    from runbook.inventory import Inventory
+    from runbook.specs import HostSpec
 
 DEFAULT_BACKUP_DIR = "/var/backups/runbook"
 #: write PATH MODE, the content base64 on stdin: atomic, through a symlink, MODE '' keeps the mode.

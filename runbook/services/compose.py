@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
+from runbook.specs import SiteSpec
 
 WEB_NETWORK = "web"
 TRAEFIK_PROJECT = "traefik"

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runbook.errors import RunbookError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.services import compose
+from runbook.specs import SiteSpec
 
 
 @dataclass(frozen=True)

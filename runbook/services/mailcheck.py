@@ -19,9 +19,9 @@ from typing import Any
 
 from runbook.context import RunContext
 from runbook.errors import VerifyError
-from runbook.inventory import MailSpec
 from runbook.remote.http import acme_context
 from runbook.services import mailserver
+from runbook.specs import MailSpec
 
 
 class _Imaps(imaplib.IMAP4_SSL):

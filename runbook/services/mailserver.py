@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook.inventory import Inventory, MailSpec
+from runbook.inventory import Inventory
 from runbook.remote.scripts import script
 from runbook.services import compose
+from runbook.specs import MailSpec
 
 PROJECT = "mail"
 CONTAINER = "mail_server"

@@ -27,7 +27,8 @@ from runbook.errors import (
     DnsTimeout,
     PropagationTimeout,
 )
-from runbook.inventory import DnsSpec, TsigSpec, load_inventory
+from runbook.inventory import load_inventory
+from runbook.specs import DnsSpec, TsigSpec
 
 pytestmark = pytest.mark.lab
 

@@ -25,7 +25,8 @@ from runbook.errors import (
     InventoryError,
     PropagationTimeout,
 )
-from runbook.inventory import DnsSpec, load_inventory
+from runbook.inventory import load_inventory
+from runbook.specs import DnsSpec
 from tests.integration.test_dns import StaleServer
 
 pytestmark = pytest.mark.lab

@@ -15,17 +15,11 @@ from lab import prometheus as lab_prometheus
 from lab.topology import Paths
 from runbook.errors import RunbookError
 from runbook.inventory import load_inventory
-from steps.backup import archive_names, create_figures, cron_text, nightly_script, safety_net_paths
+from steps.backup import safety_net_paths
+from steps.borg import archive_names, create_figures, cron_text, nightly_script
 from steps.finish import late_requests, parse_line
-from steps.monitoring import (
-    merged_blackbox_config,
-    modules,
-    parse_probe,
-    probe_error,
-    probes,
-    regex_literal,
-    target_groups,
-)
+from steps.monitoring import parse_probe, probe_error
+from steps.monitoringconfig import merged_blackbox_config, modules, probes, regex_literal, target_groups
 
 REPO = Path(__file__).resolve().parents[2]
 SWITCH = datetime(2026, 11, 25, 15, 8, 35, tzinfo=UTC).timestamp()
@@ -178,7 +172,7 @@ def open_or_init(repo: Path, passphrase: str) -> tuple[int, str]:
     import os
     import subprocess
 
-    from steps.backup import BORG_OPEN_OR_INIT
+    from steps.borg import BORG_OPEN_OR_INIT
 
     env = dict(os.environ, BORG_PASSPHRASE=passphrase, BORG_BASE_DIR=str(repo.parent / ".borg"))
     script = BORG_OPEN_OR_INIT + 'open_or_init "$1"'

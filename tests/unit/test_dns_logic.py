@@ -15,7 +15,7 @@ from runbook.dns.manual import change_text
 from runbook.dns.values import RRsetValue
 from runbook.dns.wire import normalize
 from runbook.errors import DnsConflict, InventoryError
-from runbook.inventory import DnsSpec
+from runbook.specs import DnsSpec
 
 
 def spec(**changes: Any) -> DnsSpec:

@@ -240,8 +240,8 @@ def test_the_print_check_finds_print_and_console(tmp_path: Path) -> None:
 #: The layers of runbook/, lowest first: a module imports its own layer and those below it only.
 #: The engine (every runbook module not named here: step, runner, actions, plan, journal, context)
 #: drives the hosts and DNS, so it sits above remote access; servers' knowledge and features use it.
-BASE = ("runbook.errors", "runbook.inventory", "runbook.schema", "runbook.secrets", "runbook.failpoints",
-        "runbook.waiting", "runbook.filediff", "runbook.durable")  # fmt: skip
+BASE = ("runbook.errors", "runbook.inventory", "runbook.specs", "runbook.schema", "runbook.secrets",
+        "runbook.failpoints", "runbook.waiting", "runbook.filediff", "runbook.durable")  # fmt: skip
 LAYERS = (
     ("base", BASE),
     ("remote", ("runbook.remote", "runbook.dns")),

@@ -9,7 +9,7 @@ import yaml
 
 from runbook.inventory import load_inventory
 from runbook.services import mailserver
-from steps.mail import MARK, held_main_cf, relay_master_cf
+from steps.mailhold import MARK, held_main_cf, relay_master_cf
 
 LAB = Path(__file__).resolve().parents[2] / "hosts" / "lab.yaml"
 MAIN = "myhostname = mail.club.test\nvirtual_transport = lmtp:unix:/run/lmtp\ntransport_maps = hash:/etc/postfix/t\n"

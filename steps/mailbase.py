@@ -1,0 +1,84 @@
+"""What the mail sub-steps (steps/mail.py, steps/mailhold.py) share: MailStep, their base, with
+the inventory's mail spec, the hosts' addresses and the mail project's folder on the new host; the
+Maildirs' copy from the old host (rsync, host to host), the old Dovecot's passwd-file and the
+message counts per mailbox on either host.
+"""
+
+from __future__ import annotations
+
+from runbook.actions import Action, RunCommand
+from runbook.context import RunContext
+from runbook.errors import RunbookError, VerifyError
+from runbook.inventory import Inventory
+from runbook.services import mailserver
+from runbook.specs import MailSpec
+from runbook.step import Step
+from steps.transfer import rsync_pull
+
+
+def tolerant(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """rsync that accepts exit code 24 (files vanished while copying): a live Maildir renames
+    messages (new/ to cur/, flag changes); the final sync, with delivery held, brings the rest."""
+    return ("sh", "-c", 'rsync "$@"; rc=$?; [ "$rc" -eq 24 ] && rc=0; exit "$rc"', "rsync", *argv[1:])
+
+
+class MailStep(Step):
+    """Base of the mail sub-steps: the inventory, its mail spec and the hosts' addresses."""
+
+    part = ""
+    group = "mail"
+
+    def __init__(self, inventory: Inventory) -> None:
+        assert inventory.mail is not None
+        self.inventory = inventory
+        self.spec: MailSpec = inventory.mail
+        self.id = f"mail/{self.part}"
+        self.title = f"mail: {self.part}"
+        self.old_address = inventory.hosts["old"].address
+        self.new_address = mailserver.new_address(inventory)
+        self.root = mailserver.mail_dir(inventory)
+
+    def marker(self, name: str) -> str:
+        return f"{self.root}/.runbook-{name}"
+
+    def maildir_sync(self, *options: str, why: str) -> list[Action]:
+        source = f"{self.spec.maildir_root}/{self.spec.domain}"
+        dest = f"{self.root}/vmail/{self.spec.domain}"
+        return [
+            RunCommand("new", ("mkdir", "-p", dest), why="Maildir folder"),
+            RunCommand(
+                "new",
+                tolerant(rsync_pull(self.inventory, source, dest, *options)),
+                why=why,
+                timeout=3600,
+                kept="the synced Maildirs stay on the new host",
+            ),
+        ]
+
+    def passdb(self, ctx: RunContext) -> str:
+        """The old Dovecot's passwd-file: the inventory's, else what `doveconf` says."""
+        if self.spec.passdb:
+            return self.spec.passdb
+        result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
+        facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
+        if facts.get("passdb/0/driver") == "passwd-file" and facts.get("passdb/0/args"):
+            return facts["passdb/0/args"].split()[-1]
+        raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
+
+    def message_counts(self, ctx: RunContext, where: str) -> dict[str, int]:
+        """Messages per mailbox (all folders) on the old host or in the new container."""
+        counts: dict[str, int] = {}
+        for user in self.spec.users:
+            argv = ["doveadm", "-f", "flow", "mailbox", "status", "-u", user, "messages", "*"]
+            if where == "new":
+                argv = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv[1:]]
+            result = ctx.hosts.get(where).run(argv, check=False)
+            if result.exit_code != 0:
+                raise VerifyError(f"doveadm on the {where} host for {user}: {result.stderr.strip()[-200:]}")
+            counts[user] = sum(
+                int(field.split("=", 1)[1])
+                for line in result.stdout.splitlines()
+                for field in line.split()
+                if field.startswith("messages=")
+            )
+        return counts
