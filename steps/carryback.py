@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING
 
 from runbook.actions import Action, Note, RunCommand
 from runbook.errors import RunbookError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.remote.scripts import script
 from runbook.services import compose
 from runbook.services.adapters import source_for
 from runbook.services.compose import db_container
+from runbook.specs import SiteSpec
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
 from steps.rollbackkey import RollbackKey

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.errors import RunbookError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.hold import hold_argv
 from runbook.remote.scripts import script
 from runbook.services import compose
 from runbook.services.adapters import source_for
+from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
     from runbook.actioncontext import ActionContext

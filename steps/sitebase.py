@@ -6,8 +6,9 @@ from __future__ import annotations
 from runbook.actions import Action, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.services.adapters import source_for, target_for
+from runbook.specs import SiteSpec
 from runbook.step import CheckResult, Step, Verified
 from steps.transfer import rsync_pull
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
-from runbook.inventory import SiteSpec
 from runbook.remote.http import (
     Response,
     acme_context,
@@ -16,6 +15,7 @@ from runbook.remote.http import (
     visit,
 )
 from runbook.remote.reads import Reads
+from runbook.specs import SiteSpec
 from runbook.step import CheckResult
 from steps import addresses
 from steps.sitebase import SiteStep

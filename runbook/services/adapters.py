@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from runbook.actions import Action, PutFile, RunCommand
 from runbook.errors import InventoryError, RunbookError
-from runbook.inventory import Inventory, SiteSpec
+from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv
 from runbook.remote.hold import hold_argv, hold_state
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
 from runbook.services import apache, compose
+from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
     from runbook.context import RunContext
