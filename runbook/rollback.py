@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from runbook import failpoints
-from runbook.actions import Action, command_line
+from runbook.actions import Action, ActionRecord, command_line
 from runbook.context import RunContext
 from runbook.errors import RunbookError
 from runbook.journal import BEFORE_ROLLBACK, INVERSE_APPLIED, ROLLED_BACK
@@ -57,8 +57,11 @@ class Rollbacks:
         return sorted(order, key=lambda s: position.get(s, -1), reverse=True)
 
     def rollback_steps(self, step_ids: list[str]) -> list[str]:
-        """Replay the journaled inverses of these steps in reverse order, then each step's extra
-        rollback actions; mark them rolled back. Returns what was done, one line each."""
+        """Undo these steps, latest first: every step's before_rollback actions (a site carried
+        back) first; then, step by step, its journaled inverses in reverse order and its extra
+        rollback actions, and it is marked rolled back (so a step's own clean-up, such as the mail
+        server stopping, comes before the steps it stands on are undone, such as the network).
+        Returns what was done, one line each."""
         ctx, journal = self.ctx, self.ctx.journal
         wanted = set(step_ids)
         done: list[str] = []
@@ -68,44 +71,44 @@ class Rollbacks:
             step = self.by_id.get(step_id)
             if step is not None:
                 done += self._before_rollback(step)
-        for record in reversed(journal.action_records()):
-            if record.step_id not in wanted:
-                continue
-            if getattr(record.inverse, "host", None) in ctx.unreachable_hosts:
-                journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="host unreachable: not undone")
-                done.append(
-                    f"{record.step_id}: not undone, {getattr(record.inverse, 'host', '')} unreachable: "
-                    f"{record.inverse.describe() if record.inverse else ''}"
-                )
-                continue
-            if record.inverse is None:
-                journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="irreversible")
-                done.append(f"{record.step_id}: cannot undo {record.action.describe()}")
-                continue
-            ctx.reporter.step_event(record.step_id, "undo", short_describe(record.inverse))
-            try:
-                record.inverse.apply(ctx)
-            except RunbookError as exc:
-                raise RunbookError(
-                    f"rollback stopped at {record.step_id} ({record.inverse.describe()}): {exc}\n"
-                    f"  undone before it: {len(done)} action(s); the rest stays in the journal. "
-                    "Fix the cause, then run: inv rollback"
-                ) from exc
-            journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, text=record.inverse.describe())
-            done.append(f"{record.step_id}: {short_describe(record.inverse)}")
+        records = list(reversed(journal.action_records()))
         for step_id in latest_first:
+            for record in (r for r in records if r.step_id == step_id):
+                done.append(self._undo(record, len(done)))
             step = self.by_id.get(step_id)
-            if step is not None:
-                for action in step.rollback_actions(ctx):
-                    if getattr(action, "host", None) in ctx.unreachable_hosts:
-                        done.append(f"{step_id}: not done, the host is unreachable: {short_describe(action)}")
-                        continue
-                    ctx.reporter.step_event(step_id, "undo", short_describe(action))
-                    action.apply(ctx)
-                    done.append(f"{step_id}: {short_describe(action)}")
+            for action in step.rollback_actions(ctx) if step is not None else []:
+                if getattr(action, "host", None) in ctx.unreachable_hosts:
+                    done.append(f"{step_id}: not done, the host is unreachable: {short_describe(action)}")
+                    continue
+                ctx.reporter.step_event(step_id, "undo", short_describe(action))
+                action.apply(ctx)
+                done.append(f"{step_id}: {short_describe(action)}")
             journal.append(ROLLED_BACK, step_id)
             ctx.reporter.step_event(step_id, "rolled-back")
         return done
+
+    def _undo(self, record: ActionRecord, undone: int) -> str:
+        """Apply one journaled inverse (or note why it cannot be); journal it. Raises RunbookError
+        saying where the rollback stopped."""
+        ctx, journal = self.ctx, self.ctx.journal
+        if getattr(record.inverse, "host", None) in ctx.unreachable_hosts:
+            journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="host unreachable: not undone")
+            host, what = getattr(record.inverse, "host", ""), record.inverse.describe() if record.inverse else ""
+            return f"{record.step_id}: not undone, {host} unreachable: {what}"
+        if record.inverse is None:
+            journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, note="irreversible")
+            return f"{record.step_id}: cannot undo {record.action.describe()}"
+        ctx.reporter.step_event(record.step_id, "undo", short_describe(record.inverse))
+        try:
+            record.inverse.apply(ctx)
+        except RunbookError as exc:
+            raise RunbookError(
+                f"rollback stopped at {record.step_id} ({record.inverse.describe()}): {exc}\n"
+                f"  undone before it: {undone} action(s); the rest stays in the journal. "
+                "Fix the cause, then run: inv rollback"
+            ) from exc
+        journal.append(INVERSE_APPLIED, record.step_id, of=record.seq, text=record.inverse.describe())
+        return f"{record.step_id}: {short_describe(record.inverse)}"
 
     def _before_rollback(self, step: Step) -> list[str]:
         """Run a step's before_rollback actions (journaled as they run); on a failure, its
@@ -137,27 +140,21 @@ class Rollbacks:
         dry-run context)."""
         ctx, wanted = self.ctx, set(step_ids)
         position = {s.id: i for i, s in enumerate(self.steps)}
-        latest_first = [
-            self.by_id[s] for s in sorted(wanted, key=lambda s: position.get(s, -1), reverse=True) if s in self.by_id
-        ]
+        latest_first = sorted(wanted, key=lambda s: position.get(s, -1), reverse=True)
         out: list[dict[str, Any]] = []
 
         def add(phase: str, step_id: str, action: Action | None, text: str = "") -> None:
             details = action.preview(ctx) if action is not None and phase != "inverse" else []
             out.append({"phase": phase, "step": step_id, "action": text or short_describe(action), "details": details})  # type: ignore[arg-type]
 
-        for step in latest_first:
-            for action in step.before_rollback(ctx):
-                add("carry-back", step.id, action)
-        for record in reversed(ctx.journal.action_records()):
-            if record.step_id in wanted:
-                add(
-                    "inverse",
-                    record.step_id,
-                    record.inverse,
-                    "" if record.inverse else f"cannot undo {record.action.describe()}",
-                )
-        for step in latest_first:
-            for action in step.rollback_actions(ctx):
-                add("after", step.id, action)
+        for step_id in latest_first:
+            for action in self.by_id[step_id].before_rollback(ctx) if step_id in self.by_id else []:
+                add("carry-back", step_id, action)
+        records = list(reversed(ctx.journal.action_records()))
+        for step_id in latest_first:
+            for record in (r for r in records if r.step_id == step_id):
+                text = "" if record.inverse else f"cannot undo {record.action.describe()}"
+                add("inverse", step_id, record.inverse, text)
+            for action in self.by_id[step_id].rollback_actions(ctx) if step_id in self.by_id else []:
+                add("after", step_id, action)
         return out

@@ -1,5 +1,6 @@
-"""The runner's rollback order (runbook/runner.py): a step's before_rollback actions (a site's
-carry-back) run before any journaled inverse, its rollback_actions after them; a failing
+"""The runner's rollback order (runbook/rollback.py): every step's before_rollback actions (a
+site's carry-back) run before any journaled inverse; then step by step, latest first, its
+inverses and its rollback_actions (its own clean-up before the step before it is undone); a failing
 before_rollback action runs the step's abort actions and stops before anything is undone."""
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def runner(tmp_path: Path, steps: list[Step]) -> Runner:
     return Runner(ctx, steps)
 
 
-def test_the_carry_back_runs_before_every_inverse_and_the_release_after_them(tmp_path: Path) -> None:
+def test_the_carry_back_runs_before_every_inverse_and_each_step_cleans_up_before_the_one_before_it(
+    tmp_path: Path,
+) -> None:
     steps: list[Step] = [Moved("first"), Moved("second")]
     run = runner(tmp_path, steps)
     for step in steps:
@@ -79,8 +82,8 @@ def test_the_carry_back_runs_before_every_inverse_and_the_release_after_them(tmp
         ("carry-back", "carry back first"),
         ("carry-back", "copy first"),
         ("inverse", "undo do second"),
-        ("inverse", "undo do first"),
         ("after", "release second"),
+        ("inverse", "undo do first"),
         ("after", "release first"),
     ]
     assert DONE == []  # a preview changes nothing
