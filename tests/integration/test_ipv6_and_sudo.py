@@ -5,6 +5,7 @@ refusal, before anything changes, of a plan that would leave IPv6 clients on the
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 import dns.message
@@ -14,7 +15,7 @@ import pytest
 
 from runbook.inventory import load_inventory
 from steps.transfer import rsync_ssh
-from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
+from tests.integration.helpers import SETUP, inventory_variant, must, old_host_serves_itself, run_inv
 from tests.integration.snapshots import differences, snapshot
 
 pytestmark = pytest.mark.lab
@@ -120,3 +121,11 @@ def test_the_whole_lab_migration_also_finishes_logged_in_as_root(clean_lab, tmp_
         assert aaaa("club.test", server) == [NEW6] and aaaa("mail.club.test", server) == [NEW6], server
     # root reads directly: no sudo rule was ever needed on the old host
     assert not (lab.root / "old" / "etc" / "sudoers.d" / "runbook-transfer").exists()
+    # And all of it rolls back: each step's own clean-up (the mail server stopping) comes before the
+    # steps it stands on are undone (the web network); the sites are carried back first.
+    back = must(run_inv("rollback", "--yes", inventory=inventory, timeout=900))
+    assert "rolled back 52 step(s)" in back.stdout, back.stdout[-3000:]
+    for domain, text in (("club.test", "Willkommen beim FC Lab"), ("admin.club.test", "Admin-Tool")):
+        assert old_host_serves_itself(lab, domain, text), domain
+    left = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True, check=True).stdout.split()
+    assert left == [], left
