@@ -34,7 +34,7 @@ from runbook.errors import RunbookError
 from runbook.inventory import Inventory
 from runbook.remote.scripts import script
 from runbook.services import compose
-from runbook.services.adapters import source_for
+from runbook.services.adapters import source_for, target_for
 from runbook.services.compose import db_container
 from runbook.specs import SiteSpec
 from steps.database import old_dump_dir, parse_counts
@@ -107,9 +107,12 @@ class CarryBack:
 
     # -- what the journal says -------------------------------------------------------------
     def took_writes(self, ctx: RunContext) -> bool:
-        """The new copy has served since the final sync thawed it (and that is not undone yet)."""
+        """The new copy has served since the final sync released it (and that is not undone yet):
+        the journal holds final-sync's release command as applied. Matched by its last arguments
+        (`thaw CONTAINER`), which stay the same when the hold script's text changes between versions."""
+        release = target_for(self.inventory).release_argv(self.site)[-2:]
         return any(
-            r.step_id == self.final_sync_id and r.applied and "thaw" in r.action.describe()
+            r.step_id == self.final_sync_id and r.applied and tuple(getattr(r.action, "argv", ()))[-2:] == release
             for r in ctx.journal.action_records()
         )
 
