@@ -12,6 +12,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
+import dns.zone
 
 from lab import proc
 from lab.proc import LabError
@@ -166,8 +167,20 @@ def rndc(paths: Paths, server: str, *args: str) -> str:
 def reload_pristine_zone(paths: Paths, variant: str | None = None) -> int:
     """Replace the live zone by the pristine one with a fresh serial; wait for the secondary."""
     variant = variant or _variant(paths)
+    zone_file = paths.dns / "primary" / f"{ZONE}.zone"
     rndc(paths, NS1, "freeze", ZONE)
     try:
+        # `rndc freeze` answers before named has written the journal's changes into the zone
+        # file: that dump runs on its own and, landing after our write, put the live zone back
+        # over the pristine one ("ixfr-from-differences: unchanged" at thaw). Wait for it: named
+        # dumps to a temporary file and renames, so the file holds the served serial once done.
+        served = soa_serial(NS1)
+        proc.wait_until(
+            lambda: served is None or _file_serial(zone_file) == served,
+            10,
+            f"named's dump of zone {ZONE} (serial {served}) after rndc freeze",
+            paths.log("named-primary"),
+        )
         write_zone(paths, variant)
         for jnl in (paths.dns / "primary").glob(f"{ZONE}.zone.jnl"):
             jnl.unlink()
@@ -182,6 +195,15 @@ def reload_pristine_zone(paths: Paths, variant: str | None = None) -> int:
             paths.log("named-primary" if server == NS1 else "named-secondary"),
         )
     return serial
+
+
+def _file_serial(path: Path) -> int | None:
+    """The SOA serial written in a zone file (named's own dump or the lab's template)."""
+    try:
+        zone = dns.zone.from_file(str(path), origin=ZONE, relativize=False, check_origin=False)
+        return int(zone.get_soa().serial)
+    except Exception:  # noqa: BLE001 - a file named has not finished is "no serial yet"
+        return None
 
 
 def _variant(paths: Paths) -> str:
