@@ -15,15 +15,19 @@ import yaml
 from runbook import schema
 from runbook.errors import InventoryError
 from runbook.specs import (
+    HOOK_POINTS,
     AcmeSpec,
     BackupSpec,
+    CronSpec,
     DatabaseSpec,
     DnsSpec,
     DumpSpec,
     Expectation,
+    HookSpec,
     HostSpec,
     MailSpec,
     MonitoringSpec,
+    OverrideSpec,
     SiteSpec,
     TraefikSpec,
     TsigSpec,
@@ -140,6 +144,48 @@ class Inventory:
         raise KeyError(name)
 
 
+def _inside(path: str, folders: list[str]) -> bool:
+    return any(path == f.rstrip("/") or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def _site_file_problems(i: int, site: dict[str, Any]) -> list[schema.Problem]:
+    """A site's overrides lie inside its data; its cron lines have a schedule and name its data."""
+    problems: list[schema.Problem] = []
+    data = [d for d in site.get("data") or [] if isinstance(d, str)]
+    owned = data + ([site["docroot"]] if isinstance(site.get("docroot"), str) else [])
+    for j, override in enumerate(site.get("overrides") or []):
+        path = override.get("path") if isinstance(override, dict) else None
+        if isinstance(path, str) and path.startswith("/") and not _inside(path, data):
+            problems.append(
+                (
+                    ("sites", i, "overrides", j, "path"),
+                    f"{path} is outside the site's data ({', '.join(data) or 'none'}): "
+                    "only files the syncs copy can differ",
+                )
+            )
+    for j, job in enumerate(site.get("cron") or []):
+        line = job.get("line") if isinstance(job, dict) else None
+        if not isinstance(line, str):
+            continue
+        fields = line.split(None, 5)
+        if len(fields) < 6 or line.lstrip().startswith("@"):
+            problems.append(
+                (
+                    ("sites", i, "cron", j, "line"),
+                    f"{line!r} is not a crontab line (five time fields, then the command)",
+                )
+            )
+        elif not any(folder.rstrip("/") in fields[5] for folder in owned):
+            problems.append(
+                (
+                    ("sites", i, "cron", j, "line"),
+                    f"the command {fields[5]!r} names none of the site's folders ({', '.join(owned) or 'none'}): "
+                    "no site owns it",
+                )
+            )
+    return problems
+
+
 def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
     """Rules across keys that a per-key schema cannot express."""
     problems: list[schema.Problem] = []
@@ -163,6 +209,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
                     (("sites", i, "name"), f"site name {name!r} is used twice (also sites[{seen_names[name]}])")
                 )
             seen_names[name] = i
+        problems += _site_file_problems(i, site)
         for j, domain in enumerate(site.get("domains") or []):
             if not isinstance(domain, str):
                 continue
@@ -303,6 +350,26 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             verify_timeout=s["verify_timeout"],
             database=DatabaseSpec(tuple(s["database"]["names"]), s["database"]["image"]) if s["database"] else None,
             expect=Expectation(**(s["expect"] or {"status": 200, "text": None, "path": "/", "same_content": False})),
+            kind=s["kind"],
+            overrides=tuple(
+                OverrideSpec(o["path"], tuple((r["from"], r["to"]) for r in o["replace"])) for o in s["overrides"]
+            ),
+            hooks=tuple(
+                HookSpec(
+                    point,
+                    h["host"],
+                    tuple(h["run"]),
+                    tuple(h["undo"]) if h["undo"] else None,
+                    h["user"],
+                    h["container"],
+                )
+                for point in HOOK_POINTS
+                for h in (s["hooks"] or {}).get(point) or []
+            ),
+            cron=tuple(
+                CronSpec(c["user"], " ".join(c["line"].split()), c["file"], c["on_new"], c["container"])
+                for c in s["cron"]
+            ),
         )
         for s in data["sites"]
     ]

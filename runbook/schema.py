@@ -166,6 +166,144 @@ SITE = _f(
                 ),
             },
         ),
+        "kind": _f(
+            "choice",
+            "What the application is, as discover finds it; `inv containerize` proposes a project for it "
+            "(static: files served as they are; php: mod_php; php-fpm: PHP-FPM behind a web server; varnish: "
+            "a cache in front of a backend; cgi: CGI scripts; proxy: Apache proxying elsewhere). Unknown kinds "
+            "get a project with a TODO, never a silent static copy.",
+            "php",
+            nullable=True,
+            choices=("static", "php", "php-fpm", "varnish", "cgi", "proxy"),
+        ),
+        "overrides": _f(
+            "list",
+            "Files that must differ on the new host (a database host in wp-config.php): rendered from the old "
+            "host's copy by literal replacements, written into the site's data on the new host, never overwritten "
+            "by the pre-sync or the final sync, shown in the plan as a diff against the old copy.",
+            [{"path": "/var/www/blog/wp-config.php", "replace": [{"from": "'localhost'", "to": "'db'"}]}],
+            default=[],
+            items=_f(
+                "map",
+                "One file.",
+                fields={
+                    "path": _f(
+                        "abspath", "The file on the old host, inside one of the site's data folders.", required=True
+                    ),
+                    "replace": _f(
+                        "list",
+                        "Literal replacements, in order; each `from` must occur in the old copy.",
+                        [{"from": "'localhost'", "to": "'db'"}],
+                        required=True,
+                        items=_f(
+                            "map",
+                            "One replacement.",
+                            fields={
+                                "from": _f("str", "Text in the old copy.", "'localhost'", required=True),
+                                "to": _f("str", "What it becomes on the new host.", "'db'", required=True),
+                            },
+                        ),
+                    ),
+                },
+            ),
+        ),
+        "hooks": _f(
+            "map",
+            "Commands at named points of the site's move, each run through sudo like every other command, "
+            "journaled, shown in the dry run, and undone by its `undo` on rollback. A failing hook rolls the "
+            "site back. Points: before_freeze, after_freeze (the old copy takes no more requests: the place for "
+            "a maintenance mode that must not answer 503 to anyone), after_final_sync (before the held requests "
+            "are released), after_switch, after_rollback.",
+            {"after_freeze": [{"host": "old", "run": ["php", "/var/www/cloud/occ", "maintenance:mode", "--on"]}]},
+            default={},
+            fields={
+                point: _f(
+                    "list",
+                    f"Hooks run at {point}.",
+                    default=[],
+                    items=_f(
+                        "map",
+                        "One command.",
+                        fields={
+                            "host": _f("choice", "Where it runs.", "old", required=True, choices=("old", "new")),
+                            "run": _f(
+                                "list",
+                                "The command as an argv list (never a shell string).",
+                                ["php", "occ", "maintenance:mode", "--on"],
+                                required=True,
+                                items=_f("str", "An argument."),
+                            ),
+                            "undo": _f(
+                                "list",
+                                "The command that undoes it on rollback, as an argv list.",
+                                ["php", "occ", "maintenance:mode", "--off"],
+                                nullable=True,
+                                items=_f("str", "An argument."),
+                            ),
+                            "user": _f(
+                                "identifier",
+                                "Run as this user (sudo -u), e.g. www-data; default root.",
+                                "www-data",
+                                nullable=True,
+                            ),
+                            "container": _f(
+                                "str",
+                                "On the new host: run inside this container of the site's project (docker exec).",
+                                "cloud_app",
+                                nullable=True,
+                            ),
+                        },
+                    ),
+                )
+                for point in ("before_freeze", "after_freeze", "after_final_sync", "after_switch", "after_rollback")
+            },
+        ),
+        "cron": _f(
+            "list",
+            "The old host's cron jobs that write the site's data or database: paused on the old host at the "
+            "freeze (restored on rollback; a job still running is waited for), and carried to the new host.",
+            [{"user": "www-data", "line": "* * * * * php /var/www/cloud/cron.php"}],
+            default=[],
+            items=_f(
+                "map",
+                "One crontab line.",
+                fields={
+                    "user": _f(
+                        "identifier",
+                        "The crontab it is in (crontab -u USER), or the user field of an /etc/cron.d line.",
+                        "www-data",
+                        required=True,
+                    ),
+                    "line": _f(
+                        "str",
+                        "The line exactly as in the crontab (schedule and command).",
+                        "* * * * * php /var/www/cloud/cron.php",
+                        required=True,
+                    ),
+                    "file": _f(
+                        "abspath",
+                        "The /etc/cron.d file that holds it; default: USER's crontab.",
+                        "/etc/cron.d/cloud",
+                        nullable=True,
+                    ),
+                    "on_new": _f(
+                        "choice",
+                        "Where it runs on the new host: `project` (a cron service in the site's compose project, "
+                        "as the club's own projects do) or `host` (/etc/cron.d on the new host, through docker exec).",
+                        "project",
+                        default="project",
+                        choices=("project", "host"),
+                    ),
+                    "container": _f(
+                        "str",
+                        "The container (or compose service) whose image and mounts the job needs on the new host; "
+                        "default: the site's app service.",
+                        "fpm",
+                        nullable=True,
+                    ),
+                },
+            ),
+        ),
         "verify_timeout": _f(
             "int",
             "Seconds verify-new keeps trying the new host (certificate issuance included) before the site rolls back.",

@@ -115,6 +115,59 @@ class SiteSpec:
     expect: Expectation
     verify_timeout: int = 120
     database: DatabaseSpec | None = None
+    kind: str | None = None
+    overrides: tuple[OverrideSpec, ...] = ()
+    hooks: tuple[HookSpec, ...] = ()
+    cron: tuple[CronSpec, ...] = ()
+
+    def hooks_at(self, point: str) -> tuple[HookSpec, ...]:
+        """The site's hooks at one point of its move, in inventory order."""
+        return tuple(h for h in self.hooks if h.point == point)
+
+
+#: The points of a site's move where hooks run (sites[].hooks).
+HOOK_POINTS = ("before_freeze", "after_freeze", "after_final_sync", "after_switch", "after_rollback")
+
+
+@dataclass(frozen=True)
+class OverrideSpec:
+    """A file of the site's data that differs on the new host: the old copy with replacements."""
+
+    path: str
+    replace: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """A command at a point of the site's move (HOOK_POINTS), with the command that undoes it."""
+
+    point: str
+    host: str
+    run: tuple[str, ...]
+    undo: tuple[str, ...] | None = None
+    user: str | None = None
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """A cron job of the old host that writes the site's data, and where it runs on the new host."""
+
+    user: str
+    line: str
+    file: str | None = None
+    on_new: str = "project"
+    container: str | None = None
+
+    @property
+    def schedule(self) -> str:
+        """The five time fields of the line."""
+        return " ".join(self.line.split()[:5])
+
+    @property
+    def command(self) -> str:
+        """The line's command (after the five time fields)."""
+        return self.line.split(None, 5)[5] if len(self.line.split(None, 5)) == 6 else ""
 
 
 @dataclass(frozen=True)
