@@ -4,7 +4,8 @@ a diff whose secret values are masked. Never its content.
 A value is masked when its key names a secret (PASSWORD, PASSWD, PASS, SECRET, TOKEN, KEY and
 names containing them: MYSQL_ROOT_PASSWORD, api_key, auth_token) in the forms that compose files,
 .env files and configuration use: `KEY=value`, `- KEY=value`, `KEY: value`, `"key": "value"`,
-`key = value`; also the password of a URL (`scheme://user:password@host`) and every value the
+`key = value`, PHP's `define('DB_PASSWORD', '...')` and `'db_password' => '...'` (salts too);
+also the password of a URL (`scheme://user:password@host`) and every value the
 run knows as a Secret (TSIG key, mail passwords, Borg passphrase).
 """
 
@@ -17,10 +18,15 @@ from collections.abc import Iterable
 
 from runbook.secrets import MASK, Secret, scrub
 
-SECRET_WORDS = ("PASSWORD", "PASSWD", "PASS", "SECRET", "TOKEN", "KEY")
+SECRET_WORDS = ("PASSWORD", "PASSWD", "PASS", "SECRET", "TOKEN", "KEY", "SALT")
 _KEY = r"[A-Za-z0-9_.\-]*(?:" + "|".join(SECRET_WORDS) + r")[A-Za-z0-9_.\-]*"
 _ASSIGNMENT = re.compile(
-    r"^(?P<lead>[\s+\-]*(?:-\s+)?(?:export\s+)?[\"']?)(?P<key>" + _KEY + r")(?P<sep>[\"']?\s*[:=]\s*)(?P<value>\S.*)$",
+    r"^(?P<lead>[\s+\-]*(?:-\s+)?(?:export\s+)?[\"'$]?)(?P<key>" + _KEY + r")(?P<sep>[\"']?\s*[:=]\s*)(?P<value>\S.*)$",
+    re.IGNORECASE,
+)
+#: PHP's forms: `define( 'DB_PASSWORD', 'value' );` (wp-config.php) and `'db_password' => 'value',`.
+_PHP = re.compile(
+    r"(?P<lead>(?:define\s*\(\s*|^[\s+\-]*)(?P<q>[\"'])" + _KEY + r"(?P=q)\s*(?:,|=>)\s*)(?P<value>[\"'].*?[\"'])",
     re.IGNORECASE,
 )
 _URL_PASSWORD = re.compile(r"(?P<lead>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:)(?P<password>[^@\s/]+)(?=@)")
@@ -35,8 +41,9 @@ def mask_line(line: str, secrets: Iterable[Secret] = ()) -> str:
     """The line with secret values replaced by the mask (see the module's docstring)."""
     line = scrub(line, list(secrets))
     line = _URL_PASSWORD.sub(lambda m: m.group("lead") + MASK, line)
+    line = _PHP.sub(lambda m: m.group("lead") + MASK, line)
     match = _ASSIGNMENT.match(line)
-    if match and match.group("value").strip() not in ("|", ">", "{", "[", MASK):
+    if match and match.group("value").strip() not in ("|", ">", "{", "[") and MASK not in match.group("value"):
         return f"{match.group('lead')}{match.group('key')}{match.group('sep')}{MASK}"
     return line
 

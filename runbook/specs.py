@@ -166,8 +166,10 @@ class CronSpec:
 
     @property
     def command(self) -> str:
-        """The line's command (after the five time fields)."""
-        return self.line.split(None, 5)[5] if len(self.line.split(None, 5)) == 6 else ""
+        """The line's command: after the five time fields (and the user field of an /etc/cron.d line)."""
+        skip = 6 if self.file else 5
+        fields = self.line.split(None, skip)
+        return fields[skip] if len(fields) > skip else ""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from runbook.specs import SiteSpec
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
 from steps.rollbackkey import RollbackKey
+from steps.siteapp import excludes
 
 if TYPE_CHECKING:
     from runbook.context import RunContext
@@ -224,7 +225,9 @@ class CarryBack:
             actions.append(
                 RunCommand(
                     "old",
-                    self.key.rsync_pull(source, path, "--delete", "--backup", f"--backup-dir={backup}{path}"),
+                    self.key.rsync_pull(
+                        source, path, "--delete", "--backup", f"--backup-dir={backup}{path}", *excludes(self.site, path)
+                    ),
                     why=f"carry {path} back from the new host (what it replaces is kept in {backup})",
                     timeout=3600,
                 )

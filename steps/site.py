@@ -20,7 +20,7 @@ from runbook.remote.http import (
 from runbook.remote.reads import Reads
 from runbook.services.compose import db_container
 from runbook.step import CheckResult, Step
-from steps import addresses, database, ttl
+from steps import addresses, database, siteapp, ttl
 from steps.carryback import AwaitCachesExpire, CarryBack
 from steps.provision import sha
 from steps.sitebase import SiteStep
@@ -44,8 +44,13 @@ class PreSync(SiteStep):
     def actions(self, ctx: RunContext) -> list[Action]:
         return [
             *self.sync_actions("--delete", why="copy the data (delta)"),
+            *siteapp.override_actions(ctx, self.site, self.target.data_path),
             PutFile("new", self.marker("pre-sync"), "pre-synced by runbook\n", 0o600, why="mark the pre-sync"),
         ]
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        """The site's move is undone: its after_rollback hooks (the last thing a rollback does)."""
+        return siteapp.hook_actions(self.site, "after_rollback")
 
     def verify(self, ctx: RunContext) -> str:
         missing = [
@@ -64,40 +69,50 @@ class Start(SiteStep):
     part = "start"
 
     def reads(self) -> dict[str, Reads]:
-        files = (self.target.project_file(self.site), self.marker("db-copied"))
+        files = (*self.target.project_files(self.site), self.marker("db-copied"))
         return {"new": Reads(files=files, containers=(self.container,))}
 
-    def _state(self, ctx: RunContext) -> tuple[dict[str, str], str, str]:
-        text = self.target.project_text(self.site)
-        path = self.target.project_file(self.site)
-        return host_facts(ctx.hosts.get("new"), [path], [self.container]), text, path
+    def _state(self, ctx: RunContext) -> tuple[dict[str, str], dict[str, tuple[str, int]], list[str]]:
+        """The host's facts, the project's files, and those that differ on the new host."""
+        files = self.target.project_files(self.site)
+        facts = host_facts(ctx.hosts.get("new"), list(files), [self.container])
+        changed = [path for path, (text, _) in files.items() if not facts.get(f"file.{path}", "").startswith(sha(text))]
+        return facts, files, changed
 
     def _db_copied(self, ctx: RunContext) -> bool:
         return self.site.database is None or ctx.hosts.get("new").read_file(self.marker("db-copied")) is not None
 
     def check(self, ctx: RunContext) -> CheckResult:
-        facts, text, path = self._state(ctx)
-        same = facts.get(f"file.{path}", "").startswith(sha(text))
+        facts, _, changed = self._state(ctx)
         running = facts.get(f"container.{self.container}", "").startswith("running")
         copied = self._db_copied(ctx)
-        if same and running and copied:
+        if not changed and running and copied:
             return CheckResult(True, f"{self.container} runs the current compose file")
+        compose_only = changed == [self.target.project_file(self.site)]
         missing = [
-            "" if same else "compose file differs",
+            "" if not changed else "compose file differs" if compose_only else f"{', '.join(changed)} differ(s)",
             "" if running else "not running",
             "" if copied else "databases not copied yet",
         ]
         return CheckResult(False, ", ".join(x for x in missing if x))
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        facts, text, path = self._state(ctx)
+        facts, files, changed = self._state(ctx)
         actions: list[Action] = [RunCommand("new", ("mkdir", "-p", self.site_dir), why="project folder")]
-        if not facts.get(f"file.{path}", "").startswith(sha(text)):
-            actions.append(PutFile("new", path, text, 0o644, why="the site's compose project"))
+        folders = sorted({p.rsplit("/", 1)[0] for p in changed} - {self.site_dir})
+        if folders:
+            actions.append(RunCommand("new", ("mkdir", "-p", *folders), why="the project's folders"))
+        for path in changed:
+            text, mode = files[path]
+            actions.append(PutFile("new", path, text, mode, why="the site's compose project"))
+        # A changed Dockerfile, build context or config file: the containers are made again.
+        rebuild = facts.get(f"container.{self.container}", "") != "" and any(
+            p != self.target.project_file(self.site) for p in changed
+        )
         actions.append(
             RunCommand(
                 "new",
-                self.target.start_argv(facts, self.site),
+                self.target.start_argv(facts, self.site, rebuild),
                 undo=self.target.stop_argv(facts, self.site),
                 why="start the site on the new host",
             )
@@ -131,6 +146,9 @@ class Freeze(SiteStep):
         pending = [p for p, (now, frozen) in files.items() if now != frozen]
         if pending:
             return CheckResult(False, f"old vhost serves its own copy: {', '.join(pending)}")
+        active = [line for line, state in siteapp.cron_states(ctx, self.site).items() if state != "paused"]
+        if active:
+            return CheckResult(False, f"cron on the old host still runs: {'; '.join(active)}")
         return CheckResult(True, "the old vhost proxies to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
@@ -141,6 +159,8 @@ class Freeze(SiteStep):
             why="hold requests on the new host until the final sync",
         )
         return [
+            *siteapp.hook_actions(self.site, "before_freeze"),
+            *siteapp.cron_pause_actions(self.site),
             *self.sync_actions("--delete", why="catch up just before the freeze"),
             *self.source.freeze_actions(ctx, self.site, self.proxy_to, [hold]),
         ]
@@ -172,12 +192,20 @@ class FinalSync(SiteStep):
         return CheckResult(False, "the delta since the pre-sync is still on the old host only")
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        actions = [
+        """after_freeze hooks (the old copy takes no requests now), the delta and the final dump,
+        the overrides, after_final_sync hooks, the cron jobs on the new host, then the release."""
+        actions = siteapp.hook_actions(self.site, "after_freeze")
+        actions += [
             a
             for a in self.sync_actions("--update", why="the delta since the pre-sync")
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
         actions += database.copy_actions(self.inventory, self.site, "final dump")
+        actions += siteapp.override_actions(ctx, self.site, self.target.data_path)
+        actions += siteapp.hook_actions(self.site, "after_final_sync")
+        if self.site.cron:
+            facts = host_facts(ctx.hosts.get("new"))
+            actions += siteapp.cron_start_actions(self.site, facts, self.site_dir, self.container)
         actions.append(
             PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
         )
@@ -256,11 +284,20 @@ class SwitchDns(SiteStep):
         pending = addresses.not_switched(ctx, addresses.planned_switch(ctx, self.site.domains))
         if pending:
             return CheckResult(False, f"still on the old host: {', '.join(pending)}")
+        if self.site.hooks_at("after_switch") and ctx.hosts.get("new").read_file(self.marker("after-switch")) is None:
+            return CheckResult(False, "switched; its after_switch hooks have not run")
         return CheckResult(True, f"{', '.join(self.site.domains)} point to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
         changes = addresses.planned_switch(ctx, self.site.domains)
-        return ttl.gated_switch(ctx, self.id, addresses.switch_tuples(changes))
+        actions = ttl.gated_switch(ctx, self.id, addresses.switch_tuples(changes))
+        hooks = siteapp.hook_actions(self.site, "after_switch")
+        if hooks:
+            marker = PutFile(
+                "new", self.marker("after-switch"), "after_switch hooks ran\n", 0o600, why="mark the hooks"
+            )
+            actions += [*hooks, marker]
+        return actions
 
     def rollback_actions(self, ctx: RunContext) -> list[Action]:
         """DNS went back (the journaled compare-and-swap): clients still holding the new address

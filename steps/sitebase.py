@@ -10,6 +10,7 @@ from runbook.inventory import Inventory
 from runbook.services.adapters import source_for, target_for
 from runbook.specs import SiteSpec
 from runbook.step import CheckResult, Step, Verified
+from steps import siteapp
 from steps.transfer import rsync_pull
 
 
@@ -43,6 +44,7 @@ class SiteStep(Step):
         return f"{self.site_dir}/.runbook-{name}"
 
     def sync_actions(self, *options: str, why: str) -> list[Action]:
+        """rsync each data folder old -> new; the site's overrides stay out (steps/siteapp.py)."""
         actions: list[Action] = []
         for path in self.site.data:
             dest = self.target.data_path(self.site, path)
@@ -50,7 +52,7 @@ class SiteStep(Step):
             actions.append(
                 RunCommand(
                     "new",
-                    rsync_pull(self.inventory, path, dest, *options),
+                    rsync_pull(self.inventory, path, dest, *options, *siteapp.excludes(self.site, path)),
                     why=why,
                     kept="the synced data stays on the new host",
                 )

@@ -14,8 +14,10 @@ A source kind provides (the old host serving a site today):
 
 A target kind provides (the new host that takes the site over):
 - `project_dir(site)`, `project_file(site)`, `data_path(site, path)`, `app_container(site)`,
-  `project_text(site)`: where the site lives and what describes it;
-- `start_argv(facts, site)` / `stop_argv(facts, site)`: bring the site's project up and down
+  `project_text(site)`, `project_files(site)`: where the site lives and what describes it (every
+  file of its project: compose file, Dockerfiles and build context, config files, .env at 0600);
+- `start_argv(facts, site, rebuild)` / `stop_argv(facts, site)`: bring the site's project up
+  (building its own images; `rebuild`: made again after a change of its files) and down
   (`facts`: the host's facts, runbook.remote.facts);
 - `hold_argv(site)` / `release_argv(site)` / `hold_state(ctx, site)`: hold the site's requests
   (answered late, never refused) and serve them again.
@@ -82,7 +84,9 @@ class Target(Protocol):
 
     def project_file(self, site: SiteSpec) -> str: ...
 
-    def start_argv(self, facts: dict[str, str], site: SiteSpec) -> tuple[str, ...]: ...
+    def project_files(self, site: SiteSpec) -> dict[str, tuple[str, int]]: ...
+
+    def start_argv(self, facts: dict[str, str], site: SiteSpec, rebuild: bool = False) -> tuple[str, ...]: ...
 
     def stop_argv(self, facts: dict[str, str], site: SiteSpec) -> tuple[str, ...]: ...
 
@@ -193,9 +197,18 @@ class ComposeTraefikTarget:
     def project_file(self, site: SiteSpec) -> str:
         return f"{self.project_dir(site)}/docker-compose.yml"
 
-    def start_argv(self, facts: dict[str, str], site: SiteSpec) -> tuple[str, ...]:
-        """compose up, for the compose flavour the host's facts name (runbook.remote.facts)."""
-        return compose_argv(facts.get("compose") or "v1", self.project_dir(site), site.name, "up", "-d")
+    def project_files(self, site: SiteSpec) -> dict[str, tuple[str, int]]:
+        """Every file of the site's project on the new host (absolute path: text, mode)."""
+        root = self.project_dir(site)
+        return {f"{root}/{rel}": item for rel, item in compose.project_files(self.inventory, site).items()}
+
+    def start_argv(self, facts: dict[str, str], site: SiteSpec, rebuild: bool = False) -> tuple[str, ...]:
+        """compose up (building the project's own images), for the compose flavour the host's
+        facts name (runbook.remote.facts); `rebuild`: a file of the project other than the
+        compose file changed, so its containers are made again."""
+        options: tuple[str, ...] = ("--build",) if compose.builds(self.project_text(site)) else ()
+        options += ("--force-recreate",) if rebuild else ()
+        return compose_argv(facts.get("compose") or "v1", self.project_dir(site), site.name, "up", "-d", *options)
 
     def stop_argv(self, facts: dict[str, str], site: SiteSpec) -> tuple[str, ...]:
         return compose_argv(facts.get("compose") or "v1", self.project_dir(site), site.name, "down")

@@ -102,6 +102,37 @@ def site_compose_text(inventory: Inventory, site: SiteSpec) -> str:
     return generated_site_compose(inventory, site)
 
 
+#: Files of an apps/SITE folder that are not part of the project.
+SKIPPED = ("~", ".swp", ".orig", ".rej", ".bak")
+
+
+def project_files(inventory: Inventory, site: SiteSpec) -> dict[str, tuple[str, int]]:
+    """Every file of the site's project folder for the new host, by path relative to it: the
+    operator's apps/SITE/ folder (Dockerfiles, build contexts, config files; .env files 0600),
+    with docker-compose.yml generated when the folder has none."""
+    folder = Path(inventory.apps_dir) / site.name
+    out: dict[str, tuple[str, int]] = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder).as_posix()
+            if not path.is_file() or rel.endswith(SKIPPED) or path.name.startswith(".runbook-"):
+                continue
+            secret = path.name == ".env" or path.name.endswith(".env")
+            out[rel] = (path.read_text(), 0o600 if secret else 0o644)
+    out.setdefault("docker-compose.yml", (generated_site_compose(inventory, site), 0o644))
+    return out
+
+
+def builds(compose_text: str) -> bool:
+    """Whether a compose file builds an image of its own (a service with `build:`)."""
+    try:
+        document = yaml.safe_load(compose_text) or {}
+    except yaml.YAMLError:
+        return False
+    services = document.get("services") if isinstance(document, dict) else None
+    return isinstance(services, dict) and any(isinstance(s, dict) and "build" in s for s in services.values())
+
+
 def generated_site_compose(inventory: Inventory, site: SiteSpec) -> str:
     return to_yaml(
         site_project(inventory, site),
