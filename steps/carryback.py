@@ -35,7 +35,6 @@ from runbook.inventory import Inventory
 from runbook.remote.scripts import script
 from runbook.services import compose
 from runbook.services.adapters import source_for, target_for
-from runbook.services.compose import db_container
 from runbook.specs import SiteSpec
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
@@ -46,12 +45,6 @@ if TYPE_CHECKING:
     from runbook.context import RunContext
 
 __all__ = ["AwaitCachesExpire", "CarryBack", "Writes"]
-
-#: On the new host: each database dumped from the db container, with each table's row count.
-NEW_DUMP_SCRIPT = script("carryback-dump.sh")
-
-#: On the old host: the dumps restored into its MariaDB (as root over the socket), counts compared.
-OLD_IMPORT_SCRIPT = script("carryback-import.sh")
 
 #: On the new host: files under each folder written after the final sync's marker, and for each
 #: database the row count of every table (`db table rows`).
@@ -133,7 +126,7 @@ class CarryBack:
             CHANGES_SCRIPT,
             "changes",
             self.final_marker,
-            db_container(self.site),
+            target_for(self.inventory).db_container(self.site),
             *folders,
             "--",
             *names,
@@ -236,11 +229,12 @@ class CarryBack:
             names = self.site.database.names
             new_dir = f"{self.site_dir}/db-carry-back"
             old_dir = f"{old_dump_dir(self.inventory, self.site)}-carried-back"
+            target = target_for(self.inventory)
             actions += [
                 RunCommand(
                     "new",
-                    ("sh", "-c", NEW_DUMP_SCRIPT, "dump", db_container(self.site), new_dir, *names),
-                    why=f"dump {', '.join(names)} in {db_container(self.site)}",
+                    target.db_dump_argv(self.site, new_dir, names),
+                    why=f"dump {', '.join(names)} in {target.db_container(self.site)}",
                     timeout=3600,
                 ),
                 RunCommand("old", ("mkdir", "-p", "-m", "700", old_dir), why="folder for the dumps"),
@@ -249,7 +243,7 @@ class CarryBack:
                 ),
                 RunCommand(
                     "old",
-                    ("sh", "-c", OLD_IMPORT_SCRIPT, "import", old_dir, *names),
+                    source_for(self.inventory).import_argv(old_dir, names),
                     why=f"restore {', '.join(names)} into the old host's MariaDB, compare row counts",
                     timeout=3600,
                 ),

@@ -6,6 +6,8 @@ triggers, DROP DATABASE first) as root over its socket, writes the accounts that
 db container is reachable only on the project's own network) and each table's row count, all into
 a 0700 folder. The new host pulls that folder with the transfer key (rsync) and pipes the dumps
 into `docker exec -i SITE_db mariadb`; then it counts the rows again and fails on any difference.
+Both commands come from the adapters (runbook/services/adapters.py): the source's `dump_argv`, the
+target's `db_import_argv`.
 
 Password hashes are in these files (0600 on both hosts), never in a command line or the journal.
 """
@@ -14,14 +16,9 @@ from __future__ import annotations
 
 from runbook.actions import Action, RunCommand
 from runbook.inventory import Inventory
-from runbook.remote.scripts import script
-from runbook.services.adapters import source_for
-from runbook.services.compose import db_container, site_dir
+from runbook.services.adapters import source_for, target_for
 from runbook.specs import SiteSpec
 from steps.transfer import rsync_pull
-
-#: import CONTAINER DIR DB... (new host): the dumps restored into the db container, counts compared.
-IMPORT_SCRIPT = script("db-import.sh")
 
 
 def old_dump_dir(inventory: Inventory, site: SiteSpec) -> str:
@@ -29,7 +26,7 @@ def old_dump_dir(inventory: Inventory, site: SiteSpec) -> str:
 
 
 def new_dump_dir(inventory: Inventory, site: SiteSpec) -> str:
-    return f"{site_dir(inventory, site)}/db-dumps"
+    return f"{target_for(inventory).project_dir(site)}/db-dumps"
 
 
 def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]:
@@ -38,6 +35,7 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
         return []
     names = site.database.names
     old_dir, new_dir = old_dump_dir(inventory, site), new_dump_dir(inventory, site)
+    target = target_for(inventory)
     return [
         RunCommand(
             "old",
@@ -54,8 +52,8 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
         ),
         RunCommand(
             "new",
-            ("sh", "-c", IMPORT_SCRIPT, "import", db_container(site), new_dir, *names),
-            why=f"{why}: restore into {db_container(site)}, compare row counts",
+            target.db_import_argv(site, new_dir, names),
+            why=f"{why}: restore into {target.db_container(site)}, compare row counts",
             kept="the new host's database keeps what was restored",
         ),
     ]

@@ -24,9 +24,10 @@ the new Postfix relays to the old host, every message that reached the new host 
 sync is sent back to the old host, and only then does the mail project stop. The new host's copy
 of the Maildirs is kept.
 
-The old Postfix's part (hold, release, its queue) is in steps/mailhold.py; what every sub-step
-shares (MailStep: the Maildirs' copy, the old Dovecot's passwd-file, message counts) in
-steps/mailbase.py.
+The old host's part (hold, release) is in steps/mailhold.py, spoken through the source adapter
+(runbook/services/adapters.py; the Apache source's Postfix: runbook/services/postfix.py); what
+every sub-step shares (MailStep: the source, the Maildirs' copy, the old Dovecot's passwd-file,
+message counts, the old queue's backlog) in steps/mailbase.py.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from runbook.services.mailcheck import imaps_login, smtp_accepts
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.mailbase import MailStep
-from steps.mailhold import WAIT_IDLE, Hold, Release, backlog
+from steps.mailhold import Hold, Release
 from steps.provision import sha
 from steps.transfer import KEY as TRANSFER_KEY
 from steps.transfer import old_source, rsync_pull, rsync_ssh
@@ -227,7 +228,7 @@ class FinalSync(MailStep):
         sync = self.maildir_sync("--delete", why="the delta since the pre-sync")[1:]
         manifest = f"{self.root}/vmail/{MANIFEST}"
         return [
-            RunCommand("old", ("sh", "-c", WAIT_IDLE), why="wait until no delivery is in flight", timeout=60),
+            self.source.mail_wait_idle_action(),
             *sync,
             RunCommand(
                 "new",
@@ -327,10 +328,7 @@ class Verify(MailStep):
         if short:
             raise VerifyError(f"fewer messages on the new host: {'; '.join(short)}")
         smtp = smtp_accepts(self.new_address, self.spec)
-        waiting = backlog(ctx)
-        if waiting:
-            ctx.hosts.get("old").run(["postqueue", "-f"], check=False)
-            raise VerifyError(f"{waiting} message(s) still wait in the old queue")
+        self.old_queue_empty(ctx)
         counts = ", ".join(f"{u.split('@')[0]} {old[u]}->{new[u]}" for u in self.spec.users)
         return (
             f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; "

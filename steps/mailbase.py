@@ -1,7 +1,8 @@
 """What the mail sub-steps (steps/mail.py, steps/mailhold.py) share: MailStep, their base, with
-the inventory's mail spec, the hosts' addresses and the mail project's folder on the new host; the
-Maildirs' copy from the old host (rsync, host to host), the old Dovecot's passwd-file and the
-message counts per mailbox on either host.
+the inventory's mail spec, the hosts' addresses, the source adapter (the old host's mail server:
+its hold, release and queue; runbook/services/adapters.py) and the mail project's folder on the
+new host; the Maildirs' copy from the old host (rsync, host to host), the old Dovecot's
+passwd-file, the message counts per mailbox on either host and the old queue's backlog.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.services import mailserver
+from runbook.services.adapters import source_for
 from runbook.specs import MailSpec
 from runbook.step import Step
 from steps.transfer import rsync_pull
@@ -37,6 +39,7 @@ class MailStep(Step):
         self.old_address = inventory.hosts["old"].address
         self.new_address = mailserver.new_address(inventory)
         self.root = mailserver.mail_dir(inventory)
+        self.source = source_for(inventory)
 
     def marker(self, name: str) -> str:
         return f"{self.root}/.runbook-{name}"
@@ -64,6 +67,13 @@ class MailStep(Step):
         if facts.get("passdb/0/driver") == "passwd-file" and facts.get("passdb/0/args"):
             return facts["passdb/0/args"].split()[-1]
         raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
+
+    def old_queue_empty(self, ctx: RunContext) -> None:
+        """Raises VerifyError while messages wait in the old queue (after asking it to try them now)."""
+        waiting = self.source.mail_backlog(ctx)
+        if waiting:
+            self.source.mail_flush(ctx)
+            raise VerifyError(f"{waiting} message(s) still wait in the old queue")
 
     def message_counts(self, ctx: RunContext, where: str) -> dict[str, int]:
         """Messages per mailbox (all folders) on the old host or in the new container."""

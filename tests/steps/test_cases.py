@@ -8,7 +8,12 @@ runs the step's check() and, when it is not done, its actions(), and compares wi
 
 - `done: true|false` and `reason:` (a substring of check()'s reason);
 - `actions:` (when not done): each action's describe(), or a substring of it, in order, all of them;
-- or `error:` a substring of the RunbookError that check() or actions() raises.
+- or `error:` a substring of the RunbookError that check() or actions() raises;
+- `asked:` ({host: [command names]}, see fakes.command_name; a file read is `read`): every command
+  the host was asked, in order.
+
+`verify: true` runs the step's verify() instead (once, no retries) and compares `expect.seen` (a
+substring of what it saw) or `expect.error` (of the VerifyError it raised).
 
 `plan: true` decides as a dry run's plan does (runbook/plan.py: one batched facts read per host of
 what the step declares in reads(), then check and actions in a dry-run context); `expect.batched`
@@ -35,13 +40,14 @@ from runbook.journal import Journal
 from runbook.plan import build_plan
 from runbook.remote.hosts import Host, HostPool
 from runbook.services.compose import site_compose_text
+from runbook.step import Verified
 from steps import build_steps, transfer
 from tests.steps.fakes import FakeDns, FakeHost, command_name
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CASES = sorted(HERE.glob("*/*.yaml"))
-KEYS = {"step", "inventory", "local_files", "hosts", "dns", "journal", "acme_root", "plan", "expect"}
+KEYS = {"step", "inventory", "local_files", "hosts", "dns", "journal", "acme_root", "plan", "verify", "expect"}
 
 
 def merge(base: Any, change: Any) -> Any:
@@ -92,13 +98,19 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def outcome(step_id: str, ctx: RunContext, plan: bool = False) -> dict[str, Any]:
+def outcome(step_id: str, ctx: RunContext, plan: bool = False, verify: bool = False) -> dict[str, Any]:
     """What the step decides: done and reason, the actions' descriptions when not done, or the error.
     With `plan`, as a dry run's plan decides it (runbook/plan.py: the batched read of what the
-    step declares in reads(), then check and actions in a dry-run context)."""
+    step declares in reads(), then check and actions in a dry-run context). With `verify`, what
+    its verification saw, or the error."""
     found = [s for s in build_steps(ctx.inventory) if s.id == step_id]
     assert found, f"no step {step_id!r} in the lab inventory's plan"
     step = found[0]
+    if verify:
+        try:
+            return {"seen": Verified.of(step.verify(ctx)).seen}
+        except RunbookError as exc:
+            return {"error": str(exc)}
     if plan:
         entry = build_plan([step], dataclasses.replace(ctx, dry_run=True), workers=1).entries[0]
         if entry.error:
@@ -125,8 +137,12 @@ def test_case(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     case = yaml.safe_load(path.read_text())
     transfer._ENDPOINTS.clear()  # each case resolves its own logins
     ctx = build(case, tmp_path)
-    got = outcome(case["step"], ctx, plan=bool(case.get("plan")))
+    got = outcome(case["step"], ctx, plan=bool(case.get("plan")), verify=bool(case.get("verify")))
     expect = case["expect"]
+    for name, answered in (expect.get("asked") or {}).items():
+        host = ctx.hosts.get(name)
+        assert isinstance(host, FakeHost)
+        assert [command_name(a) for a in host.asked] == answered, f"{name} was asked: {host.asked}"
     if "error" in expect:
         assert "error" in got, f"expected an error, got {got}"
         assert expect["error"] in got["error"]
@@ -139,6 +155,9 @@ def test_case(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
             others = [command_name(a) for a in host.asked if a[:3] != ["sh", "-s", "--"]]
             assert others == answered, f"asked besides the batched read: {others}"
     assert "error" not in got, got["error"]
+    if case.get("verify"):
+        assert expect["seen"] in got["seen"], got["seen"]
+        return
     assert got["done"] == expect["done"], got
     assert expect.get("reason", "") in got["reason"], got["reason"]
     if not got["done"]:

@@ -9,7 +9,7 @@ import yaml
 
 from runbook.inventory import load_inventory
 from runbook.services import mailserver
-from steps.mailhold import MARK, held_main_cf, relay_master_cf
+from runbook.services.postfix import MARK, held_main_cf, relay_master_cf
 
 LAB = Path(__file__).resolve().parents[2] / "hosts" / "lab.yaml"
 MAIN = "myhostname = mail.club.test\nvirtual_transport = lmtp:unix:/run/lmtp\ntransport_maps = hash:/etc/postfix/t\n"
@@ -18,7 +18,7 @@ MAIN = "myhostname = mail.club.test\nvirtual_transport = lmtp:unix:/run/lmtp\ntr
 def test_hold_routes_the_domain_to_a_deferred_relay_and_keeps_the_operators_transport_maps() -> None:
     spec = load_inventory(LAB).mail
     assert spec is not None
-    held = held_main_cf(MAIN, spec, "127.0.0.12", hold=True)
+    held = held_main_cf(MAIN, spec.domain, "127.0.0.12", hold=True)
     assert "transport_maps = inline:{ {club.test=runbook-relay:[127.0.0.12]:25} }, hash:/etc/postfix/t" in held
     assert "defer_transports = runbook-relay" in held
     assert held.count("transport_maps") == 1 and "virtual_transport = lmtp:unix:/run/lmtp" in held
@@ -27,10 +27,10 @@ def test_hold_routes_the_domain_to_a_deferred_relay_and_keeps_the_operators_tran
 def test_release_drops_only_the_deferral_and_applying_twice_changes_nothing() -> None:
     spec = load_inventory(LAB).mail
     assert spec is not None
-    held = held_main_cf(MAIN, spec, "127.0.0.12", hold=True)
-    released = held_main_cf(held, spec, "127.0.0.12", hold=False)
+    held = held_main_cf(MAIN, spec.domain, "127.0.0.12", hold=True)
+    released = held_main_cf(held, spec.domain, "127.0.0.12", hold=False)
     assert "defer_transports" not in released and "runbook-relay:[127.0.0.12]:25" in released
-    assert held_main_cf(released, spec, "127.0.0.12", hold=False) == released
+    assert held_main_cf(released, spec.domain, "127.0.0.12", hold=False) == released
     assert released.count(MARK) == 1
 
 

@@ -2,7 +2,9 @@
 
 Values reach a script only as arguments, never inside its text: `sh -c SCRIPT NAME ARG...` ($1,
 $2...), `sh -s -- ARG...` with the script on stdin, `python3 -c SCRIPT ARG...` (sys.argv); a few
-are written to a host as files (mail-run.sh, mail-certs-dump.py).
+are written to a host as files (mail-run.sh, mail-certs-dump.py). A script may hold only a shell
+function that others share, sent in front of their text: `script("db-rows.sh") +
+script("db-import.sh")` (the row-count comparison of both database imports).
 
 A file may begin with a header for its readers and for shellcheck: its first lines that start with
 "#", up to the first line that does not (a shebang, "#!", is never header: it belongs to the

@@ -1,6 +1,7 @@
 # shellcheck shell=sh
-# import CONTAINER DIR DB..., on the new host (steps/database.py): waits for the db container, then
-# restores db-dump.sh's files into it and fails on any table whose row count differs.
+# import CONTAINER DIR DB..., on the new host (the compose target, runbook/services/target.py), sent
+# after db-rows.sh (rows_match): waits for the db container, then restores db-dump.sh's files into
+# it and fails on any table whose row count differs.
 set -eu
 container=$1 dir=$2; shift 2
 tries=0
@@ -12,13 +13,5 @@ done
 for db do
   docker exec -i "$container" mariadb < "$dir/$db.sql"
   { cat "$dir/$db.users.sql"; echo "FLUSH PRIVILEGES;"; } | docker exec -i "$container" mariadb
-  tables=0
-  while read -r table rows; do
-    now=$(docker exec "$container" mariadb -N -B -e "SELECT COUNT(*) FROM \`$db\`.\`$table\`")
-    if [ "$now" != "$rows" ]; then
-      echo "$db.$table: $now rows on the new host, $rows on the old one" >&2; exit 1
-    fi
-    tables=$((tables + 1))
-  done < "$dir/$db.counts"
-  echo "$db: $tables tables restored, row counts match the old host"
+  rows_match "$dir" "$db" new old restored docker exec "$container" mariadb
 done

@@ -1,0 +1,216 @@
+"""The source: the old host as the steps see it (the Source protocol), and its kind today,
+ApacheSource (Apache vhosts, the host's MariaDB and Postfix). What a kind provides is listed in
+runbook/services/adapters.py, which finds the kind an inventory names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from runbook.actions import Action, PutFile, RunCommand
+from runbook.errors import RunbookError
+from runbook.inventory import Inventory
+from runbook.remote.http import acme_root_pem
+from runbook.remote.scripts import script
+from runbook.services import apache, postfix
+from runbook.specs import SiteSpec
+
+if TYPE_CHECKING:
+    from runbook.context import RunContext
+
+ACME_ROOT_ON_OLD = "/etc/apache2/runbook-acme-root.pem"
+#: import DIR DB... (old host, a late rollback): the carried-back dumps restored, row counts compared.
+CARRYBACK_IMPORT = script("db-rows.sh") + script("carryback-import.sh")
+
+
+class Source(Protocol):
+    """The old host as the steps see it."""
+
+    kind: str
+
+    def __init__(self, inventory: Inventory) -> None: ...
+
+    # a site: freeze it into a proxy to the target, serve it again
+    def frozen_files(self, ctx: RunContext, site: SiteSpec, proxy_to: str) -> dict[str, tuple[str, str]]: ...
+
+    def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]: ...
+
+    def serve_actions(self, restores: list[Action]) -> list[Action]: ...
+
+    def reload_actions(self) -> list[Action]: ...
+
+    def serves(self, ctx: RunContext, site: SiteSpec) -> tuple[str, int]: ...
+
+    # a site's databases
+    def dump_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
+
+    def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
+
+    # mail: hold it, release it to the target
+    def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]: ...
+
+    def mail_hold_actions(self, ctx: RunContext, relay_to: str) -> list[Action]: ...
+
+    def mail_unhold_actions(self) -> list[Action]: ...
+
+    def mail_held(self, ctx: RunContext) -> tuple[bool, str]: ...
+
+    def mail_relayed(self, ctx: RunContext, relay_to: str) -> bool: ...
+
+    def mail_release_actions(self, ctx: RunContext, relay_to: str) -> list[Action]: ...
+
+    def mail_backlog(self, ctx: RunContext) -> int: ...
+
+    def mail_flush(self, ctx: RunContext) -> None: ...
+
+    def mail_wait_idle_action(self) -> Action: ...
+
+
+class ApacheSource:
+    """An old host whose sites are Apache vhosts (found with `apache2ctl -S`), with its MariaDB,
+    and its Postfix for mail (runbook/services/postfix.py)."""
+
+    kind = "apache"
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+
+    # -- a site ------------------------------------------------------------------------------
+    def _vhost_lines(self, ctx: RunContext, site: SiteSpec) -> dict[str, list[int]]:
+        output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
+        refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), site.domains)
+        if not refs:
+            raise RunbookError(
+                f"site {site.name}: apache2ctl -S on the old host shows no vhost for {', '.join(site.domains)}"
+            )
+        files: dict[str, list[int]] = {}
+        for ref in refs:
+            files.setdefault(ref.file, []).append(ref.line)
+        return files
+
+    def frozen_files(self, ctx: RunContext, site: SiteSpec, proxy_to: str) -> dict[str, tuple[str, str]]:
+        ca_file = ACME_ROOT_ON_OLD if acme_root_pem(ctx) else None
+        out = {}
+        for path, lines in self._vhost_lines(ctx, site).items():
+            current = (ctx.hosts.get("old").read_file(path) or b"").decode()
+            try:
+                out[path] = (current, apache.freeze_text(current, lines, proxy_to, ca_file))
+            except ValueError as exc:
+                raise RunbookError(
+                    f"site {site.name}: {path} on the old host does not match apache2ctl -S "
+                    f"(lines {lines}): {exc}; was it edited just now?"
+                ) from exc
+        return out
+
+    def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]:
+        """Proxy modules (and the ACME root to verify the target), the target's hold, then the
+        vhosts become the proxy and Apache reloads gracefully."""
+        actions: list[Action] = []
+        root = acme_root_pem(ctx)
+        modules = ["proxy", "proxy_http", "headers"]
+        if root:
+            modules.append("ssl")
+            actions.append(PutFile("old", ACME_ROOT_ON_OLD, root, 0o644, why="trust the new host's certificates"))
+        actions.append(RunCommand("old", ("a2enmod", "-q", *modules), why="modules for the proxy"))
+        actions += hold
+        actions += [
+            PutFile("old", path, frozen, 0o644, why="vhost becomes a proxy to the new host")
+            for path, (now, frozen) in self.frozen_files(ctx, site, proxy_to).items()
+            if now != frozen
+        ]
+        actions.append(RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"))
+        actions.append(RunCommand("old", ("apache2ctl", "graceful"), why="reload gracefully"))
+        actions.append(RunCommand("old", ("sleep", "1"), why="let requests the old copy took before the reload finish"))
+        return actions
+
+    def serve_actions(self, restores: list[Action]) -> list[Action]:
+        return [
+            *restores,
+            RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"),
+            RunCommand("old", ("apache2ctl", "graceful"), why="the old host serves its own copy again"),
+        ]
+
+    def reload_actions(self) -> list[Action]:
+        return [RunCommand("old", ("apache2ctl", "graceful"), why="serve the old copy again")]
+
+    def serves(self, ctx: RunContext, site: SiteSpec) -> tuple[str, int]:
+        """https on 443 when Apache has a TLS vhost for the site, else http on its port."""
+        output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
+        refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), site.domains)
+        if any(ref.port == 443 for ref in refs):
+            return "https", 443
+        return "http", refs[0].port if refs else 80
+
+    # -- a site's databases: the host's MariaDB, as root over its socket -----------------------
+    def dump_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        return ("sh", "-c", script("db-dump.sh"), "dump", folder, *names)
+
+    def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The target's dumps (Target.db_dump_argv) in `folder` restored, row counts compared."""
+        return ("sh", "-c", CARRYBACK_IMPORT, "import", folder, *names)
+
+    # -- mail: the host's Postfix ------------------------------------------------------------
+    def _mail_domain(self) -> str:
+        if self.inventory.mail is None:
+            raise RunbookError("the inventory has no mail section: there is no mail to hold")
+        return self.inventory.mail.domain
+
+    def _main_cf(self, ctx: RunContext) -> str:
+        return (ctx.hosts.get("old").read_file(postfix.MAIN_CF) or b"").decode()
+
+    def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]:
+        """main.cf routes the domain to the relay transport, deferred; master.cf has that transport."""
+        main = self._main_cf(ctx)
+        master = (ctx.hosts.get("old").read_file(postfix.MASTER_CF) or b"").decode()
+        return {
+            postfix.MAIN_CF: (main, postfix.held_main_cf(main, self._mail_domain(), relay_to, hold=True)),
+            postfix.MASTER_CF: (master, postfix.relay_master_cf(master)),
+        }
+
+    def mail_hold_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
+        actions: list[Action] = [
+            PutFile("old", path, wanted, 0o644, why="hold mail for the domain on the old host")
+            for path, (now, wanted) in self.mail_hold_files(ctx, relay_to).items()
+            if now != wanted
+        ]
+        actions.append(RunCommand("old", postfix.CHECK, why="refuse a broken configuration"))
+        actions.append(RunCommand("old", postfix.RELOAD, why="the hold takes effect"))
+        return actions
+
+    def mail_unhold_actions(self) -> list[Action]:
+        """After a rollback put the hold's files back: deliver locally again, the held mail first."""
+        return [
+            RunCommand("old", postfix.RELOAD, why="the old Postfix delivers locally again"),
+            RunCommand("old", postfix.FLUSH, why="deliver what was held"),
+        ]
+
+    def mail_held(self, ctx: RunContext) -> tuple[bool, str]:
+        """Whether the running Postfix defers the relay transport, and what it said."""
+        value = ctx.hosts.get("old").run(list(postfix.DEFERRED), check=False).stdout.strip()
+        return postfix.holds(value), f"defer_transports = {value or '-'}"
+
+    def mail_relayed(self, ctx: RunContext, relay_to: str) -> bool:
+        return postfix.relays(self._main_cf(ctx), self._mail_domain(), relay_to)
+
+    def mail_release_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
+        now = self._main_cf(ctx)
+        wanted = postfix.held_main_cf(now, self._mail_domain(), relay_to, hold=False)
+        actions: list[Action] = []
+        if now != wanted:
+            actions.append(PutFile("old", postfix.MAIN_CF, wanted, 0o644, why="relay the domain to the new host"))
+        actions += [
+            RunCommand("old", postfix.RELOAD, why="release the hold"),
+            RunCommand("old", postfix.FLUSH, why="send the held mail to the new host now"),
+        ]
+        return actions
+
+    def mail_backlog(self, ctx: RunContext) -> int:
+        """Messages deferred or on hold in the queue."""
+        return postfix.backlog_count(ctx.hosts.get("old").run(["sh", "-c", postfix.BACKLOG], check=False).stdout)
+
+    def mail_flush(self, ctx: RunContext) -> None:
+        """Try the queue's delivery again now (a verification's nudge; its answer is not needed)."""
+        ctx.hosts.get("old").run(list(postfix.FLUSH), check=False)
+
+    def mail_wait_idle_action(self) -> Action:
+        return RunCommand("old", ("sh", "-c", postfix.WAIT_IDLE), why="wait until no delivery is in flight", timeout=60)
