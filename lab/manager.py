@@ -201,6 +201,9 @@ class Lab:
         result.images_built = docker_engine.ensure_images()
         if images.ensure_mail_image(self.paths):
             result.images_built.append(images.MAIL_IMAGE)
+        # wordpress:6-apache, php:8.2-fpm, httpd:2.4, varnish:7.1 (and their lab/ names): a few
+        # inspects when they are there; one debootstrap (about 80 s) when their root is not cached.
+        result.images_built += images.ensure_app_images(self.paths)
         self._ensure_seeded()
         dnsservers.wait_secondary(self.paths)
         result.checks = self.health()
