@@ -36,7 +36,7 @@ from runbook.remote.facts import compose_argv
 from runbook.remote.hold import hold_argv, hold_state
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
-from runbook.services import apache, compose
+from runbook.services import apache, compose, projects
 from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class ComposeTraefikTarget:
         return f"{site.name}_app"
 
     def project_text(self, site: SiteSpec) -> str:
-        return compose.site_compose_text(self.inventory, site)
+        return projects.site_compose_text(self.inventory, site)
 
     def project_file(self, site: SiteSpec) -> str:
         return f"{self.project_dir(site)}/docker-compose.yml"
