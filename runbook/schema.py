@@ -131,7 +131,9 @@ SITE = _f(
         "port": _f("int", "Port the site's container listens on.", 80, default=80, minimum=1, maximum=65535),
         "image": _f(
             "str",
-            "Container image for the site; it must exist on the new host or in a registry it can pull from.",
+            "Container image for the site; it must exist on the new host or in a registry it can pull from. "
+            "It wins over the image `inv containerize` proposes for the site's kind (on the service that serves "
+            "the site's files: app, or backend for varnish); the same goes for command.",
             "wordpress:6-apache",
             nullable=True,
         ),
@@ -690,7 +692,7 @@ INVENTORY = _f(
         "traefik": TRAEFIK,
         "apps_dir": _f(
             "path",
-            "Folder of the compose projects (apps/SITE/docker-compose.yml) that `inv containerize` writes and the operator commits.",
+            "Folder of the compose projects (apps/SITE/: docker-compose.yml and the files it needs) that `inv containerize` writes and the operator commits.",
             "../apps",
             default="../apps",
         ),

@@ -1,4 +1,4 @@
-"""`inv discover` (read the old server) and `inv containerize` (write each site's compose project)."""
+"""`inv discover` (read the old server) and `inv containerize` (write each site's project folder)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from invoke import Exit, task
+from rich.markup import escape
 from rich.prompt import Confirm
 from rich.syntax import Syntax
 from rich.table import Table
@@ -16,7 +17,7 @@ from runbook.cli import common
 from runbook.cli.common import INVENTORY_HELP, console
 from runbook.discover.scan import Discovery
 from runbook.discover.scan import discover as read_host
-from runbook.discover.writeup import guess_sites, markdown, size, starting_inventory
+from runbook.discover.writeup import guess_sites, markdown, php_column, size, starting_inventory
 from runbook.errors import InventoryError, RunbookError
 from runbook.inventory import Inventory, load_inventory
 from runbook.remote.hosts import HostPool
@@ -36,7 +37,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def _tables(found: Discovery) -> None:
     vhosts = Table(title=f"Apache virtual hosts on {found.host} ({found.hostname})")
-    for column in ("name", "aliases", "port", "DocumentRoot", "proxy", "PHP", "CGI", "TLS", "data", "file"):
+    for column in ("name", "aliases", "port", "kind", "DocumentRoot", "proxy", "PHP", "CGI", "TLS", "data", "file"):
         vhosts.add_column(column)
     for v in found.vhosts:
         proxy = "\n".join(
@@ -46,9 +47,10 @@ def _tables(found: Discovery) -> None:
             v.name + (" [yellow](frozen)[/yellow]" if v.frozen else ""),
             ", ".join(v.aliases),
             str(v.port),
+            v.kind or "",
             v.document_root or "",
             proxy,
-            "yes" if v.php else "",
+            php_column(v),
             "yes" if v.cgi else "",
             "yes" if v.tls else "",
             "\n".join(f"{d.path} ({size(d.kib)})" for d in v.data),
@@ -103,7 +105,10 @@ def discover(c, inventory=None, host="old", name=None):
             _write_private(path, text)
             console.print(f"wrote {path}")
         sites = guess_sites(found)
-        console.print(f"{len(found.vhosts)} vhost(s) → {len(sites)} site(s): {', '.join(s.name for s in sites)}")
+        console.print(
+            f"{len(found.vhosts)} vhost(s) → {len(sites)} site(s): "
+            + ", ".join(f"{s.name} ({s.kind or 'kind unknown'}{', WordPress' if s.wordpress else ''})" for s in sites)
+        )
         start = inv.state_dir / f"{stem}.inventory.yaml"
         try:
             load_inventory(start)
@@ -112,6 +117,34 @@ def discover(c, inventory=None, host="old", name=None):
             console.print(f"[yellow]{start} needs editing before it loads:[/yellow]\n{exc}")
     except RunbookError as exc:
         raise Exit(f"error: {exc}", code=1) from None
+
+
+def _decide(file: containerizing.ProjectFile, yes: bool, keep: bool) -> None:
+    """Write a file of a site's project: a new one at once, an edited one only when the operator says so."""
+    state = file.state
+    if state == "new":
+        containerizing.write(file)
+        console.print(f"[green]{file.site}[/green]: wrote {file.path}")
+        return
+    if state == "same":
+        console.print(f"{file.site}: {file.path} is up to date")
+        return
+    console.print(f"[yellow]{file.site}[/yellow]: {file.path} differs from what would be generated:")
+    console.print(Syntax(file.diff(), "diff", theme="ansi_dark", background_color="default"))
+    if yes:
+        overwrite = True
+    elif keep:
+        overwrite = False
+    elif sys.stdin.isatty():
+        overwrite = Confirm.ask(f"Overwrite {file.path} (your edits are lost)?", default=False)
+    else:
+        overwrite = False
+        console.print("  no terminal to ask and neither --yes nor --keep: keeping the file")
+    if overwrite:
+        containerizing.write(file)
+        console.print(f"  overwrote {file.path}")
+    else:
+        console.print(f"  kept {file.path}")
 
 
 @task(
@@ -123,42 +156,28 @@ def discover(c, inventory=None, host="old", name=None):
     }
 )
 def containerize(c, inventory=None, site=None, yes=False, keep=False):
-    """Write apps/SITE/docker-compose.yml for each site and validate it with compose."""
+    """Write each site's project folder apps/SITE/ (docker-compose.yml and the files its kind needs)
+    and validate the compose file with compose."""
     if yes and keep:
         raise Exit("error: --yes and --keep contradict each other; give one", code=1)
     try:
         inv = _inventory(c, inventory)
-        files = containerizing.compose_files(inv, site)
+        projects = containerizing.site_projects(inv, site)
         command = containerizing.compose_command()
         problems = 0
-        for file in files:
-            state = file.state
-            if state == "new":
-                containerizing.write(file)
-                console.print(f"[green]{file.site}[/green]: wrote {file.path}")
-            elif state == "same":
-                console.print(f"{file.site}: {file.path} is up to date")
-            else:
-                console.print(f"[yellow]{file.site}[/yellow]: {file.path} differs from what would be generated:")
-                console.print(Syntax(file.diff(), "diff", theme="ansi_dark", background_color="default"))
-                if yes:
-                    overwrite = True
-                elif keep:
-                    overwrite = False
-                elif sys.stdin.isatty():
-                    overwrite = Confirm.ask(f"Overwrite {file.path} (your edits are lost)?", default=False)
-                else:
-                    overwrite = False
-                    console.print("  no terminal to ask and neither --yes nor --keep: keeping the file")
-                if overwrite:
-                    containerizing.write(file)
-                    console.print(f"  overwrote {file.path}")
-                else:
-                    console.print(f"  kept {file.path}")
-            problem = containerizing.validate(file.path, command)
+        for project in projects:
+            for file in project.files:
+                _decide(file, yes, keep)
+            for other in project.others:
+                console.print(f"{project.site}: {project.folder / other} is yours (not generated): kept as it is")
+            for note in project.notes:
+                style = "yellow" if note.startswith("TODO") else "dim"
+                console.print(f"  [{style}]{project.site}: {escape(note)}[/{style}]")
+            path = project.compose.path
+            problem = containerizing.validate(path, command)
             if problem:
                 problems += 1
-                console.print(f"[red]{file.site}: {' '.join(command)} config rejects {file.path}:[/red]\n{problem}")
+                console.print(f"[red]{project.site}: {' '.join(command)} config rejects {path}:[/red]\n{problem}")
             else:
                 console.print(f"  {' '.join(command)} config: valid")
         if problems:

@@ -1,5 +1,6 @@
-"""Reading the old server: Apache vhosts (TLS, HSTS), certbot certificates, databases, mail and
-crontabs, in one SSH round trip.
+"""Reading the old server: Apache vhosts (TLS, HSTS, what kind of application each one serves),
+certbot certificates, databases, mail, crontabs, the applications' database hosts and Varnish's
+backends, in one SSH round trip.
 
 A small read-only sh script (runbook/remote/scripts/discover.sh) runs on the host and prints one
 record per line (`kind` then base64-encoded fields, separated by spaces); the parsing happens here.
@@ -15,6 +16,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runbook.discover import appfiles
+from runbook.discover.appfiles import ConfigFile
 from runbook.remote.hosts import Host
 from runbook.remote.scripts import script
 from runbook.services import apache
@@ -47,11 +50,13 @@ class Vhost:
     document_root: str | None = None
     proxies: list[dict[str, str]] = field(default_factory=list)
     php: bool = False
+    fpm: bool = False  # PHP handed to PHP-FPM (a proxy:...|fcgi:// handler, ProxyPassMatch to fcgi://)
     cgi: bool = False
     tls: bool = False
     hsts: str | None = None  # the Strict-Transport-Security value it sends
     frozen: bool = False  # already a proxy to the new host, written by a runbook site move
     data: list[DataFolder] = field(default_factory=list)
+    kind: str | None = None  # what it serves by itself (vhost_kind); a site's kind is decided in apps.py
 
     @property
     def domains(self) -> list[str]:
@@ -116,6 +121,8 @@ class Discovery:
     certificates: list[Certificate] = field(default_factory=list)
     apache_modules: list[str] = field(default_factory=list)
     listeners: dict[str, str] = field(default_factory=dict)  # "address:port" -> process name
+    configs: list[ConfigFile] = field(default_factory=list)  # wp-config.php, config.php in the data folders
+    varnish_backends: list[str] = field(default_factory=list)  # host:port
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -162,6 +169,13 @@ def _is_cgi(name: str, args: list[str]) -> bool:
     return name in ("addhandler", "sethandler") and any("cgi-script" in a for a in args)
 
 
+def _is_fpm(name: str, args: list[str]) -> bool:
+    """SetHandler "proxy:unix:/run/php/php8.2-fpm.sock|fcgi://localhost", or ProxyPass(Match) to fcgi://."""
+    if name in ("sethandler", "addhandler"):
+        return any(a.lower().startswith("proxy:") and "fcgi://" in a.lower() for a in args)
+    return name in ("proxypass", "proxypassmatch") and len(args) >= 2 and args[1].lower().startswith("fcgi://")
+
+
 def _is_php(name: str, args: list[str]) -> bool:
     if name.startswith("php_"):
         return True
@@ -185,6 +199,8 @@ def describe_vhost(ref: apache.VhostRef, text: str, dirs: dict[str, DataFolder],
         elif name in ("alias", "scriptalias") and len(args) >= 2:
             folders.append(args[-1])
             vhost.cgi = vhost.cgi or name == "scriptalias"
+        elif _is_fpm(name, args):
+            vhost.fpm = vhost.php = True
         elif _is_proxy(name, args):
             vhost.proxies.append({"path": args[0], "target": args[1]})
         elif (name == "sslengine" and args and args[0].lower() == "on") or name == "sslcertificatefile":
@@ -205,7 +221,25 @@ def describe_vhost(ref: apache.VhostRef, text: str, dirs: dict[str, DataFolder],
         vhost.data.append(dirs.get(path) or dirs.get(folder) or DataFolder(path, None))
     if php_module and any(d.php_files for d in vhost.data):
         vhost.php = True
+    vhost.kind = vhost_kind(vhost, php_module)
     return vhost
+
+
+def vhost_kind(vhost: Vhost, php_module: bool) -> str | None:
+    """What the vhost serves by itself: proxy (it proxies some path), cgi, php-fpm, php (mod_php
+    loaded), static (a DocumentRoot); None when frozen by a runbook move, or PHP that neither
+    mod_php nor PHP-FPM runs, or nothing to serve."""
+    if vhost.frozen:
+        return None
+    if vhost.proxies:
+        return "proxy"
+    if vhost.cgi:
+        return "cgi"
+    if vhost.fpm:
+        return "php-fpm"
+    if vhost.php:
+        return "php" if php_module else None
+    return "static" if vhost.document_root else None
 
 
 def _mail_address(template: str | None, path: str) -> str | None:
@@ -246,6 +280,9 @@ def parse_discovery(host: str, output: str) -> Discovery:
     dirs: dict[str, DataFolder] = {}
     postconf: dict[str, str] = {}
     postmaps: dict[str, list[str]] = {}
+    configs: dict[str, ConfigFile] = {}
+    varnishd: list[str] = []
+    vcls: dict[str, str] = {}
     for kind, fields in records(output):
         if kind == "host" and len(fields) >= 2:
             found.hostname, found.os = fields[0], fields[1]
@@ -283,6 +320,12 @@ def parse_discovery(host: str, output: str) -> Discovery:
             )
         elif kind == "cron" and len(fields) >= 2:
             found.crontabs.extend(_cron_lines(fields[0], fields[1]))
+        elif kind == "conf" and len(fields) >= 2:
+            configs[fields[0]] = appfiles.config_file(fields[0], fields[1])
+        elif kind == "varnishd" and fields:
+            varnishd.append(fields[0])
+        elif kind == "vcl" and len(fields) >= 2:
+            vcls[fields[0]] = fields[1]
         elif kind == "listen" and len(fields) >= 2:
             process = re.search(r'\(\("([^"]+)"', fields[1])
             found.listeners[fields[0]] = process.group(1) if process else ""
@@ -292,6 +335,8 @@ def parse_discovery(host: str, output: str) -> Discovery:
     for vhost in found.vhosts:
         for proxy in vhost.proxies:
             proxy["backend"] = backend_process(found.listeners, proxy["target"])
+    found.configs = [configs[path] for path in sorted(configs)]
+    found.varnish_backends = appfiles.varnish_backends(varnishd, vcls)
     found.mail_domains = _mail_domains(postconf, postmaps)
     found.mail_host = postconf.get("myhostname") or None
     for mailbox in found.mailboxes:

@@ -12,10 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from runbook import schema
+from runbook.discover import apps
+from runbook.discover.apps import PUBLIC_PORTS, CronJob, Override
 from runbook.discover.scan import Discovery, Vhost
 from runbook.inventory import Inventory
-
-PUBLIC_PORTS = (80, 443)
+from runbook.services import kinds
 
 
 def size(kib: int | None) -> str:
@@ -41,6 +42,10 @@ class SiteGuess:
     vhosts: list[Vhost] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
+    kind: str | None = None
+    wordpress: bool = False
+    overrides: list[Override] = field(default_factory=list)
+    cron: list[CronJob] = field(default_factory=list)
 
 
 def _identifier(text: str) -> str:
@@ -76,6 +81,7 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
             (v.document_root for v in vhosts if v.document_root), None
         )
         guess = SiteGuess(name, domains, docroot, data, vhosts)
+        guess.kind, kind_notes = apps.site_kind(vhosts, found.varnish_backends)
         for vhost in vhosts:
             if vhost.frozen:
                 guess.notes.append(f"{vhost.name}:{vhost.port} is already frozen: a runbook move proxies it")
@@ -84,7 +90,7 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
                 guess.notes.append(f"{vhost.name}:{vhost.port} proxies {proxy['path']} to {proxy['target']}{behind}")
             if vhost.hsts:
                 guess.notes.append(f"{vhost.name}:{vhost.port} sends HSTS ({vhost.hsts}): keep HTTPS on the new host")
-            if vhost.php:
+            if vhost.php and guess.kind not in ("php", "php-fpm"):
                 guess.notes.append(f"{vhost.name}:{vhost.port} uses PHP: pick an image with PHP")
             if vhost.cgi:
                 guess.notes.append(f"{vhost.name}:{vhost.port} runs CGI scripts: the image needs a CGI-capable server")
@@ -93,8 +99,22 @@ def guess_sites(found: Discovery) -> list[SiteGuess]:
                 guess.notes.append(f"database {db.name} ({size(db.bytes // 1024)}) probably belongs to this site")
                 if schema.IDENTIFIER.match(db.name):
                     guess.databases.append(db.name)
+        guess.notes += kind_notes
+        _applications(guess, found)
         sites.append(guess)
     return sites
+
+
+def _applications(guess: SiteGuess, found: Discovery) -> None:
+    """WordPress, the overrides of config files that name a local database, the cron jobs."""
+    guess.wordpress = guess.kind == "php" and apps.wordpress(guess.docroot, found.configs)
+    guess.overrides = apps.overrides(guess.data, found.configs)
+    folders = [f for f in [guess.docroot, *guess.data] if f]
+    guess.cron, cron_notes = apps.cron_jobs(found.crontabs, folders)
+    guess.notes += cron_notes
+    if guess.overrides and not guess.databases:
+        names = ", ".join(o.path for o in guess.overrides)
+        guess.notes.append(f"TODO: {names} use(s) a database on the old host: name it in database (names)")
 
 
 def guess_zone(domains: list[str]) -> str | None:
@@ -106,8 +126,8 @@ def guess_zone(domains: list[str]) -> str | None:
 def markdown(found: Discovery) -> str:
     """The report as Markdown."""
     out = [f"# What runs on {found.host} ({found.hostname}, {found.os})", "", "## Apache virtual hosts", ""]
-    out += ["| name | aliases | port | DocumentRoot | proxy | PHP | CGI | TLS | data (size) | file |"]
-    out += ["|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["| name | aliases | port | kind | DocumentRoot | proxy | PHP | CGI | TLS | data (size) | file |"]
+    out += ["|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in found.vhosts:
         proxies = "<br>".join(
             f"{p['path']} → {p['target']}" + (f" ({p['backend']})" if p.get("backend") else "") for p in v.proxies
@@ -115,8 +135,8 @@ def markdown(found: Discovery) -> str:
         data = "<br>".join(f"{d.path} ({size(d.kib)})" for d in v.data)
         name = f"{v.name} (frozen)" if v.frozen else v.name
         out.append(
-            f"| {name} | {', '.join(v.aliases)} | {v.port} | {v.document_root or ''} | {proxies} | "
-            f"{'yes' if v.php else ''} | {'yes' if v.cgi else ''} | {'yes' if v.tls else ''} | {data} | "
+            f"| {name} | {', '.join(v.aliases)} | {v.port} | {v.kind or ''} | {v.document_root or ''} | {proxies} | "
+            f"{php_column(v)} | {'yes' if v.cgi else ''} | {'yes' if v.tls else ''} | {data} | "
             f"{v.file}:{v.line} |"
         )
     out += ["", "## Certificates (certbot)", ""]
@@ -151,14 +171,67 @@ def markdown(found: Discovery) -> str:
     if found.mailboxes:
         out += ["", "| mailbox | messages | size | path |", "|---|---|---|---|"]
         out += [f"| {m.address or '?'} | {m.messages} | {size(m.kib)} | {m.path} |" for m in found.mailboxes]
+    out += ["", "## Applications", ""]
+    out += applications(found)
     out += ["", "## Scheduled jobs (cron)", ""]
     out += [f"- `{c.source}`: `{c.line}`" for c in found.crontabs] or ["none"]
     return "\n".join(out) + "\n"
 
 
+def php_column(vhost: Vhost) -> str:
+    return "PHP-FPM" if vhost.fpm else "yes" if vhost.php else ""
+
+
+def applications(found: Discovery) -> list[str]:
+    """Each site's kind, WordPress, the config files that name a local database, its cron jobs."""
+    out = []
+    for site in guess_sites(found):
+        what = [f"kind {site.kind or 'unknown'}"] + (["WordPress"] if site.wordpress else [])
+        out.append(f"- {site.name}: {', '.join(what)}")
+        out += [f"  - `{o.path}`: {o.key} {o.frm} (the db service on the new host: {o.to})" for o in site.overrides]
+        out += [f"  - cron ({job.user}): `{job.line}`" for job in site.cron]
+    if found.varnish_backends:
+        out.append(f"- Varnish's backends: {', '.join(found.varnish_backends)}")
+    return out or ["none found"]
+
+
 def _j(value: object) -> str:
     """A YAML scalar or flow list (JSON is YAML: hostile text stays quoted)."""
     return json.dumps(value, ensure_ascii=False)
+
+
+def _site_application(site: SiteGuess) -> list[str]:
+    """kind, image and port: what containerize proposes for the kind, or the TODOs."""
+    lines = []
+    if site.kind:
+        lines.append(f"    kind: {_j(site.kind)}  # found by discover; `inv containerize` proposes a project for it")
+    if site.wordpress:
+        lines.append(f"    image: {_j(kinds.WORDPRESS_IMAGE)}  # WordPress: wp-config.php in the docroot")
+    elif site.kind in kinds.BUILDERS:
+        lines.append("    image: null  # the kind's image (inv containerize); name one here to use your own")
+    else:
+        lines.append("    image: null  # TODO: the container image that serves this site on the new host")
+    if site.kind in kinds.BUILDERS:
+        lines.append("    port: 80  # the port the kind's image listens on")
+    else:
+        lines.append("    port: 80  # TODO: the port the image listens on")
+    return lines
+
+
+def _site_files(site: SiteGuess) -> list[str]:
+    """overrides (the database host in config files) and cron jobs that work on the site's folders."""
+    lines = []
+    if site.overrides:
+        lines.append("    overrides:  # on the new host the database is the project's db service")
+        for o in site.overrides:
+            lines.append(f"      - path: {_j(o.path)}")
+            lines.append(f"        replace: [{{from: {_j(o.frm)}, to: {_j(o.to)}}}]  # {o.key}")
+    if site.cron:
+        lines.append("    cron:  # paused on the old host at the freeze; on the new host the project's cron service")
+        for job in site.cron:
+            file = f", file: {_j(job.file)}" if job.file else ""
+            lines.append(f"      - {{user: {_j(job.user)}, line: {_j(job.line)}{file}}}")
+    return lines
 
 
 def starting_inventory(found: Discovery, current: Inventory, name: str) -> str:
@@ -214,12 +287,12 @@ def starting_inventory(found: Discovery, current: Inventory, name: str) -> str:
         if site.docroot and site.docroot.startswith("/"):
             lines.append(f"    docroot: {_j(site.docroot)}")
         lines.append(f"    data: {_j([d for d in site.data if d.startswith('/')])}")
-        lines.append("    image: null  # TODO: the container image that serves this site on the new host")
-        lines.append("    port: 80  # TODO: the port the image listens on")
+        lines += _site_application(site)
         if site.databases:
             lines.append(f"    database: {{names: {_j(site.databases)}}}  # TODO: check: guessed from the names")
+        lines += _site_files(site)
         for note in site.notes:
-            lines.append(f"    # note: {note}")
+            lines.append(f"    # {note}" if note.startswith("TODO") else f"    # note: {note}")
     if found.mail_domains and in_zone(found.mail_domains[0]):
         domain = found.mail_domains[0]
         mail_host = found.mail_host if found.mail_host and in_zone(found.mail_host) else f"mail.{domain}"

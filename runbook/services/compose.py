@@ -1,12 +1,14 @@
 """Compose projects for the new host: one per site, and Traefik's own, as plain data.
 
 `inv containerize` writes the site projects to the apps folder for the operator to commit and
-edit; provisioning deploys the operator's file when there is one, else the generated one.
+edit; provisioning deploys the operator's file when there is one, else the generated one. This
+module makes the default project (a site whose kind is None) and the parts every project shares;
+runbook/services/kinds.py makes a project per application kind and runbook/services/projects.py
+picks one and reads the operator's folder.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -51,10 +53,11 @@ def site_labels(inventory: Inventory, site: SiteSpec) -> dict[str, str]:
     }
 
 
-def site_project(inventory: Inventory, site: SiteSpec) -> dict[str, Any]:
-    """The compose document for one site."""
+def site_project(inventory: Inventory, site: SiteSpec, default_image: str | None = None) -> dict[str, Any]:
+    """The compose document for one site (the default project: one app service, the data folders
+    at their old paths); default_image stands in when the inventory names no image."""
     service: dict[str, Any] = {
-        "image": site.image or f"{site.name}:latest",
+        "image": site.image or default_image or f"{site.name}:latest",
         "container_name": f"{site.name}_app",
         "restart": "always",
         "networks": [WEB_NETWORK],
@@ -69,18 +72,29 @@ def site_project(inventory: Inventory, site: SiteSpec) -> dict[str, Any]:
         # The app reaches its database as `db` on the project's own network; never published.
         service["networks"] = [WEB_NETWORK, "default"]
         service["depends_on"] = ["db"]
-        services["db"] = {
-            "image": site.database.image,
-            "container_name": db_container(site),
-            "restart": "always",
-            "networks": ["default"],
-            "environment": {"MARIADB_RANDOM_ROOT_PASSWORD": "1"},
-            "volumes": [f"{site_dir(inventory, site)}/db:/var/lib/mysql"],
-        }
+        services["db"] = db_service(inventory, site)
+    return project_document(services)
+
+
+def project_document(services: dict[str, Any]) -> dict[str, Any]:
+    """A compose document of these services, with the external web network."""
     return {
         "version": "3.8",
         "services": services,
         "networks": {WEB_NETWORK: {"external": True, "name": WEB_NETWORK}},
+    }
+
+
+def db_service(inventory: Inventory, site: SiteSpec) -> dict[str, Any]:
+    """The site's private db service: on the project's own network only, its data under the project."""
+    assert site.database is not None
+    return {
+        "image": site.database.image,
+        "container_name": db_container(site),
+        "restart": "always",
+        "networks": ["default"],
+        "environment": {"MARIADB_RANDOM_ROOT_PASSWORD": "1"},
+        "volumes": [f"{site_dir(inventory, site)}/db:/var/lib/mysql"],
     }
 
 
@@ -94,35 +108,6 @@ def to_yaml(document: dict[str, Any], header: str = "") -> str:
     return (f"# {header}\n" if header else "") + body
 
 
-def site_compose_text(inventory: Inventory, site: SiteSpec) -> str:
-    """The operator's apps/SITE/docker-compose.yml if present, else the generated project."""
-    edited = Path(inventory.apps_dir) / site.name / "docker-compose.yml"
-    if edited.exists():
-        return edited.read_text()
-    return generated_site_compose(inventory, site)
-
-
-#: Files of an apps/SITE folder that are not part of the project.
-SKIPPED = ("~", ".swp", ".orig", ".rej", ".bak")
-
-
-def project_files(inventory: Inventory, site: SiteSpec) -> dict[str, tuple[str, int]]:
-    """Every file of the site's project folder for the new host, by path relative to it: the
-    operator's apps/SITE/ folder (Dockerfiles, build contexts, config files; .env files 0600),
-    with docker-compose.yml generated when the folder has none."""
-    folder = Path(inventory.apps_dir) / site.name
-    out: dict[str, tuple[str, int]] = {}
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(folder).as_posix()
-            if not path.is_file() or rel.endswith(SKIPPED) or path.name.startswith(".runbook-"):
-                continue
-            secret = path.name == ".env" or path.name.endswith(".env")
-            out[rel] = (path.read_text(), 0o600 if secret else 0o644)
-    out.setdefault("docker-compose.yml", (generated_site_compose(inventory, site), 0o644))
-    return out
-
-
 def builds(compose_text: str) -> bool:
     """Whether a compose file builds an image of its own (a service with `build:`)."""
     try:
@@ -134,10 +119,12 @@ def builds(compose_text: str) -> bool:
 
 
 def generated_site_compose(inventory: Inventory, site: SiteSpec) -> str:
-    return to_yaml(
-        site_project(inventory, site),
-        f"{site.name}: generated by `inv containerize` from {inventory.path.name}; edit and commit it",
-    )
+    """The default project's compose file (a site whose kind is None)."""
+    return to_yaml(site_project(inventory, site), generated_header(inventory, site))
+
+
+def generated_header(inventory: Inventory, site: SiteSpec) -> str:
+    return f"{site.name}: generated by `inv containerize` from {inventory.path.name}; edit and commit it"
 
 
 def traefik_static_config(inventory: Inventory) -> str:

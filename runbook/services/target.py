@@ -12,7 +12,7 @@ from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv
 from runbook.remote.hold import hold_argv, hold_state
 from runbook.remote.scripts import script
-from runbook.services import compose
+from runbook.services import compose, projects
 from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class ComposeTraefikTarget:
         return compose.db_container(site)
 
     def project_text(self, site: SiteSpec) -> str:
-        return compose.site_compose_text(self.inventory, site)
+        return projects.site_compose_text(self.inventory, site)
 
     def project_file(self, site: SiteSpec) -> str:
         return f"{self.project_dir(site)}/docker-compose.yml"
@@ -89,7 +89,7 @@ class ComposeTraefikTarget:
     def project_files(self, site: SiteSpec) -> dict[str, tuple[str, int]]:
         """Every file of the site's project on the new host (absolute path: text, mode)."""
         root = self.project_dir(site)
-        return {f"{root}/{rel}": item for rel, item in compose.project_files(self.inventory, site).items()}
+        return {f"{root}/{rel}": item for rel, item in projects.project_files(self.inventory, site).items()}
 
     def start_argv(self, facts: dict[str, str], site: SiteSpec, rebuild: bool = False) -> tuple[str, ...]:
         """compose up (building the project's own images), for the compose flavour the host's

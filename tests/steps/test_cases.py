@@ -39,7 +39,7 @@ from runbook.inventory import load_inventory
 from runbook.journal import Journal
 from runbook.plan import build_plan
 from runbook.remote.hosts import Host, HostPool
-from runbook.services.compose import site_compose_text
+from runbook.services.projects import site_compose_text
 from runbook.step import Verified
 from steps import build_steps, transfer
 from tests.steps.fakes import FakeDns, FakeHost, command_name

@@ -153,3 +153,42 @@ def test_an_unknown_site_lists_the_known_ones(inventory):
     result = run_containerize(inventory, "--site", "wwww")
     assert result.returncode == 1
     assert "unknown site 'wwww'; known: www, shop" in result.stderr
+
+
+KINDS_INVENTORY = (
+    INVENTORY.split("sites:")[0]
+    + """\
+sites:
+  - name: shop
+    kind: php-fpm
+    domains: [shop.club.test]
+    docroot: /var/www/shop
+    data: [/var/www/shop]
+    database: {names: [shop]}
+"""
+)
+
+
+@needs_compose
+def test_a_kinds_folder_is_written_whole_and_an_edit_of_any_file_in_it_is_kept(tmp_path):
+    inventory = tmp_path / "kinds.yaml"
+    inventory.write_text(KINDS_INVENTORY)
+    result = run_containerize(inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "apps" / "shop"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "README.md",
+        "apache/site.conf",
+        "docker-compose.yml",
+    ]
+    assert "config: valid" in result.stdout and "mysqli" in result.stdout  # the kind's notes are said
+    conf = folder / "apache" / "site.conf"
+    conf.write_text(conf.read_text().replace("AllowOverride All", "AllowOverride None"))
+    (folder / "apache" / "extra.conf").write_text("# mine\n")
+    result = run_containerize(inventory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "AllowOverride None" in conf.read_text() and "keeping the file" in result.stdout
+    assert "+AllowOverrideAll" in result.stdout.replace(" ", "")
+    assert "extra.conf is yours (not generated): kept as it is" in " ".join(result.stdout.split())
+    assert run_containerize(inventory, "--yes").returncode == 0
+    assert "AllowOverride All" in conf.read_text() and (folder / "apache" / "extra.conf").exists()

@@ -13,7 +13,7 @@ import yaml
 from runbook.errors import InventoryError, RunbookError
 from runbook.inventory import load_inventory
 from runbook.remote.scripts import script
-from runbook.services import compose
+from runbook.services import compose, projects
 from runbook.services.adapters import target_for
 from runbook.specs import CronSpec, HookSpec, OverrideSpec
 from steps import siteapp
@@ -117,13 +117,13 @@ def test_the_project_folder_goes_whole_with_env_files_0600_and_the_compose_file_
 ) -> None:
     inventory, site = lab_site()
     inventory = dataclasses.replace(inventory, apps_dir=tmp_path)
-    assert list(compose.project_files(inventory, site)) == ["docker-compose.yml"]
+    assert list(projects.project_files(inventory, site)) == ["docker-compose.yml"]
     folder = tmp_path / site.name
     (folder / "docker-varnish").mkdir(parents=True)
     (folder / "docker-varnish" / "Dockerfile").write_text("FROM varnish:7.1\n")
     (folder / ".env").write_text("DB_PASSWORD=geheim\n")
     (folder / "docker-compose.yml~").write_text("editor backup\n")
-    files = compose.project_files(inventory, site)
+    files = projects.project_files(inventory, site)
     assert sorted(files) == [".env", "docker-compose.yml", "docker-varnish/Dockerfile"]
     assert files[".env"][1] == 0o600 and files["docker-varnish/Dockerfile"][1] == 0o644
 

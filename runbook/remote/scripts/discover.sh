@@ -2,7 +2,7 @@
 # shellcheck disable=SC1091  # /etc/os-release is the host's
 # What runs on the old host, read-only, on stdin to `sh -s` (runbook/discover/scan.py): one record a
 # line, its kind then base64 fields (`b` encodes one, `bf` a file's content), so that hostile names
-# need no quoting.
+# need no quoting. It takes no arguments: every value it reads comes from the host.
 
 b() { printf '%s' "$1" | base64 -w0; }
 bf() { base64 -w0 < "$1" 2>/dev/null; }
@@ -24,11 +24,23 @@ if command -v apache2ctl >/dev/null 2>&1; then
       kb=$(du -sk -- "$d" 2>/dev/null | cut -f1)
       php=$(find "$d" -maxdepth 4 -name '*.php' -type f 2>/dev/null | wc -l)
       echo "dir $(b "$d") $(b "$kb") $(b "$php")"
+      # applications' configuration: only the lines that name the database host leave the host
+      find "$d" -maxdepth 3 -type f \( -name wp-config.php -o -name config.php \) 2>/dev/null | while IFS= read -r f; do
+        echo "conf $(b "$f") $(b "$(grep -i -E 'db_?host' -- "$f" 2>/dev/null | head -n 20 | cut -c1-400)")"
+      done
     else
       echo "dir $(b "$d") $(b "") $(b "")"
     fi
   done
   rm -rf "$t"
+fi
+if command -v varnishd >/dev/null 2>&1; then
+  ps -C varnishd -o args= 2>/dev/null | while IFS= read -r a; do
+    echo "varnishd $(b "$a")"
+    vcl=$(printf '%s\n' "$a" | sed -n 's/.*[[:space:]]-f[[:space:]]*\([^[:space:]]*\).*/\1/p')
+    case "$vcl" in /etc/varnish/*.vcl) ;; /*) [ -f "$vcl" ] && echo "vcl $(b "$vcl") $(bf "$vcl")";; esac
+  done
+  for f in /etc/varnish/*.vcl; do [ -f "$f" ] && echo "vcl $(b "$f") $(bf "$f")"; done
 fi
 ss -Hltnp 2>/dev/null | awk '{print $4, $NF}' | while read -r a p; do echo "listen $(b "$a") $(b "$p")"; done
 DB=$(command -v mariadb || command -v mysql)
