@@ -299,7 +299,8 @@ SITE = _f(
                     "container": _f(
                         "str",
                         "The container (or compose service) whose image and mounts the job needs on the new host; "
-                        "default: the site's app service.",
+                        "default: the service that runs the site's code (fpm for php-fpm, backend for varnish, "
+                        "else app).",
                         "fpm",
                         nullable=True,
                     ),

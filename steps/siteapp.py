@@ -184,6 +184,12 @@ def host_cron_file(site: SiteSpec) -> str:
     return f"/etc/cron.d/runbook-{site.name}"
 
 
+def code_container(site: SiteSpec, app: str) -> str:
+    """The container that runs the site's code: fpm for php-fpm, backend for varnish, else the app."""
+    role = {"php-fpm": "fpm", "varnish": "backend"}.get(site.kind or "")
+    return f"{site.name}_{role}" if role else app
+
+
 def host_cron_text(site: SiteSpec, container: str) -> str:
     lines = [f"# {site.name}: the old host's cron jobs, carried by runbook (sites[].cron)"]
     for job in site.cron:
@@ -210,6 +216,12 @@ def cron_start_actions(site: SiteSpec, facts: dict[str, str], project_dir: str, 
         )
     if any(job.on_new == "host" for job in site.cron):
         actions.append(
-            PutFile("new", host_cron_file(site), host_cron_text(site, container), 0o644, why="the site's cron jobs")
+            PutFile(
+                "new",
+                host_cron_file(site),
+                host_cron_text(site, code_container(site, container)),
+                0o644,
+                why="the site's cron jobs",
+            )
         )
     return actions
