@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lab import acme, proc
 from lab.render import sync_tree, write
-from lab.topology import PEBBLE, SITES, Paths
+from lab.topology import PEBBLE, VHOSTS, Paths
 
 MODES = ("certbot", "plain")
 DEFAULT_MODE = "certbot"
@@ -78,7 +78,7 @@ def remember_mode(paths: Paths, mode: str) -> None:
 def live_names(paths: Paths) -> dict[str, Path]:
     """Certificate name -> its live/ folder in the pristine /etc/letsencrypt (one per site)."""
     live = paths.pristine / "old" / "etc" / "letsencrypt" / "live"
-    return {domains[0]: live / domains[0] for domains, _ in SITES.values()}
+    return {domains[0]: live / domains[0] for domains, _ in VHOSTS.values()}
 
 
 def issued(paths: Paths) -> bool:
@@ -166,7 +166,7 @@ def _issue_all(paths: Paths, ns: int, reload_apache) -> list[str]:
     sync_tree(paths.pristine / "old" / "etc" / "letsencrypt", live_le)
     reload_apache()
     names = []
-    for site, (domains, _text) in SITES.items():
+    for site, (domains, _text) in VHOSTS.items():
         t0 = time.monotonic()
         with _set_aside(live_conf, SET_ASIDE.get(site, ()), paths.root / "certbot-set-aside"):
             result = proc.run(proc.ns_argv(ns, certbot_argv(site, domains)), check=False, env=_env(paths), timeout=300)

@@ -15,7 +15,7 @@ from pathlib import Path
 import paramiko
 
 from lab import acme, certbot, dnsservers, mail
-from lab.topology import NEW, NS1, NS2, OLD, RESOLVER, SITES, SSH_PORT, ZONE, Paths
+from lab.topology import NEW, NS1, NS2, OLD, RESOLVER, SSH_PORT, VHOSTS, ZONE, Paths
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def checks(paths: Paths) -> list[tuple[str, str, str, Callable[[Paths], str]]]:
         ("dns soa", f"named {NS1}:53 / {NS2}:53", "named-secondary", _soa),
         ("resolver", f"unbound {RESOLVER}:53", "unbound", _resolver),
     ]
-    for site, (domains, text) in SITES.items():
+    for site, (domains, text) in VHOSTS.items():
         items.append(
             (
                 f"vhost {site}",

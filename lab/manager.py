@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lab import (
     acme,
+    apps,
     blackbox,
     certbot,
     db,
@@ -32,9 +33,10 @@ from lab import (
     web,
 )
 from lab.proc import LabError
-from lab.render import sync_tree
+from lab.render import sync_file, sync_tree
 from lab.topology import (
     ALIASES,
+    FILE_MOUNTS,
     NEW,
     NS1,
     NS2,
@@ -49,7 +51,7 @@ from lab.topology import (
     Paths,
 )
 
-PRISTINE_VERSION = "4"
+PRISTINE_VERSION = "5"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ SERVERS = (
     Server("dovecot", f"{OLD}:143,993", "old"),
     Server("postfix", f"{OLD}:25", "old"),
     Server("mariadb", f"{OLD}:{db.PORT}", "old"),
+    Server("php-fpm", f"unix:{apps.FPM_SOCKET}", "old"),
+    Server("cron", "old namespace (www-data's crontab, /etc/cron.d)", "old"),
     Server("dockerd", f"unix://{docker_engine.SOCKET}", "new"),
     Server("pebble", f"{PEBBLE}:14000,15000", None),
     Server("blackbox", blackbox.ADDRESS, None),
@@ -136,6 +140,7 @@ class Lab:
         """Run every health check (see lab/health.py); never raises."""
         return [
             *health.run_all(self.paths),
+            *apps.health_checks(self.paths),
             blackbox.health_check(self.paths),
             prometheus.health_check(self.paths),
             pdns.health_check(self.paths),
@@ -226,6 +231,8 @@ class Lab:
             "dovecot": lambda: mail.start_dovecot(p, sshhosts.ns_pid(p, "old")),
             "postfix": lambda: mail.start_postfix(p, sshhosts.ns_pid(p, "old")),
             "mariadb": lambda: db.start(p, sshhosts.ns_pid(p, "old")),
+            "php-fpm": lambda: apps.start_fpm(p, sshhosts.ns_pid(p, "old")),
+            "cron": lambda: apps.start_cron(p, sshhosts.ns_pid(p, "old")),
             "dockerd": lambda: docker_engine.start(p, sshhosts.ns_pid(p, "new")),
             "pebble": lambda: acme.start(p),
             "blackbox": lambda: blackbox.start(p),
@@ -253,6 +260,7 @@ class Lab:
             mail.build_pristine(self.paths)
             (self.paths.state / "mail-seeded").unlink(missing_ok=True)
             (self.paths.state / "db-seeded").unlink(missing_ok=True)
+            (self.paths.state / "apps-seeded").unlink(missing_ok=True)
             marker.write_text(PRISTINE_VERSION + "\n")
             sshhosts.ensure_admin(self.paths)
             self._restore_old_files()
@@ -266,14 +274,20 @@ class Lab:
         db.prepare(self.paths)
 
     def _restore_old_files(self) -> None:
-        for _inside, rel in OLD_MOUNTS:
-            sync_tree(self.paths.pristine / "old" / rel, self.paths.old / rel)
+        for inside, rel in OLD_MOUNTS:
+            if inside in FILE_MOUNTS:  # bound file on file: rewritten in place, the mount keeps its inode
+                sync_file(self.paths.pristine / "old" / rel, self.paths.old / rel)
+            else:
+                sync_tree(self.paths.pristine / "old" / rel, self.paths.old / rel)
 
     def _ensure_seeded(self) -> None:
         """At first up: deliver the seed mail, then keep the Maildirs as the pristine copy."""
         if not (self.paths.state / "db-seeded").exists():
             db.seed(self.paths, sshhosts.ns_pid(self.paths, "old"))
             (self.paths.state / "db-seeded").write_text("ok\n")
+        if not (self.paths.state / "apps-seeded").exists():  # WordPress installed, both databases dumped
+            apps.seed(self.paths, sshhosts.ns_pid(self.paths, "old"))
+            (self.paths.state / "apps-seeded").write_text("ok\n")
         marker = self.paths.state / "mail-seeded"
         if marker.exists():
             return
@@ -308,6 +322,9 @@ class Lab:
             mail.reload(p, ns_old)
         if self.pid("mariadb"):
             db.restore(p, ns_old)
+            apps.restore(p, ns_old)
+        if self.pid("php-fpm"):
+            apps.reload_fpm(p)  # a fresh opcache for the restored files
         for server in SERVERS:
             if not self.pid(server.name):
                 if server.name.startswith("sshd-"):
@@ -349,7 +366,8 @@ class Lab:
 
     def _stop(self, name: str) -> bool:
         timeout = 30.0 if name == "dockerd" else 10.0
-        return proc.stop(self.paths.pid(name), timeout=timeout)
+        # cron's running jobs (a certbot renewal's random sleep, a cron.php) are its descendants: they end with it
+        return proc.stop(self.paths.pid(name), timeout=timeout, tree=name == "cron")
 
 
 ADDRESSES = {

@@ -95,25 +95,51 @@ def record_pid(pidfile: Path, pid: int) -> None:
     pidfile.write_text(f"{pid}\n")
 
 
-def stop(pidfile: Path, timeout: float = 10.0) -> bool:
-    """SIGTERM the PID in ``pidfile``, SIGKILL after ``timeout``; remove the file. True if it ran."""
+def stop(pidfile: Path, timeout: float = 10.0, tree: bool = False) -> bool:
+    """SIGTERM the PID in ``pidfile``, SIGKILL after ``timeout``; remove the file. True if it ran.
+
+    ``tree``: its descendants too (found through their parent PIDs before the signal), for a
+    daemon whose children outlive it (cron's running jobs).
+    """
     pid = read_pid(pidfile)
     pidfile.unlink(missing_ok=True)
     if pid is None:
         return False
+    pids = [pid, *descendants(pid)] if tree else [pid]
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    for child in pids[1:]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(pid)
-        if not alive(pid):
+        if not any(alive(p) for p in pids):
             return True
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
     return True
+
+
+def descendants(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s children, their children, and so on (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _reap(pid: int) -> None:

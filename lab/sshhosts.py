@@ -14,7 +14,18 @@ from pathlib import Path
 
 from lab import proc
 from lab.render import write, write_template
-from lab.topology import ADMIN, ADMIN_HOME, NEW, NEW_MOUNTS, OLD, OLD_MOUNTS, OLD_RUNTIME_MOUNTS, SSH_PORT, Paths
+from lab.topology import (
+    ADMIN,
+    ADMIN_HOME,
+    FILE_MOUNTS,
+    NEW,
+    NEW_MOUNTS,
+    OLD,
+    OLD_MOUNTS,
+    OLD_RUNTIME_MOUNTS,
+    SSH_PORT,
+    Paths,
+)
 
 HOSTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "old": (OLD, OLD_MOUNTS + OLD_RUNTIME_MOUNTS),
@@ -107,8 +118,11 @@ def start(paths: Paths, host: str) -> int:
     script = []
     for inside, rel in mounts:
         src = base / rel
-        src.mkdir(parents=True, exist_ok=True)
-        Path(inside).mkdir(parents=True, exist_ok=True)
+        if inside in FILE_MOUNTS:
+            _file_mount_point(src, Path(inside))
+        else:
+            src.mkdir(parents=True, exist_ok=True)
+            Path(inside).mkdir(parents=True, exist_ok=True)
         script.append(f"mount --bind {shlex.quote(str(src))} {shlex.quote(inside)}")
     # A server's root has a plain shell start-up; this machine's /root/.bashrc (pyenv init) costs
     # ~0.1 s per SSH command and would distort every measurement made against the lab hosts.
@@ -127,6 +141,17 @@ def start(paths: Paths, host: str) -> int:
         paths.log(f"sshd-{host}"),
     )
     return pid
+
+
+def _file_mount_point(src: Path, inside: Path) -> None:
+    """A file bound on a file: both must exist. Under /run an empty file is made; a missing file
+    elsewhere (/etc/crontab) means its package is missing."""
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.touch(exist_ok=True)
+    if not inside.exists():
+        if inside.parent != Path("/run"):
+            raise proc.LabError(f"{inside} is missing on this machine: run scripts/install.sh (package cron)")
+        inside.touch()
 
 
 def ns_pid(paths: Paths, host: str) -> int:

@@ -44,6 +44,17 @@ SITES: dict[str, tuple[tuple[str, ...], str]] = {
     "shop": (("shop.club.test",), "Fanshop"),
 }
 
+#: The old host's PHP applications (lab/apps.py), vhost name -> (domains, text the page must
+#: contain): WordPress on mod_php and the club's member list on PHP-FPM. Served and certified by
+#: certbot like SITES; their docroots and databases are built by lab/apps.py.
+APPS: dict[str, tuple[tuple[str, ...], str]] = {
+    "blog": (("blog.club.test",), "Saisonauftakt beim FC Lab"),
+    "mitglieder": (("mitglieder.club.test",), "Mitgliederverwaltung"),
+}
+
+#: Every vhost of the old host with a public name: the static sites, then the applications.
+VHOSTS: dict[str, tuple[tuple[str, ...], str]] = {**SITES, **APPS}
+
 #: Paths the old host's mount namespace sees from the lab folder: (inside path, folder under old/)
 OLD_MOUNTS = (
     ("/etc/apache2", "etc/apache2"),
@@ -55,7 +66,10 @@ OLD_MOUNTS = (
     (ADMIN_HOME, "home-admin"),  # admin's authorized_keys (the transfer key, when admin logs in)
     ("/etc/sudoers.d", "etc/sudoers.d"),  # admin's sudo rule; the engine's transfer rule goes here
     ("/etc/letsencrypt", "etc/letsencrypt"),  # certbot's certificates and renewal configs (lab/certbot.py)
-    ("/etc/cron.d", "etc/cron.d"),  # Debian's certbot renewal cron file (no cron daemon runs in the lab)
+    ("/etc/cron.d", "etc/cron.d"),  # Debian's cron.d files (certbot's renewal, php's sessionclean, ...)
+    ("/etc/crontab", "etc/crontab"),  # a file: Debian's without the run-parts lines (the machine's cron.daily)
+    ("/var/spool/cron/crontabs", "spool/cron/crontabs"),  # users' crontabs: www-data's mitglieder job
+    ("/etc/php", "etc/php"),  # php.ini of apache2, cli and fpm; fpm's php-fpm.conf and pool (lab/apps.py)
 )
 #: Runtime folders of the old host (MariaDB; /var/backups holds the safety-net Borg repository,
 #: each lab its own, since its passphrase is the lab's); bound like OLD_MOUNTS, never synced by reset
@@ -65,7 +79,12 @@ OLD_RUNTIME_MOUNTS = (
     ("/var/backups", "backups"),
     ("/var/lib/letsencrypt", "var-lib-letsencrypt"),  # certbot's work dir (challenges, backups)
     ("/var/log/letsencrypt", "log/letsencrypt"),  # certbot's logs
+    ("/run/php", "run/php"),  # php-fpm's socket and pid file
+    ("/var/lib/php/sessions", "var-lib-php-sessions"),  # PHP's session files (sessionclean's folder)
+    ("/run/crond.pid", "run/crond.pid"),  # a file: cron's lock, so the lab's cron never meets the machine's
 )
+#: Mounts whose inside path is a file, not a folder (bound file on file; restored in place).
+FILE_MOUNTS = frozenset({"/etc/crontab", "/run/crond.pid"})
 NEW_MOUNTS = (
     ("/srv", "srv"),
     ("/root/.ssh", "root-ssh"),

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
-import zlib
 from pathlib import Path
 
-from lab import certbot, proc
-from lab.render import render, static, write, write_template
+from lab import apps, certbot, proc
+from lab.render import png, render, static, write, write_template
 from lab.topology import OLD, SITES, Paths
 
-APACHE_MODS = ("proxy", "proxy_http", "headers", "cgi", "mpm_prefork")
+#: php8.2 is mod_php (the blog; it needs mpm_prefork), proxy_fcgi hands mitglieder's PHP to php-fpm
+APACHE_MODS = ("proxy", "proxy_http", "headers", "cgi", "mpm_prefork", "php8.2", "proxy_fcgi")
 VARNISH_PORT = 6081
 BACKEND_PORT = 8081
 HTTPS_PORT = 443
 WWW_DATA = 33
-
-
-def _png(seed: int, size: int = 24) -> bytes:
-    """A small, valid, deterministic PNG (so the static site has real binary images)."""
-    rows = b"".join(b"\x00" + bytes((x * seed + y * 7) % 256 for x in range(size * 3)) for y in range(size))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def build_pristine(paths: Paths) -> None:
@@ -78,6 +66,7 @@ def build_pristine(paths: Paths) -> None:
     for site in (*SITES, "ticker-backend"):
         (conf / "sites-enabled" / f"{site}.conf").symlink_to(f"../sites-available/{site}.conf")
     _build_docroots(base / "www")
+    apps.build_pristine(paths)  # the blog and mitglieder vhosts, docroots, /etc/php, cron files
     certbot.build_pristine(paths, certbot.cron_file(paths))
 
 
@@ -89,12 +78,12 @@ def _build_docroots(www: Path) -> None:
     write(www / "www" / "verein.html", static("www/verein.html"))
     for i, name in enumerate(("logo", "stadion", "mannschaft"), start=3):
         (www / "www" / "images").mkdir(parents=True, exist_ok=True)
-        (www / "www" / "images" / f"{name}.png").write_bytes(_png(i))
+        (www / "www" / "images" / f"{name}.png").write_bytes(png(i))
     write(www / "admin" / "cgi-bin" / "entries.cgi", static("www/entries.cgi"), 0o755)
     write(www / "admin" / "data" / "entries.txt", "Mitgliederversammlung am 12.3.\nPlatzwart: Rasen mähen\n", 0o664)
     write(www / "ticker" / "spielstand.txt", "FC Lab - SV Test 2:1\n")
     (www / "shop" / "uploads").mkdir(parents=True)
-    (www / "shop" / "uploads" / "schal.png").write_bytes(_png(11))
+    (www / "shop" / "uploads" / "schal.png").write_bytes(png(11))
     for d in (www / "admin" / "data", www / "shop" / "uploads"):
         for p in (d, *d.iterdir()):
             os.chown(p, WWW_DATA, WWW_DATA)

@@ -9,6 +9,7 @@ APT_PACKAGES=(
   docker.io docker-compose pebble apache2 varnish dovecot-imapd dovecot-lmtpd postfix
   rsync borgbackup prometheus-blackbox-exporter prometheus pdns-server pdns-backend-sqlite3 certbot python3-certbot-apache sudo mariadb-server mariadb-client openssl iproute2 procps curl
   python3 python3-venv python3-pip tmux socat util-linux debootstrap
+  wordpress wordpress-theme-twentytwentythree libapache2-mod-php8.2 php8.2-fpm php8.2-mysql php8.2-cli cron  # the old host's PHP apps (lab/apps.py)
   chromium  # headless screenshot of the cutover report (tests)
   shellcheck  # lints the scripts that run on the servers (tests/unit/test_remote_scripts.py)
 )

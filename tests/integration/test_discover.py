@@ -71,9 +71,10 @@ def test_discover_writes_markdown_json_and_a_starting_inventory_that_loads(disco
     for path in (report, data, start):
         assert path.stat().st_mode & 0o777 == 0o600, path
     assert "| admin.club.test |" in report.read_text()
-    assert "shop" in json.loads(data.read_text())["databases"][0]["name"]
+    # the old host's databases, by name: the shop's and the two applications' (lab/apps.py)
+    assert {"shop", "blog", "mitglieder"} <= {d["name"] for d in json.loads(data.read_text())["databases"]}
     inventory = load_inventory(start)
-    assert {s.name for s in inventory.sites} == {"www", "admin", "ticker", "shop"}
+    assert {s.name for s in inventory.sites} == {"www", "admin", "ticker", "shop", "blog", "mitglieder"}
     assert inventory.site("www").domains == ("club.test", "www.club.test")
     shop = inventory.site("shop").database
     assert shop is not None and shop.names == ("shop",)  # guessed from the name, marked TODO

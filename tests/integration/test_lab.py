@@ -228,7 +228,7 @@ def test_the_old_host_looks_as_certbot_and_debian_leave_it(lab):
         lab, lab.old, "cat /etc/apache2/sites-enabled/shop.conf"
     )
     servers = ssh(lab, lab.old, "grep -h '^server = ' /etc/letsencrypt/renewal/*.conf").splitlines()
-    assert servers == [f"server = https://{lab.pebble}:14000/dir"] * 4
+    assert servers == [f"server = https://{lab.pebble}:14000/dir"] * 6  # the 4 sites, blog and mitglieder
     cron = ssh(lab, lab.old, "cat /etc/cron.d/certbot")
     assert "certbot -q renew" in cron and "/run/systemd/system" in cron
     assert "Listen 127.0.0.11:443" in ssh(lab, lab.old, "cat /etc/apache2/ports.conf")
