@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import dns.zone
 
 from lab import proc
 from lab.proc import LabError
-from lab.render import write, write_template
+from lab.render import TEMPLATES, write, write_template
 from lab.topology import NS1, NS2, OLD, OLD6, PDNS, PDNS_ZONE, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
 
 SERVERS = {"named-primary": NS1, "named-secondary": NS2}
@@ -71,6 +72,19 @@ def write_zone(paths: Paths, variant: str) -> None:
         ns2=NS2,
     )
     write(paths.state / "variant", variant + "\n")
+    write(paths.state / "zone-template", template_digest() + "\n")
+
+
+def template_digest() -> str:
+    """Names the zone template's text: a lab whose live zone came from another one (a lab made
+    before a site was added) gets the pristine zone again at `lab.up`."""
+    return hashlib.sha256((TEMPLATES / "club.test.zone").read_bytes()).hexdigest()[:16]
+
+
+def zone_outdated(paths: Paths) -> bool:
+    """Whether the live zone was written from an older zone template."""
+    f = paths.state / "zone-template"
+    return not f.exists() or f.read_text().strip() != template_digest()
 
 
 def prepare(paths: Paths, variant: str) -> None:

@@ -141,7 +141,7 @@ APP_ROOTFS = Rootfs(
     ),
     setup="setup.sh",
 )
-_APACHE = ('CMD ["/usr/local/bin/apache2-foreground"]', "EXPOSE 80", "STOPSIGNAL SIGWINCH")
+_APACHE = ('CMD ["/usr/local/bin/apache2-foreground"]', "EXPOSE 80")  # no STOPSIGNAL: docker import (20.10) refuses it
 APP_IMAGES = (
     Image(
         "lab/php-apache:1",
@@ -157,7 +157,6 @@ APP_IMAGES = (
             "WORKDIR /var/www/html",
             'CMD ["/usr/sbin/php-fpm8.2", "-F"]',
             "EXPOSE 9000",
-            "STOPSIGNAL SIGQUIT",
         ),
         aliases=("php:8.2-fpm",),
     ),

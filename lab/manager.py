@@ -197,10 +197,11 @@ class Lab:
                 self._stop_dependents(server.name.removeprefix("sshd-"))
             self._start(server.name)
             result.started.append(server.name)
-        if self.variant() != variant:
+        if self.variant() != variant or dnsservers.zone_outdated(self.paths):
+            switched = self.variant() != variant
             dnsservers.reload_pristine_zone(self.paths, variant)
             dnsservers.flush_resolver(self.paths)
-            result.variant_switched = True
+            result.variant_switched = switched
         ns_old = sshhosts.ns_pid(p, "old")
         result.certificates = certbot.ensure(p, ns_old, tls, lambda: self._reload_apache(ns_old))
         result.images_built = docker_engine.ensure_images()
