@@ -240,7 +240,17 @@ class FinalSync(SiteStep):
         for path in () if key_gone else self.site.data:
             dest = self.target.data_path(self.site, path)
             dry = ctx.hosts.get("new").run(
-                list(rsync_pull(self.inventory, path, dest, "--update", "-n", "--out-format=%n")),
+                list(
+                    rsync_pull(
+                        self.inventory,
+                        path,
+                        dest,
+                        "--update",
+                        "-n",
+                        "--out-format=%n",
+                        *siteapp.excludes(self.site, path),
+                    )
+                ),
                 check=False,
                 timeout=120,
             )
