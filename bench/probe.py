@@ -50,23 +50,35 @@ def fetch(
     method: str = "GET",
     body: bytes | None = None,
     timeout: float = 15.0,
+    content_type: str | None = None,
 ) -> tuple[int, bytes]:
-    """One request like a browser's: http first; a redirect to https is followed at the same address."""
-    status, headers, data = _one(address, host, path, None, method, body, timeout)
+    """One request like a browser's: http first; a redirect to https is followed at the same address.
+    `content_type`: a form's (application/x-www-form-urlencoded) for a body PHP must parse."""
+    status, headers, data = _one(address, host, path, None, method, body, timeout, content_type)
     if status in (301, 302, 307, 308) and headers.get("location", "").startswith("https://"):
-        status, headers, data = _one(address, host, path, tls_context, method, body, timeout)
+        status, headers, data = _one(address, host, path, tls_context, method, body, timeout, content_type)
     return status, data
 
 
 def _one(
-    address: str, host: str, path: str, tls: ssl.SSLContext | None, method: str, body: bytes | None, timeout: float
+    address: str,
+    host: str,
+    path: str,
+    tls: ssl.SSLContext | None,
+    method: str,
+    body: bytes | None,
+    timeout: float,
+    content_type: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     sock = socket.create_connection((address, 443 if tls else 80), timeout=timeout)
     if tls:
         sock = tls.wrap_socket(sock, server_hostname=host)
     conn = http.client.HTTPConnection(host, timeout=timeout)
     conn.sock = sock
-    conn.request(method, path, body=body, headers={"Host": host, "Connection": "close"})
+    headers = {"Host": host, "Connection": "close"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
     data = response.read()
     conn.close()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from runbook.actions import Action, Note, RunCommand
 from runbook.errors import RunbookError
 from runbook.inventory import Inventory
+from runbook.remote.facts import host_facts
 from runbook.remote.scripts import script
 from runbook.services import compose
 from runbook.services.adapters import source_for, target_for
@@ -39,7 +40,7 @@ from runbook.specs import SiteSpec
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
 from steps.rollbackkey import RollbackKey
-from steps.siteapp import excludes
+from steps.siteapp import cron_stop_actions, excludes
 
 if TYPE_CHECKING:
     from runbook.context import RunContext
@@ -204,6 +205,7 @@ class CarryBack:
             writes = self.writes(ctx)
             actions.append(Note(f"{self.site.name}: the new host took since the final sync: {writes.text()}"))
             actions += self.relay.hold_actions(ctx)
+            actions += cron_stop_actions(self.site, host_facts(ctx.hosts.get("new")), self.site_dir)
             actions += self.copy_back(ctx)
         actions += self.serve_old(ctx)
         actions.append(self.relay.thaw_action())

@@ -200,6 +200,29 @@ def host_cron_text(site: SiteSpec, container: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cron_stop_actions(site: SiteSpec, facts: dict[str, str], project_dir: str) -> list[Action]:
+    """A late rollback's first step on the new host: its cron jobs stop writing before the
+    carry-back dumps and copies (the relay holds the requests; cron is not a request)."""
+    actions: list[Action] = []
+    if project_cron(site):
+        flavour = facts.get("compose") or "v1"
+        actions.append(
+            RunCommand(
+                "new",
+                compose_argv(flavour, project_dir, site.name, "--profile", CRON_PROFILE, "stop", "cron"),
+                kept="the cron service stays stopped: the old host runs the jobs again",
+                why="the new host's cron jobs stop writing before the carry-back",
+            )
+        )
+    if any(job.on_new == "host" for job in site.cron):
+        actions.append(
+            RunCommand(
+                "new", ("rm", "-f", host_cron_file(site)), kept="the old host runs the jobs again", why="cron stops"
+            )
+        )
+    return actions
+
+
 def cron_start_actions(site: SiteSpec, facts: dict[str, str], project_dir: str, container: str) -> list[Action]:
     """After the final sync: the jobs run on the new host (the project's cron service, or
     /etc/cron.d); the inverse stops them again."""
