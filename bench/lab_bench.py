@@ -8,6 +8,9 @@ a time.
   new one, then again with nothing, 1 MB and 50 MB changed
 - a site's freeze window and its availability under bench/probe.py's client (reads and writes), moved
   and then rolled back (the rollback's freeze window beside the forward one; BENCH_FREEZE_RUNS, default 3)
+- WordPress's freeze window under a 20/s probe and a comment a second, with its database as the lab
+  has it and inflated by BENCH_WP_MB (default 100) MB: the final dump and restore are inside the
+  window, so it grows with the database (BENCH_FREEZE_RUNS runs each)
 - the mail switch window (mail/hold to mail/verify) while tests.integration.test_mail's sender
   delivers without pause, with every message counted on the new host (BENCH_MAIL_RUNS, default 3)
 """
@@ -26,7 +29,7 @@ from typing import Any
 import pytest
 
 from bench.common import median, save
-from bench.probe import Probe
+from bench.probe import FormWriter, Probe
 from runbook.inventory import load_inventory
 from runbook.remote.hosts import HostPool
 from steps.transfer import rsync_pull
@@ -164,6 +167,83 @@ def _move_and_roll_back(lab: Any, inventory: Path) -> dict[str, float]:
         "availability_percent": 100.0 * (requests - failed) / requests if requests else 0.0,
         "slowest_request_seconds": float(summary["slowest"]),  # type: ignore[arg-type]
     }
+
+
+def _comment(text: str) -> dict[str, str]:
+    return {"comment": text, "author": "Bench", "email": "bench@club.test", "comment_post_ID": "1", "submit": "1"}
+
+
+def _inflate_blog(lab: Any, megabytes: int) -> None:
+    """Adds `megabytes` of rows (1 KiB each) to the old host's blog database, as a year of a real
+    WordPress's options, post meta and revisions would."""
+    from lab import db, sshhosts
+
+    if megabytes <= 0:
+        return
+    ns = sshhosts.ns_pid(lab.lab.paths, "old")
+    db.sql(
+        ns,
+        "CREATE TABLE IF NOT EXISTS blog.wp_bench_meta (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT) ENGINE=InnoDB;"
+        f"INSERT INTO blog.wp_bench_meta (v) SELECT REPEAT('x', 1024) FROM seq_1_to_{megabytes * 1024};",
+    )
+
+
+def _move_wordpress(lab: Any, inventory: Path, megabytes: int) -> dict[str, float]:
+    from runbook.journal import Journal
+
+    _inflate_blog(lab, megabytes)
+    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:blog/pre-sync,site:blog/start", inventory=inventory))
+    probe = Probe("blog.club.test", lab.resolver, acme_trust(lab), rate=20, read_path="/", write_every=0)
+    writer = FormWriter("blog.club.test", "/wp-comments-post.php", _comment, lab.resolver, acme_trust(lab))
+    probe.start()
+    writer.start()
+    try:
+        must(run_inv("migrate", "--yes", "--only", "site:blog/*", inventory=inventory))
+        time.sleep(8)
+    finally:
+        writer.stop()
+        probe.stop()
+    moved = Journal(load_inventory(inventory).journal_path).status()
+    freeze, final = moved["site:blog/freeze"], moved["site:blog/final-sync"]
+    summary = probe.summary()
+    return {
+        "freeze_window_seconds": final["finished"] - freeze["started"],
+        "final_sync_step_seconds": final["seconds"],
+        "requests": float(summary["requests"]),  # type: ignore[arg-type]
+        "failed": float(summary["failed"]),  # type: ignore[arg-type]
+        "slowest_request_seconds": float(summary["slowest"]),  # type: ignore[arg-type]
+        "comments_acknowledged": float(len(writer.acknowledged)),
+        "comments_failed": float(len(writer.failed)),
+    }
+
+
+def bench_wordpress_freeze_window_against_its_database_size(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """WordPress (site blog) moves under a 20/s probe and a comment a second, with its database as
+    the lab has it and inflated by BENCH_WP_MB; BENCH_FREEZE_RUNS times each (default 3)."""
+    lab = clean_lab
+    sizes = (0, int(os.environ.get("BENCH_WP_MB", "100")))
+    figures: dict[str, Any] = {"site": "blog", "sizes_mb": list(sizes)}
+    lines = []
+    for size in sizes:
+        runs = []
+        for run in range(int(os.environ.get("BENCH_FREEZE_RUNS", "3"))):
+            lab.lab.reset()
+            runs.append(_move_wordpress(lab, inventory_variant(tmp_path / f"{size}-{run}", "bench-wp"), size))
+        keys = sorted(runs[0])
+        figures[str(size)] = {"runs": runs, **{k: median([r[k] for r in runs]) for k in keys}}
+        f = figures[str(size)]
+        lines.append(
+            f"  database +{size} MB: freeze window {f['freeze_window_seconds']:.2f} s "
+            f"(final sync {f['final_sync_step_seconds']:.2f} s), {f['requests']:.0f} requests, "
+            f"{f['failed']:.0f} failed, "
+            f"slowest {f['slowest_request_seconds']:.2f} s, {f['comments_acknowledged']:.0f} comments kept, "
+            f"{f['comments_failed']:.0f} failed"
+        )
+    small, big = figures[str(sizes[0])], figures[str(sizes[1])]
+    ratio = big["freeze_window_seconds"] / small["freeze_window_seconds"] if small["freeze_window_seconds"] else 0.0
+    print(f"\nWordPress (blog), medians of {len(small['runs'])} runs:\n" + "\n".join(lines))
+    print(f"  the window with +{sizes[1]} MB is {ratio:.1f}x the lab's: the final dump and restore are inside it")
+    save("wordpress-freeze", figures)
 
 
 def step_seconds(status: dict[str, Any], step: str) -> float:

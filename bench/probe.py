@@ -12,7 +12,9 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.message
@@ -162,3 +164,53 @@ class Probe(threading.Thread):
             "addresses": sorted({s.address for s in self.samples if s.address}),
             "slowest": max((s.seconds for s in self.samples), default=0.0),
         }
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class FormWriter(threading.Thread):
+    """Posts a form (`fields(text)` for a fresh text each time) through the clients' resolver every
+    `every` seconds, as a browser does (http, then the redirect to https); keeps the texts the site
+    acknowledged (an answer below 400) and what failed."""
+
+    def __init__(
+        self,
+        domain: str,
+        path: str,
+        fields: Callable[[str], dict[str, str]],
+        resolver: str,
+        tls: ssl.SSLContext,
+        every: float = 1.0,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.domain, self.path, self.fields, self.resolver, self.tls, self.every = (
+            domain,
+            path,
+            fields,
+            resolver,
+            tls,
+            every,
+        )
+        self.acknowledged: list[str] = []
+        self.failed: list[str] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            text = f"probe-{uuid.uuid4().hex[:10]}"
+            body = urllib.parse.urlencode(self.fields(text)).encode()
+            try:
+                address = resolve(self.domain, self.resolver)
+                status, _ = fetch(address, self.domain, self.path, self.tls, "POST", body, content_type=FORM)
+                if status < 400:
+                    self.acknowledged.append(text)
+                else:
+                    self.failed.append(f"{text}: {status}")
+            except Exception as exc:  # noqa: BLE001 - a failed request is what the caller counts
+                self.failed.append(f"{text}: {type(exc).__name__}: {exc}")
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(30)

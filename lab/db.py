@@ -81,9 +81,10 @@ USER_SQL = (
 
 
 def seed(paths: Paths, ns: int) -> None:
-    """Create the shop database and its user once; keep the database's dump as the pristine copy."""
-    if "shop" not in sql(ns, "SHOW DATABASES;").split():
-        sql(ns, static("shop.sql"))
+    """Create the shop database and its user from lab/templates/shop.sql; keep its dump as the
+    pristine copy. Always from the template: a pristine tree rebuilt on an older lab (a new
+    PRISTINE_VERSION) must not take the rows earlier runs wrote as the starting state."""
+    sql(ns, "DROP DATABASE IF EXISTS shop;\n" + static("shop.sql"))
     sql(ns, USER_SQL)
     dump = proc.run(proc.ns_argv(ns, ["mysqldump", f"--socket={SOCKET}", "--databases", "shop"])).stdout
     write(paths.pristine / "old" / "shop.sql", dump, 0o600)

@@ -29,8 +29,9 @@ def new_dump_dir(inventory: Inventory, site: SiteSpec) -> str:
     return f"{target_for(inventory).project_dir(site)}/db-dumps"
 
 
-def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]:
-    """Dump on the old host, pull to the new one, restore into SITE_db and compare row counts."""
+def copy_actions(inventory: Inventory, site: SiteSpec, why: str, live: bool = False) -> list[Action]:
+    """Dump on the old host, pull to the new one, restore into SITE_db and compare row counts
+    (`live`: the site still takes writes, so a count read after the dump may be ahead of it)."""
     if site.database is None:
         return []
     names = site.database.names
@@ -52,7 +53,7 @@ def copy_actions(inventory: Inventory, site: SiteSpec, why: str) -> list[Action]
         ),
         RunCommand(
             "new",
-            target.db_import_argv(site, new_dir, names),
+            target.db_import_argv(site, new_dir, names, live),
             why=f"{why}: restore into {target.db_container(site)}, compare row counts",
             kept="the new host's database keeps what was restored",
         ),

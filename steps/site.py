@@ -118,7 +118,7 @@ class Start(SiteStep):
             )
         )
         if not self._db_copied(ctx):
-            actions += database.copy_actions(self.inventory, self.site, "first copy")
+            actions += database.copy_actions(self.inventory, self.site, "first copy", live=True)
             actions.append(PutFile("new", self.marker("db-copied"), "copied by runbook\n", 0o600, why="mark the copy"))
         return actions
 

@@ -55,7 +55,9 @@ class Target(Protocol):
 
     def hold_state(self, ctx: RunContext, site: SiteSpec) -> str: ...
 
-    def db_import_argv(self, site: SiteSpec, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
+    def db_import_argv(
+        self, site: SiteSpec, folder: str, names: tuple[str, ...], live: bool = False
+    ) -> tuple[str, ...]: ...
 
     def db_dump_argv(self, site: SiteSpec, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
 
@@ -111,10 +113,22 @@ class ComposeTraefikTarget:
     def hold_state(self, ctx: RunContext, site: SiteSpec) -> str:
         return hold_state(ctx.hosts.get("new"), self.app_container(site))
 
-    def db_import_argv(self, site: SiteSpec, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    def db_import_argv(
+        self, site: SiteSpec, folder: str, names: tuple[str, ...], live: bool = False
+    ) -> tuple[str, ...]:
         """The source's dumps (Source.dump_argv) in `folder` restored into the site's db container
-        once it answers (users and grants too), row counts compared."""
-        return ("sh", "-c", DB_IMPORT, "import", self.db_container(site), folder, *names)
+        once it answers (users and grants too), row counts compared: strictly, or with `live` (the
+        first copy, dumped while the site took writes) a difference reported only."""
+        return (
+            "sh",
+            "-c",
+            DB_IMPORT,
+            "import",
+            self.db_container(site),
+            folder,
+            *(("--live",) if live else ()),
+            *names,
+        )
 
     def db_dump_argv(self, site: SiteSpec, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
         """Each database dumped in the site's db container into `folder`, with each table's row

@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
-import urllib.parse
-import uuid
 
 import pytest
 
-from bench.probe import Probe, fetch, resolve
+from bench.probe import FormWriter, Probe, fetch, resolve
 from tests.integration.helpers import SETUP, client_trust, must, run_inv
 
 pytestmark = pytest.mark.lab
 
 CRON = "* * * * * php /var/www/mitglieder/cron.php"
-FORM = "application/x-www-form-urlencoded"
 
 
 def old_sql(lab, statements: str) -> str:  # type: ignore[no-untyped-def]
@@ -42,36 +38,6 @@ def old_crontab(lab) -> str:  # type: ignore[no-untyped-def]
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 
-class FormWriter(threading.Thread):
-    """Posts a form through the clients' resolver every `every` seconds, as a browser does; keeps
-    what the site acknowledged (2xx/3xx)."""
-
-    def __init__(self, domain: str, path: str, fields, lab, every: float = 1.0) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(daemon=True)
-        self.domain, self.path, self.fields, self.lab, self.every = domain, path, fields, lab, every
-        self.acknowledged: list[str] = []
-        self.failed: list[str] = []
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            text = f"probe-{uuid.uuid4().hex[:10]}"
-            body = urllib.parse.urlencode(self.fields(text)).encode()
-            try:
-                address = resolve(self.domain, self.lab.resolver)
-                status, _ = fetch(
-                    address, self.domain, self.path, client_trust(self.lab), "POST", body, content_type=FORM
-                )
-                (self.acknowledged if status < 400 else self.failed).append(text if status < 400 else f"{status}")
-            except Exception as exc:  # noqa: BLE001 - a failed request is what the test counts
-                self.failed.append(f"{type(exc).__name__}: {exc}")
-            self._halt.wait(self.every)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(30)
-
-
 def comment(text: str) -> dict[str, str]:
     return {"comment": text, "author": "Probe", "email": "probe@club.test", "comment_post_ID": "1", "submit": "1"}
 
@@ -80,7 +46,7 @@ def test_wordpress_moves_under_a_probe_and_keeps_every_comment(clean_lab) -> Non
     lab = clean_lab
     must(run_inv("migrate", "--yes", "--only", SETUP))
     probe = Probe("blog.club.test", lab.resolver, client_trust(lab), rate=20, read_path="/", write_every=0)
-    writer = FormWriter("blog.club.test", "/wp-comments-post.php", comment, lab)
+    writer = FormWriter("blog.club.test", "/wp-comments-post.php", comment, lab.resolver, client_trust(lab))
     probe.start()
     writer.start()
     try:
@@ -113,7 +79,7 @@ def test_the_member_app_moves_with_maintenance_mode_and_its_cron_job_then_rolls_
     assert "'db_password' => ***" in said and "geheim" not in said
     must(run_inv("migrate", "--yes", "--only", SETUP))
     probe = Probe("mitglieder.club.test", lab.resolver, client_trust(lab), rate=10, read_path="/", write_every=0)
-    writer = FormWriter("mitglieder.club.test", "/", lambda text: {"name": text}, lab)
+    writer = FormWriter("mitglieder.club.test", "/", lambda text: {"name": text}, lab.resolver, client_trust(lab))
     probe.start()
     writer.start()
     try:

@@ -146,6 +146,8 @@ def test_the_nightly_script_is_scheduled_prunes_and_holds_no_passphrase(inventor
         "/var/www/admin",
         "/var/www/ticker",
         "/var/www/shop",
+        "/var/www/blog",
+        "/var/www/mitglieder",
         "/var/vmail",
     ]
 
