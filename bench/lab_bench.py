@@ -181,11 +181,17 @@ def _inflate_blog(lab: Any, megabytes: int) -> None:
     if megabytes <= 0:
         return
     ns = sshhosts.ns_pid(lab.lab.paths, "old")
-    db.sql(
-        ns,
-        "CREATE TABLE IF NOT EXISTS blog.wp_bench_meta (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT) ENGINE=InnoDB;"
-        f"INSERT INTO blog.wp_bench_meta (v) SELECT REPEAT('x', 1024) FROM seq_1_to_{megabytes * 1024};",
+    rows, statements = (
+        1,
+        [
+            "CREATE TABLE IF NOT EXISTS blog.wp_bench_meta (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT) ENGINE=InnoDB;",
+            "INSERT INTO blog.wp_bench_meta (v) VALUES (REPEAT('x', 1024));",
+        ],
     )
+    while rows < megabytes * 1024:  # doubling: 1 KiB rows up to the size asked
+        statements.append("INSERT INTO blog.wp_bench_meta (v) SELECT v FROM blog.wp_bench_meta;")
+        rows *= 2
+    db.sql(ns, "\n".join(statements))
 
 
 def _move_wordpress(lab: Any, inventory: Path, megabytes: int) -> dict[str, float]:
