@@ -4,24 +4,18 @@ children (lab/proc.py, as `lab.down` stops cron with its running jobs)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from lab import apps, proc
 from lab.topology import Paths
-
-needs_php = pytest.mark.skipif(shutil.which("php") is None, reason="php-cli is not installed")
 
 
 def php(code: str) -> str:
     return subprocess.run(["php", "-r", code], check=True, capture_output=True, text=True).stdout
 
 
-@needs_php
 def test_config_php_is_written_as_occ_writes_it_so_on_and_off_leave_it_byte_for_byte(tmp_path: Path) -> None:
     paths = Paths(tmp_path)
     config = tmp_path / "config.php"
@@ -35,8 +29,6 @@ def test_config_php_is_written_as_occ_writes_it_so_on_and_off_leave_it_byte_for_
     assert (tmp_path / "db").stat().st_mode & 0o777 == 0o700
 
 
-@needs_php
-@pytest.mark.skipif(not Path("/usr/share/wordpress/wp-config-sample.php").exists(), reason="no Debian wordpress")
 def test_wp_config_names_the_blog_database_on_localhost_with_fresh_salts(tmp_path: Path) -> None:
     text = apps.wp_config(Paths(tmp_path))
     assert "define( 'DB_NAME', 'blog' );" in text and "define( 'DB_HOST', 'localhost' );" in text
