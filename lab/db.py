@@ -57,6 +57,12 @@ def start(paths: Paths, ns: int) -> int:
         "--skip-name-resolve",
         "--innodb-buffer-pool-size=16M",
         "--performance-schema=OFF",
+        # What the engine's plan asks of an old server whose databases should move with a short
+        # freeze (steps/database.py): the binary log, in row format. Debian ships both off.
+        "--log-bin=mysql-bin",
+        "--server-id=1",
+        "--binlog-format=ROW",
+        "--expire-logs-days=2",
     ]
     paths.logs.mkdir(parents=True, exist_ok=True)
     pid = proc.start(argv, pidfile=paths.pid("mariadb"), log=paths.log("mariadb-stderr"), ns_pid=ns)

@@ -148,7 +148,8 @@ SITE = _f(
             "map",
             "The site's MariaDB/MySQL databases: dumped on the old host (mysqldump as root over its socket) "
             "with their users and grants, and restored into the site's `db` container (SITE_db) on the new "
-            "host: once at start, and the final dump during the freeze.",
+            "host: once at start, then their changes from the old server's binary log just before and during "
+            "the freeze (in full where its binary log is off or not in row format).",
             {"names": ["shop"]},
             nullable=True,
             fields={

@@ -162,6 +162,7 @@ class Freeze(SiteStep):
             *siteapp.hook_actions(self.site, "before_freeze"),
             *siteapp.cron_pause_actions(self.site),
             *self.sync_actions("--delete", why="catch up just before the freeze"),
+            *database.copy_actions(self.inventory, self.site, "catch up", live=True, changes=True),
             *self.source.freeze_actions(ctx, self.site, self.proxy_to, [hold]),
         ]
 
@@ -200,7 +201,7 @@ class FinalSync(SiteStep):
             for a in self.sync_actions("--update", why="the delta since the pre-sync")
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
-        actions += database.copy_actions(self.inventory, self.site, "final dump")
+        actions += database.copy_actions(self.inventory, self.site, "final changes", changes=True)
         actions += siteapp.override_actions(ctx, self.site, self.target.data_path)
         actions += siteapp.hook_actions(self.site, "after_final_sync")
         if self.site.cron:

@@ -38,15 +38,22 @@ def schema_doc(c):
     readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S))
 
 
+#: How many crash points the crash test samples when neither CRASH_POINTS nor --crash-points says.
+CRASH_SAMPLE = 24
+
+
 @task(
     name="test",
     help={
         "all_crash_points": "kill and resume the migration at every step and phase (hours), not a sample",
+        "crash_points": f"how many points the crash test samples (default {CRASH_SAMPLE}, as CI; "
+        "CRASH_SEED repeats a sample)",
         "lab": "run the lab tests too (pytest -m lab)",
     },
 )
-def test(c, all_crash_points=False, lab=True):
-    """Run the tests; --all-crash-points runs only the crash test, over every point."""
+def test(c, all_crash_points=False, crash_points=None, lab=True):
+    """Run the tests; --all-crash-points runs only the crash test, over every point;
+    --crash-points N runs them all with a larger (or smaller) crash sample than CI's."""
     python = sys.executable
     if all_crash_points:
         c.run(
@@ -56,7 +63,8 @@ def test(c, all_crash_points=False, lab=True):
         )
         return
     marker = "" if lab else "-m 'not lab'"
-    c.run(f"{python} -m pytest -p no:cacheprovider {marker}", pty=False)
+    env = {"CRASH_POINTS": str(int(crash_points))} if crash_points is not None else {}
+    c.run(f"{python} -m pytest -p no:cacheprovider {marker}", pty=False, env=env)
 
 
 @task(

@@ -67,6 +67,15 @@ backend default {{
     .host = "backend";
     .port = "{port}";
 }}
+
+sub vcl_recv {{
+    # The runbook's own checks (User-Agent runbook-verify) are never cached: verify-new's requests,
+    # before the final sync, would keep that older copy in the cache after it, until the TTL ends.
+    # A VCL of your own needs these lines too.
+    if (req.http.User-Agent == "runbook-verify") {{
+        return (pass);
+    }}
+}}
 """
 
 CRON_DOCKERFILE = """\

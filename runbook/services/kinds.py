@@ -218,9 +218,8 @@ def _varnish(inventory: Inventory, site: SiteSpec) -> tuple[dict[str, Any], dict
         f"({backend['image']}), which serves the site's files"
     )
     notes.append(
-        "Varnish keeps what it cached before the final sync (verify-new's requests) until its TTL ends: "
-        f"ban it with a hook (after_switch: host new, container {site.name}_app, run [varnishadm, ban, "
-        "'req.url ~ .']); not at after_final_sync, where the app is still frozen and docker exec waits"
+        "default.vcl never caches the runbook's own checks (User-Agent runbook-verify), so nothing from "
+        "before the final sync stays in the cache; a VCL of your own needs its vcl_recv lines too"
     )
     if site.port != 80:
         notes.append(f"TODO: {VARNISH_IMAGE} listens on port 80, the inventory says {site.port}")

@@ -42,7 +42,7 @@ class Source(Protocol):
     def serves(self, ctx: RunContext, site: SiteSpec) -> tuple[str, int]: ...
 
     # a site's databases
-    def dump_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
+    def dump_argv(self, folder: str, names: tuple[str, ...], changes: bool = False) -> tuple[str, ...]: ...
 
     def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
 
@@ -142,8 +142,10 @@ class ApacheSource:
         return "http", refs[0].port if refs else 80
 
     # -- a site's databases: the host's MariaDB, as root over its socket -----------------------
-    def dump_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
-        return ("sh", "-c", script("db-dump.sh"), "dump", folder, *names)
+    def dump_argv(self, folder: str, names: tuple[str, ...], changes: bool = False) -> tuple[str, ...]:
+        """Each database dumped into `folder` with its binary log position; with `changes` only
+        what it changed since (the binary log), or in full where the log cannot say."""
+        return ("sh", "-c", script("db-dump.sh"), "dump", folder, *(("--changes",) if changes else ()), *names)
 
     def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
         """The target's dumps (Target.db_dump_argv) in `folder` restored, row counts compared."""

@@ -118,11 +118,18 @@ def test_the_member_app_moves_with_maintenance_mode_and_its_cron_job_then_rolls_
 
 def test_the_ticker_gets_its_varnish_built_on_the_new_host(clean_lab) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
-    must(run_inv("migrate", "--yes", "--only", f"{SETUP},site:ticker/*"))
+    first = f"{SETUP},site:ticker/pre-sync,site:ticker/start,site:ticker/verify-new"
+    must(run_inv("migrate", "--yes", "--only", first))
+    # A goal after verify-new fetched the page through the new Varnish: the page a member sees
+    # after the move is the one the final sync brought, not the one cached before it.
+    page = lab.root / "old" / "www" / "ticker" / "index.html"
+    page.write_text(page.read_text().replace("</body>", "<p>Tor in der 90. Minute: 3:1</p>\n</body>"))
+    must(run_inv("migrate", "--yes", "--only", "site:ticker/*"))
     assert (lab.root / "new/srv/ticker/docker-varnish/Dockerfile").read_text().count("FROM varnish:7.1") == 1
     address = resolve("ticker.club.test", lab.resolver)
     status, body = fetch(address, "ticker.club.test", "/", client_trust(lab))
     assert (address, status) == (lab.new, 200) and b"Liveticker" in body
+    assert b"Tor in der 90. Minute: 3:1" in body, body.decode(errors="replace")[-400:]
     image = subprocess.run(
         ["docker", "inspect", "-f", "{{.Config.Image}} {{.Path}}", "ticker_app"], capture_output=True, text=True
     ).stdout
