@@ -15,9 +15,9 @@ import dns.query
 import dns.rdatatype
 import dns.zone
 
-from lab import proc
+from lab import dkim, proc
 from lab.proc import LabError
-from lab.render import TEMPLATES, write, write_template
+from lab.render import TEMPLATES, render, write, write_template
 from lab.topology import NS1, NS2, OLD, OLD6, PDNS, PDNS_ZONE, RESOLVER, TSIG_NAME, VARIANTS, XFER_NAME, ZONE, Paths
 
 SERVERS = {"named-primary": NS1, "named-secondary": NS2}
@@ -57,34 +57,42 @@ def write_zone(paths: Paths, variant: str) -> None:
     """Write the pristine zone file of ``variant`` with a fresh serial into the primary's folder."""
     if variant not in VARIANTS:
         raise proc.LabError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    write(paths.dns / "primary" / f"{ZONE}.zone", zone_text(paths, variant, _next_serial(paths)))
+    write(paths.state / "variant", variant + "\n")
+    write(paths.state / "zone-template", template_digest(paths) + "\n")
+
+
+def zone_text(paths: Paths, variant: str, serial: int) -> str:
+    """The pristine zone file of ``variant`` with ``serial``: the old host's addresses, its SPF
+    record and the public half of its DKIM key (lab/dkim.py; the key is made if missing)."""
     ttl = VARIANTS[variant]
-    write_template(
-        paths.dns / "primary" / f"{ZONE}.zone",
+    return render(
         "club.test.zone",
         zone=ZONE,
         variant=variant,
         ttl=ttl,
         minimum=min(ttl, 300) if ttl > 10 else 5,
-        serial=_next_serial(paths),
+        serial=serial,
         old=OLD,
         old6=OLD6,
         ns1=NS1,
         ns2=NS2,
+        dkim_selector=dkim.SELECTOR,
+        dkim_txt=dkim.zone_record(paths),
     )
-    write(paths.state / "variant", variant + "\n")
-    write(paths.state / "zone-template", template_digest() + "\n")
 
 
-def template_digest() -> str:
-    """Names the zone template's text: a lab whose live zone came from another one (a lab made
-    before a site was added) gets the pristine zone again at `lab.up`."""
-    return hashlib.sha256((TEMPLATES / "club.test.zone").read_bytes()).hexdigest()[:16]
+def template_digest(paths: Paths) -> str:
+    """Names the zone template's text and the DKIM key it publishes: a lab whose live zone came
+    from another one (a lab made before a site was added) gets the pristine zone again at `lab.up`."""
+    text = (TEMPLATES / "club.test.zone").read_bytes() + dkim.zone_record(paths).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def zone_outdated(paths: Paths) -> bool:
-    """Whether the live zone was written from an older zone template."""
+    """Whether the live zone was written from an older zone template (or DKIM key)."""
     f = paths.state / "zone-template"
-    return not f.exists() or f.read_text().strip() != template_digest()
+    return not f.exists() or f.read_text().strip() != template_digest(paths)
 
 
 def prepare(paths: Paths, variant: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paramiko
 
-from lab import acme, certbot, dnsservers, mail
+from lab import acme, certbot, dkim, dnsservers, mail, proc
 from lab.topology import NEW, NS1, NS2, OLD, RESOLVER, SSH_PORT, VHOSTS, ZONE, Paths
 
 
@@ -179,13 +179,28 @@ def _imap(paths: Paths) -> str:
     return f"IMAP login ok for {len(users)} users"
 
 
-def _smtp(_: Paths) -> str:
+def _smtp(paths: Paths) -> str:
     with socket.create_connection((OLD, 25), timeout=5) as sock:
         banner = sock.recv(512).decode(errors="replace").strip()
         sock.sendall(b"QUIT\r\n")
     if not banner.startswith("220"):
         raise RuntimeError(f"unexpected banner {banner!r}")
-    return banner
+    return f"{banner}; {mail.check_smtp(OLD, paths.ca / 'ca.crt')}"
+
+
+def _submission(paths: Paths) -> str:
+    login, password = next(iter(mail.passwords(paths).items()))
+    return mail.check_submission(OLD, login, password, paths.ca / "ca.crt")
+
+
+def _managesieve(_: Paths) -> str:
+    return mail.check_managesieve(OLD)
+
+
+def _opendkim(_: Paths) -> str:
+    if not proc.port_open(OLD, dkim.PORT):
+        raise RuntimeError(f"nothing listens on {OLD}:{dkim.PORT}")
+    return f"milter on {OLD}:{dkim.PORT}, selector {dkim.SELECTOR}"
 
 
 def _mariadb(paths: Paths) -> str:
@@ -219,7 +234,10 @@ def checks(paths: Paths) -> list[tuple[str, str, str, Callable[[Paths], str]]]:
         )
     items += [
         ("imap login", f"dovecot {OLD}:143", "dovecot", _imap),
-        ("smtp banner", f"postfix {OLD}:25", "postfix", _smtp),
+        ("smtp starttls", f"postfix {OLD}:25", "postfix", _smtp),
+        ("submission auth", f"postfix {OLD}:587,465", "postfix", _submission),
+        ("managesieve", f"dovecot {OLD}:4190", "dovecot", _managesieve),
+        ("opendkim milter", f"opendkim {OLD}:{dkim.PORT}", "opendkim", _opendkim),
         ("shop database", f"mariadb {OLD}:3306", "mariadb", _mariadb),
         ("pebble directory", f"pebble {acme.DIRECTORY}", "pebble", _pebble),
     ]

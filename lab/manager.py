@@ -21,6 +21,7 @@ from lab import (
     blackbox,
     certbot,
     db,
+    dkim,
     dnsservers,
     docker_engine,
     health,
@@ -51,7 +52,7 @@ from lab.topology import (
     Paths,
 )
 
-PRISTINE_VERSION = "5"
+PRISTINE_VERSION = "6"
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ SERVERS = (
     Server("sshd-new", f"{NEW}:{SSH_PORT}", None),
     Server("apache2", f"{OLD}:80,443,{web.BACKEND_PORT}", "old"),
     Server("varnish", f"{OLD}:{web.VARNISH_PORT}", "old"),
-    Server("dovecot", f"{OLD}:143,993", "old"),
-    Server("postfix", f"{OLD}:25", "old"),
+    Server("dovecot", f"{OLD}:143,993,4190", "old"),
+    Server("opendkim", f"{OLD}:{dkim.PORT}", "old"),
+    Server("postfix", f"{OLD}:25,587,465", "old"),
     Server("mariadb", f"{OLD}:{db.PORT}", "old"),
     Server("php-fpm", f"unix:{apps.FPM_SOCKET}", "old"),
     Server("cron", "old namespace (www-data's crontab, /etc/cron.d)", "old"),
@@ -230,6 +232,7 @@ class Lab:
             "apache2": lambda: web.start_apache(p, sshhosts.ns_pid(p, "old")),
             "varnish": lambda: web.start_varnish(p, sshhosts.ns_pid(p, "old")),
             "dovecot": lambda: mail.start_dovecot(p, sshhosts.ns_pid(p, "old")),
+            "opendkim": lambda: dkim.start(p, sshhosts.ns_pid(p, "old")),
             "postfix": lambda: mail.start_postfix(p, sshhosts.ns_pid(p, "old")),
             "mariadb": lambda: db.start(p, sshhosts.ns_pid(p, "old")),
             "php-fpm": lambda: apps.start_fpm(p, sshhosts.ns_pid(p, "old")),
@@ -282,7 +285,7 @@ class Lab:
                 sync_tree(self.paths.pristine / "old" / rel, self.paths.old / rel)
 
     def _ensure_seeded(self) -> None:
-        """At first up: deliver the seed mail, then keep the Maildirs as the pristine copy."""
+        """At first up: store and deliver the seed mail, then keep the Maildirs as the pristine copy."""
         if not (self.paths.state / "db-seeded").exists():
             db.seed(self.paths, sshhosts.ns_pid(self.paths, "old"))
             (self.paths.state / "db-seeded").write_text("ok\n")
@@ -321,6 +324,8 @@ class Lab:
             web.ban_all(p, ns_old)
         if self.pid("dovecot") or self.pid("postfix"):
             mail.reload(p, ns_old)
+        if self.pid("opendkim"):
+            dkim.reload(p)
         if self.pid("mariadb"):
             db.restore(p, ns_old)
             apps.restore(p, ns_old)

@@ -17,6 +17,7 @@ from lab.render import write, write_template
 from lab.topology import (
     ADMIN,
     ADMIN_HOME,
+    FILE_MOUNT_PACKAGES,
     FILE_MOUNTS,
     NEW,
     NEW_MOUNTS,
@@ -145,12 +146,13 @@ def start(paths: Paths, host: str) -> int:
 
 def _file_mount_point(src: Path, inside: Path) -> None:
     """A file bound on a file: both must exist. Under /run an empty file is made; a missing file
-    elsewhere (/etc/crontab) means its package is missing."""
+    elsewhere (/etc/crontab, /etc/opendkim.conf) means its package is missing."""
     src.parent.mkdir(parents=True, exist_ok=True)
     src.touch(exist_ok=True)
     if not inside.exists():
         if inside.parent != Path("/run"):
-            raise proc.LabError(f"{inside} is missing on this machine: run scripts/install.sh (package cron)")
+            package = FILE_MOUNT_PACKAGES.get(str(inside), "?")
+            raise proc.LabError(f"{inside} is missing on this machine: run scripts/install.sh (package {package})")
         inside.touch()
 
 

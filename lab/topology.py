@@ -60,6 +60,9 @@ OLD_MOUNTS = (
     ("/etc/apache2", "etc/apache2"),
     ("/etc/postfix", "etc/postfix"),
     ("/etc/dovecot", "etc/dovecot"),
+    ("/etc/opendkim.conf", "etc/opendkim.conf"),  # a file: Debian's OpenDKIM config (lab/dkim.py)
+    ("/etc/opendkim", "etc/opendkim"),  # resolver.conf: where OpenDKIM's key lookups go (the lab's resolver)
+    ("/etc/dkimkeys", "etc/dkimkeys"),  # OpenDKIM's private key, opendkim's and 0600, as Debian keeps it
     ("/var/www", "www"),
     ("/var/vmail", "vmail"),
     ("/root/.ssh", "root-ssh"),  # root's own authorized_keys (the engine's transfer key goes here)
@@ -84,7 +87,9 @@ OLD_RUNTIME_MOUNTS = (
     ("/run/crond.pid", "run/crond.pid"),  # a file: cron's lock, so the lab's cron never meets the machine's
 )
 #: Mounts whose inside path is a file, not a folder (bound file on file; restored in place).
-FILE_MOUNTS = frozenset({"/etc/crontab", "/run/crond.pid"})
+FILE_MOUNTS = frozenset({"/etc/crontab", "/etc/opendkim.conf", "/run/crond.pid"})
+#: The Debian package that puts each file of FILE_MOUNTS outside /run on the machine.
+FILE_MOUNT_PACKAGES = {"/etc/crontab": "cron", "/etc/opendkim.conf": "opendkim"}
 NEW_MOUNTS = (
     ("/srv", "srv"),
     ("/root/.ssh", "root-ssh"),

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   openssh-server openssh-client bind9 bind9-dnsutils unbound busybox-static
   docker.io docker-compose pebble apache2 varnish dovecot-imapd dovecot-lmtpd postfix
+  dovecot-sieve dovecot-managesieved opendkim opendkim-tools  # the old host's Sieve, ManageSieve and DKIM (lab/mail.py, lab/dkim.py)
   rsync borgbackup prometheus-blackbox-exporter prometheus pdns-server pdns-backend-sqlite3 certbot python3-certbot-apache sudo mariadb-server mariadb-client openssl iproute2 procps curl
   python3 python3-venv python3-pip tmux socat util-linux debootstrap
   wordpress wordpress-theme-twentytwentythree libapache2-mod-php8.2 php8.2-fpm php8.2-mysql php8.2-cli cron  # the old host's PHP apps (lab/apps.py)

@@ -22,6 +22,7 @@ import dns.exception
 import dns.resolver
 import pytest
 
+from lab.mail import inbox_seed_count
 from tests.integration.helpers import SETUP, a_record, client_trust, must, run_inv
 
 pytestmark = pytest.mark.lab
@@ -31,7 +32,6 @@ DOMAIN = "club.test"
 MAIL_HOST = "mail.club.test"
 MAIL_ONLY = f"{SETUP},mail/*"
 WITH_SITES = f"{SETUP},site:*,mail/*,ttl/restore,transfer/revoke"
-SEED_PER_USER = 3
 
 
 def acme_trust(lab: Any) -> ssl.SSLContext:
@@ -157,7 +157,7 @@ def test_mail_moves_after_the_sites_and_every_message_sent_during_the_switch_arr
         twice = [m for m in expected[user] if counts[m] > 1]
         assert not missing, f"{user}: {len(missing)} message(s) lost, e.g. {sorted(missing)[:3]}"
         assert not twice, f"{user}: {len(twice)} message(s) twice, e.g. {twice[:3]}"
-        assert len(seen[user]) == len(expected[user]) + SEED_PER_USER, user
+        assert len(seen[user]) == len(expected[user]) + inbox_seed_count(user), user
 
     status = json.loads(must(run_inv("status", "--json")).stdout)["steps"]
     window, switch = journal_window(status)
@@ -209,7 +209,7 @@ def test_mail_rollback_brings_mail_that_reached_the_new_host_back_to_the_old_one
     via_old = send(lab.old, "jugend", "relayed by the old host")
     seen = wait_for_ids(lab, context, {"vorstand": set(), "kasse": {on_new}, "jugend": {via_old}}, timeout=30)
     assert on_new in seen["kasse"] and via_old in seen["jugend"]
-    assert len(seen["vorstand"]) == SEED_PER_USER  # UIDs/flags came along; nothing added
+    assert len(seen["vorstand"]) == inbox_seed_count("vorstand")  # UIDs/flags came along; nothing added
 
     rolled = must(run_inv("rollback", "--to", "mail/pre-sync", "--yes", timeout=600))
     assert "rolled back" in rolled.stdout
@@ -222,4 +222,4 @@ def test_mail_rollback_brings_mail_that_reached_the_new_host_back_to_the_old_one
     assert old_has(lab, "vorstand", after), "the old Postfix does not deliver locally again"
     for user in ("kasse", "jugend"):
         ids = [p.read_bytes() for p in old_maildir_files(lab, user)]
-        assert len(ids) == SEED_PER_USER + 1, f"{user}: {len(ids)} messages on the old host"
+        assert len(ids) == inbox_seed_count(user) + 1, f"{user}: {len(ids)} messages on the old host"
