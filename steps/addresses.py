@@ -69,11 +69,11 @@ def swapped(
     move and the new host has no IPv6 address (and `remove` is not set).
     """
     current = tuple(sorted(set(values)))
-    norm_old = {_norm(rdtype, v) for v in old}
-    keep = tuple(v for v in current if _norm(rdtype, v) not in norm_old)
+    norm_old = {normalized(rdtype, v) for v in old}
+    keep = tuple(v for v in current if normalized(rdtype, v) not in norm_old)
     ours = len(keep) < len(current)
     if not ours:
-        if new and {_norm(rdtype, v) for v in new} <= {_norm(rdtype, v) for v in current}:
+        if new and {normalized(rdtype, v) for v in new} <= {normalized(rdtype, v) for v in current}:
             return AddressChange(name, rdtype, current, current)  # moved already
         raise RecordProblem(
             f"{name} {rdtype} is {', '.join(current)}: none of it is the old host's address "
@@ -96,7 +96,8 @@ def swapped(
     return AddressChange(name, rdtype, current, tuple(sorted(set(keep) | set(new))))
 
 
-def _norm(rdtype: str, value: str) -> str:
+def normalized(rdtype: str, value: str) -> str:
+    """An address value in the form the inventory's addresses compare with (AAAA canonical)."""
     if rdtype == "AAAA":
         try:
             return canonical_ipv6(value)

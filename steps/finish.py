@@ -41,6 +41,8 @@ CHECKLIST = (
     "Stop Apache, Varnish, Postfix, Dovecot and MariaDB on the old host; keep the disk for a while.",
     "Remove the old host's Borg passphrase and the runbook's backups folder once the host is retired.",
     "Cancel the old host's contract and remove its address from any firewall or allow list.",
+    "Remove the old host's addresses from the mail domain's SPF record (mail/spf added the new host's "
+    "beside them) once the old host sends no more mail.",
 )
 
 

@@ -14,7 +14,10 @@ Sub-steps (ids mail/...), one group, so that a failure rolls all of them back:
    has from the old one (for a rollback).
 5. release: the hold ends; the old queue goes to the new host, and so does anything still arriving
    at the old host.
-6. switch-dns: after the old-TTL gate, the mail host's A record and the MX with compare-and-swap.
+6. switch-dns: after the old-TTL gate, the mail host's A/AAAA and the MX with compare-and-swap; the
+   MX stays a set: each value keeps its preference, values that point at the old host point at the
+   mail host, a backup MX elsewhere is kept (steps/maildns.py). The SPF record named the new host
+   long before, in the run that lowered the TTLs (mail/spf, steps/spf.py).
 7. verify: IMAPS login for every mailbox with the ACME certificate, message counts, SMTP, the old
    queue empty.
 
@@ -44,6 +47,7 @@ from runbook.services.mailcheck import imaps_login, smtp_accepts
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.mailbase import MailStep
+from steps.maildns import switched_mx
 from steps.mailhold import Hold, Release
 from steps.provision import sha
 from steps.transfer import KEY as TRANSFER_KEY
@@ -265,8 +269,9 @@ class FinalSync(MailStep):
 
 
 class SwitchDns(MailStep):
-    """After the old-TTL gate: the mail host's A record to the new host and the MX to the mail
-    host, with compare-and-swap; every authoritative server must serve them."""
+    """After the old-TTL gate: the mail host's A/AAAA to the new host, and the MX values that point
+    at the old host to the mail host (each keeps its preference; a backup MX stays), with
+    compare-and-swap; every authoritative server must serve them."""
 
     part = "switch-dns"
     touches_dns = True
@@ -274,15 +279,32 @@ class SwitchDns(MailStep):
     verify_timeout = 60.0
 
     def _wanted(self, ctx: RunContext) -> list[tuple[str, str, list[str], list[str] | None]]:
-        """(name, rdtype, old values, new values)."""
+        """(name, rdtype, old values, new values); the MX only when one of its values changes."""
         originals = ttl.original_values(ctx)
         out: list[tuple[str, str, list[str], list[str] | None]] = []
         out += addresses.switch_tuples(addresses.planned_switch(ctx, [self.spec.host]))
         mx = originals.get((self.spec.domain, "MX")) or ctx.dns.read(self.spec.domain, "MX")
         if mx is not None:
-            preference = mx.values[0].split()[0] if mx.values else "10"
-            out.append((self.spec.domain, "MX", list(mx.values), [f"{preference} {self.spec.host}."]))
+            new = switched_mx(mx.values, self.spec.host, lambda target: self._on_old_host(ctx, originals, target))
+            if sorted(new) != sorted(mx.values):
+                out.append((self.spec.domain, "MX", list(mx.values), list(new)))
         return out
+
+    def _on_old_host(self, ctx: RunContext, originals: dict[tuple[str, str], RRsetValue], target: str) -> bool:
+        """Whether an MX target's A/AAAA holds one of the old host's addresses: a name in the zone
+        as it was before ttl/lower (the journal) or is now at the primary; any other name as the
+        clients' resolver answers. Raises DnsError when it cannot be asked."""
+        assert self.inventory.dns is not None
+        old_host = self.inventory.hosts["old"]
+        old = {*old_host.addresses("A"), *old_host.addresses("AAAA")}
+        for rdtype in addresses.ADDRESS_TYPES:
+            if addresses.in_zone(target, self.inventory.dns.zone.rstrip(".").lower()):
+                value = originals.get((target, rdtype)) or ctx.dns.read(target, rdtype)
+            else:
+                value = ctx.dns.client_view(target, rdtype)[0]
+            if value is not None and old & {addresses.normalized(rdtype, v) for v in value.values}:
+                return True
+        return False
 
     def _changes(self, ctx: RunContext) -> list[addresses.AddressChange]:
         changes = addresses.planned_switch(ctx, [self.spec.host])

@@ -5,12 +5,15 @@
   once every authoritative server serves the lower TTL, the moment that was seen and the moment
   the old-TTL gate opens (that moment + the largest original TTL).
 - `old_ttl_gate(ctx)` / `old_ttl_wait(ctx)` give later steps the gate; after a crash it comes from
-  the journal, so a resumed wait is never shorter.
+  the journal, so a resumed wait is never shorter. A step that changes a record right after
+  ttl/lower, before any switch (`EARLY_CHANGES`: mail/spf), journals a gate of its own (its change
+  seen everywhere + the TTL the record had), and the gate is the later of them.
 - `switch_records(...)` and `verify_records(...)` are the DNS switch used by site and mail steps.
 - `ttl/restore` brings back the original TTLs (or dns.restore_ttl) with compare-and-swap.
 
 Which records: for each site domain its CNAME (and the in-zone target's A/AAAA, which is where a
-switch happens) or its A/AAAA; the mail host's A/AAAA; the mail domain's MX.
+switch happens) or its A/AAAA; the mail host's A/AAAA; the mail domain's MX, and its TXT when it
+holds an SPF record (mail/spf adds the new host to it; its old TTL counts in the gate).
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ from collections.abc import Sequence
 
 from runbook.actions import Action, ReplaceRRset, WaitUntil
 from runbook.context import RunContext
-from runbook.dns import same_value, value_text
+from runbook.dns import same_value, txt_text, value_text
 from runbook.dns.values import RRsetValue
 from runbook.errors import DnsError, PropagationTimeout, RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.step import CheckResult, Step, Verified
+from steps.maildns import is_spf
 
 log = logging.getLogger(__name__)
 
 LOWER_ID = "ttl/lower"
 RESTORE_ID = "ttl/restore"
+#: Steps that change a record after ttl/lower and before the first switch; each journals its own
+#: `gate_opens_at`, and the old-TTL gate is the latest of them and ttl/lower's.
+EARLY_CHANGES = ("mail/spf",)
 Record = tuple[str, str]
 """(name, rdtype) in engine form: ("www.club.test", "CNAME")."""
 
@@ -71,6 +78,9 @@ def records_to_lower(ctx: RunContext) -> dict[Record, RRsetValue]:
         mx = dns.read(inventory.mail.domain, "MX")
         if mx is not None:
             found[(inventory.mail.domain, "MX")] = mx
+        txt = dns.read(inventory.mail.domain, "TXT")
+        if txt is not None and any(is_spf(txt_text(v)) for v in txt.values):
+            found[(inventory.mail.domain, "TXT")] = txt
     return found
 
 
@@ -101,12 +111,14 @@ def cutover_value(ctx: RunContext, value: RRsetValue) -> RRsetValue:
 def old_ttl_gate(ctx: RunContext) -> float | None:
     """When the old TTL has run out everywhere (epoch seconds), from the journal.
 
-    In a dry run before ttl/lower ran, an estimate: now + the largest TTL of the records to
-    lower. None when ttl/lower has not been verified (and this is not a dry run).
+    The later of ttl/lower's gate and those of the EARLY_CHANGES steps that ran. In a dry run
+    before ttl/lower ran, an estimate: now + the largest TTL of the records to lower. None when
+    ttl/lower has not been verified (and this is not a dry run).
     """
     gate = ctx.journal.data(LOWER_ID).get("gate_opens_at")
     if gate is not None:
-        return float(gate)
+        early = [ctx.journal.data(step).get("gate_opens_at") for step in EARLY_CHANGES]
+        return max([float(gate), *(float(g) for g in early if g is not None)])
     if ctx.dry_run:
         # One estimate per plan: every site's switch asks, and each read covers every record.
         if ctx.gate_estimate is None:
@@ -181,7 +193,8 @@ def verify_records(
     return f"{shown}{more} at {servers} (after {waited:.2f} s)"
 
 
-def _applied_serial(ctx: RunContext, step_id: str) -> int | None:
+def applied_serial(ctx: RunContext, step_id: str) -> int | None:
+    """The highest zone serial a step's applied DNS changes reported (None: none known)."""
     serials = [r.facts.get("serial") for r in ctx.journal.action_records() if r.step_id == step_id and r.applied]
     numbers = [s for s in serials if isinstance(s, int)]
     return max(numbers) if numbers else None
@@ -226,7 +239,7 @@ class TtlLower(Step):
         """Every server serves the lower TTL; keep that moment and the gate (once)."""
         current = records_to_lower(ctx)
         expect = [(n, t, cutover_value(ctx, v)) for (n, t), v in current.items()]
-        seen = verify_records(ctx, expect, _applied_serial(ctx, LOWER_ID))
+        seen = verify_records(ctx, expect, applied_serial(ctx, LOWER_ID))
         data = ctx.journal.data(LOWER_ID)
         if data.get("gate_opens_at") is not None:
             return seen
@@ -293,7 +306,7 @@ class TtlRestore(Step):
 
     def verify(self, ctx: RunContext) -> str:
         expect = [(n, t, want) for (n, t), (_, want) in self._targets(ctx).items()]
-        return verify_records(ctx, expect, _applied_serial(ctx, RESTORE_ID))
+        return verify_records(ctx, expect, applied_serial(ctx, RESTORE_ID))
 
 
 def steps(inventory: Inventory) -> list[Step]:

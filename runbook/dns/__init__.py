@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from runbook.dns.service import DnsService, Expectation, Reporter, Served
-from runbook.dns.wire import AuthServer, normalize, same_records, same_value, value_text
+from runbook.dns.wire import AuthServer, normalize, same_records, same_value, txt_record, txt_text, value_text
 from runbook.errors import InventoryError
 from runbook.specs import DnsSpec
 
@@ -62,5 +62,7 @@ __all__ = [
     "normalize",
     "same_records",
     "same_value",
+    "txt_record",
+    "txt_text",
     "value_text",
 ]

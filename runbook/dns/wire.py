@@ -103,6 +103,24 @@ def same_value(rdtype: str, a: RRsetValue | None, b: RRsetValue | None) -> bool:
     return a.ttl == b.ttl and same_records(rdtype, a, b)
 
 
+def txt_text(record: str) -> str:
+    """The text a TXT record (presentation form, `"part one" "part two"`) holds: its strings
+    joined without separators, as SPF and DKIM read them (RFC 7208 3.3). Raises DnsError on bad
+    text."""
+    rdata = parse_rdatas("TXT", [record])[0]
+    return b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+
+
+def txt_record(text: str) -> str:
+    """The presentation form of a TXT record holding `text`, in strings of at most 255 bytes
+    (a longer SPF record is split, RFC 7208 3.3), quoted as servers print it."""
+    from dns.rdtypes.ANY.TXT import TXT
+
+    data = text.encode()
+    chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+    return TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks).to_text()
+
+
 def value_text(value: RRsetValue | None) -> str:
     """A value for messages: `127.0.0.11 (TTL 10)` or `(absent)`."""
     return value.text() if value is not None else "(absent)"
