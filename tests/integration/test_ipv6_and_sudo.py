@@ -28,6 +28,19 @@ def aaaa(name: str, server: str) -> list[str]:
     return sorted(str(r) for rrset in answer.answer if rrset.rdtype == dns.rdatatype.AAAA for r in rrset)
 
 
+def spf(name: str, server: str) -> list[str]:
+    """The v=spf1 TXT values of `name` at `server`, each as one string."""
+    answer = dns.query.udp(dns.message.make_query(name, dns.rdatatype.TXT), server, timeout=2)
+    texts = [
+        b"".join(r.strings).decode() for rrset in answer.answer if rrset.rdtype == dns.rdatatype.TXT for r in rrset
+    ]
+    return [t for t in texts if t.startswith("v=spf1")]
+
+
+#: The lab zone's SPF record (lab/templates/club.test.zone), before and after the move.
+OLD_SPF = "v=spf1 ip4:127.0.0.11 ip6:::ffff:127.0.0.11 -all"
+
+
 def without_new_ipv6(data: dict) -> None:  # type: ignore[type-arg]
     data["hosts"]["new"].pop("ipv6", None)
 
@@ -119,12 +132,17 @@ def test_the_whole_lab_migration_also_finishes_logged_in_as_root(clean_lab, tmp_
     assert "changed=0" in second.stdout, second.stdout[-3000:]
     for server in (lab.ns1, lab.ns2):
         assert aaaa("club.test", server) == [NEW6] and aaaa("mail.club.test", server) == [NEW6], server
+        # mail/spf: the new host's addresses added after the old host's, which keep theirs
+        (moved,) = spf("club.test", server)
+        assert moved.startswith("v=spf1 ip4:127.0.0.11 ip4:127.0.0.12 ") and "ip6:::ffff:127.0.0.11" in moved, moved
     # root reads directly: no sudo rule was ever needed on the old host
     assert not (lab.root / "old" / "etc" / "sudoers.d" / "runbook-transfer").exists()
     # And all of it rolls back: each step's own clean-up (the mail server stopping) comes before the
     # steps it stands on are undone (the web network); the sites are carried back first.
     back = must(run_inv("rollback", "--yes", inventory=inventory, timeout=900))
-    assert "rolled back 66 step(s)" in back.stdout, back.stdout[-3000:]
+    assert "rolled back 68 step(s)" in back.stdout, back.stdout[-3000:]
+    for server in (lab.ns1, lab.ns2):
+        assert spf("club.test", server) == [OLD_SPF], server  # the exact record again
     for domain, text in (("club.test", "Willkommen beim FC Lab"), ("admin.club.test", "Admin-Tool")):
         assert old_host_serves_itself(lab, domain, text), domain
     left = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True, check=True).stdout.split()
