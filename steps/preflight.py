@@ -153,14 +153,6 @@ class OldCertificatesLast(Preflight):
         return [n for n in wanted if n in served]
 
 
-#: On the old host: the binary log's state, then each database's size in MiB (`DB MIB` a line).
-DATABASES = """mariadb -N -B -e "SELECT @@log_bin, @@binlog_format"
-for db do
-  mariadb -N -B -e "SELECT '$db', COALESCE(ROUND(SUM(data_length + index_length) / 1048576), 0)
-    FROM information_schema.tables WHERE table_schema = '$db'"
-done"""
-
-
 class DatabaseChanges(Preflight):
     """What the freeze brings of each site's databases: their changes since the first copy (the old
     server's binary log in row format: the freeze waits for the change), or, where the server
@@ -170,20 +162,15 @@ class DatabaseChanges(Preflight):
     title = "the freeze brings the databases' changes, or copies them in full"
 
     def seen(self, ctx: RunContext) -> str:
+        from runbook.services.adapters import source_for
+
         names = [n for site in self.inventory.sites if site.database for n in site.database.names]
-        result = ctx.hosts.get("old").run(["sh", "-c", DATABASES, "databases", *names], check=False)
-        lines = result.stdout.splitlines()
-        if result.exit_code != 0 or not lines:
-            raise RunbookError(
-                f"old host: cannot ask its MariaDB about {', '.join(names)}: {result.stderr.strip()[-300:]}"
-            )
-        log_bin, _, binlog_format = lines[0].partition("\t")
-        sizes = ", ".join(f"{db} ({mib} MiB)" for db, _, mib in (line.partition("\t") for line in lines[1:]))
-        if log_bin == "1" and binlog_format == "ROW":
-            return f"binary log on, row format: the freeze brings only the changes of {sizes}"
-        why = "the binary log is off (log_bin)" if log_bin != "1" else f"binlog_format is {binlog_format}, not ROW"
+        why, sizes = source_for(self.inventory).database_log(ctx, names)
+        listed = ", ".join(f"{db} ({mib} MiB)" for db, mib in sizes.items())
+        if why is None:
+            return f"binary log on, row format: the freeze brings only the changes of {listed}"
         return (
-            f"NOTE {why} on the old host's MariaDB: the freeze copies {sizes} in full, and requests wait for "
+            f"NOTE {why} on the old host's MariaDB: the freeze copies {listed} in full, and requests wait for "
             "it. For a freeze that waits only for the change, set log_bin, server_id and binlog_format = ROW "
             "in its config (Debian: /etc/mysql/mariadb.conf.d/50-server.cnf) and restart it before the move."
         )

@@ -14,7 +14,10 @@ A source kind provides (the old host serving a site and its mail today):
 - `serves(ctx, site)`: how clients reach it (scheme and port), for the rollback's relay;
 - `dump_argv(dir, names)`: a command that dumps the site's databases into `dir` (with each table's
   row count), and `import_argv(dir, names)`: one that restores the target's dumps from `dir` in a
-  late rollback, failing on a row count that differs;
+  late rollback, failing on a row count that differs (`dump_argv(..., changes=True)`: only what
+  changed since, from the server's binary log, or in full where it cannot say);
+- `database_log(ctx, names)`: why the server cannot ship the databases' changes alone (None when
+  it can), and each database's size, for preflight/databases;
 - mail: `mail_hold_files(ctx, relay_to)` (the files that hold the mail domain while routing it to
   `relay_to`, the target's mail server, as (current, held), read-only) and
   `mail_hold_actions(ctx, relay_to)`: arriving mail waits in the source's queue;

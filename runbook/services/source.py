@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 ACME_ROOT_ON_OLD = "/etc/apache2/runbook-acme-root.pem"
 #: import DIR DB... (old host, a late rollback): the carried-back dumps restored, row counts compared.
 CARRYBACK_IMPORT = script("db-rows.sh") + script("carryback-import.sh")
+#: databases DB... (old host): the binary log's state, then each database's size in MiB (`DB MIB` a line).
+DATABASE_LOG = """mariadb -N -B -e "SELECT @@log_bin, @@binlog_format"
+for db do
+  mariadb -N -B -e "SELECT '$db', COALESCE(ROUND(SUM(data_length + index_length) / 1048576), 0)
+    FROM information_schema.tables WHERE table_schema = '$db'"
+done"""
 
 
 class Source(Protocol):
@@ -45,6 +51,8 @@ class Source(Protocol):
     def dump_argv(self, folder: str, names: tuple[str, ...], changes: bool = False) -> tuple[str, ...]: ...
 
     def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]: ...
+
+    def database_log(self, ctx: RunContext, names: list[str]) -> tuple[str | None, dict[str, str]]: ...
 
     # mail: hold it, release it to the target
     def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]: ...
@@ -150,6 +158,23 @@ class ApacheSource:
     def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
         """The target's dumps (Target.db_dump_argv) in `folder` restored, row counts compared."""
         return ("sh", "-c", CARRYBACK_IMPORT, "import", folder, *names)
+
+    def database_log(self, ctx: RunContext, names: list[str]) -> tuple[str | None, dict[str, str]]:
+        """Why the host's MariaDB cannot ship the databases' changes alone (None: it can, its
+        binary log is on in row format), and each database's size in MiB; one read."""
+        result = ctx.hosts.get("old").run(["sh", "-c", DATABASE_LOG, "databases", *names], check=False)
+        lines = result.stdout.splitlines()
+        if result.exit_code != 0 or not lines:
+            raise RunbookError(
+                f"old host: cannot ask its MariaDB about {', '.join(names)}: {result.stderr.strip()[-300:]}"
+            )
+        log_bin, _, binlog_format = lines[0].partition("\t")
+        sizes = {db: mib for db, _, mib in (line.partition("\t") for line in lines[1:])}
+        if log_bin != "1":
+            return "the binary log is off (log_bin)", sizes
+        if binlog_format != "ROW":
+            return f"binlog_format is {binlog_format}, not ROW", sizes
+        return None, sizes
 
     # -- mail: the host's Postfix ------------------------------------------------------------
     def _mail_domain(self) -> str:
