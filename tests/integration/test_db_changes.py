@@ -252,3 +252,18 @@ def test_a_purged_log_or_no_position_copies_in_full_and_says_why(servers, tmp_pa
     pull(old_dir, new_dir)
     load(env, new_dir, "club")
     assert new.rows("club") == old.rows("club")
+
+
+def test_changes_of_another_database_alone_ship_nothing_and_keep_the_counts_whole(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The late rollback's message names the rows at the final sync from DB.counts: it was empty
+    when the binary log had moved only for another site's database (CI, 2026-12-01)."""
+    old, new, env = servers
+    old_dir, new_dir = first_copy(servers, tmp_path)
+    old.sql("USE other; INSERT INTO t VALUES (100);")
+    assert "changes 1, binary log" in dump(env, old_dir, "--changes", "club")
+    (delta,) = old_dir.glob("club.*.delta.1.counts")
+    assert delta.read_text() == ""
+    assert sorted((old_dir / "club.counts").read_text().splitlines()) == ["ballast 2000", "comments 0", "posts 2"]
+    pull(old_dir, new_dir)
+    load(env, new_dir, "club")
+    assert new.rows("club") == old.rows("club")

@@ -112,9 +112,12 @@ delta() {
   counts "$db" $(printf '%s\n' "$named" | grep -xF "$(tables "$db")" || true) > "$at.delta.$k.counts"
   mv -f "$at.delta.$k.sql.tmp" "$at.delta.$k.sql"
   mv -f "$at.end.tmp" "$at.delta.$k.end"
-  # DB.counts: the dump's counts, with the ones counted now in place of theirs.
-  awk 'NR == FNR { now[$1] = $2; next } { print $1, ($1 in now ? now[$1] : $2) }' \
-    "$at.delta.$k.counts" "$at.counts" > "$dir/$db.counts.tmp"
+  # DB.counts: the dump's counts, with the ones counted now in place of theirs. (Not awk's
+  # NR == FNR: with no table counted now, as when only another database changed, it would take
+  # the dump's counts for the ones counted now and print nothing.)
+  awk -v now="$at.delta.$k.counts" '
+    BEGIN { while ((getline line < now) > 0) { split(line, f, " "); n[f[1]] = f[2] } }
+    { print $1, ($1 in n ? n[$1] : $2) }' "$at.counts" > "$dir/$db.counts.tmp"
   mv -f "$dir/$db.counts.tmp" "$dir/$db.counts"
   echo "$db: changes $k, binary log $file $pos to $efile $epos ($(wc -c < "$at.delta.$k.sql") bytes)"
 }
