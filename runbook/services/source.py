@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 ACME_ROOT_ON_OLD = "/etc/apache2/runbook-acme-root.pem"
 #: import DIR DB... (old host, a late rollback): the carried-back dumps restored, row counts compared.
 CARRYBACK_IMPORT = script("db-rows.sh") + script("carryback-import.sh")
+#: How long the freeze waits for Apache's children of the old configuration to finish (a request
+#: in progress, a keep-alive connection's next one within Debian's KeepAliveTimeout of 5 s) before
+#: it fails, and the site is rolled back: beyond that the old copy might still be written to.
+GRACEFUL_DRAIN_S = 15
 #: databases DB... (old host): the binary log's state, then each database's size in MiB (`DB MIB` a line).
 DATABASE_LOG = """mariadb -N -B -e "SELECT @@log_bin, @@binlog_format"
 for db do
@@ -127,8 +131,13 @@ class ApacheSource:
             if now != frozen
         ]
         actions.append(RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"))
-        actions.append(RunCommand("old", ("apache2ctl", "graceful"), why="reload gracefully"))
-        actions.append(RunCommand("old", ("sleep", "1"), why="let requests the old copy took before the reload finish"))
+        actions.append(
+            RunCommand(
+                "old",
+                ("sh", "-c", script("apache-graceful.sh"), "graceful", str(GRACEFUL_DRAIN_S)),
+                why="reload gracefully; wait until the children of the old configuration have gone",
+            )
+        )
         return actions
 
     def serve_actions(self, restores: list[Action]) -> list[Action]:

@@ -16,7 +16,8 @@ import pytest
 from runbook.services.source import CARRYBACK_IMPORT
 from runbook.services.target import DB_IMPORT
 
-#: mariadb -e QUERY answers from $FAKE/now (`db.table rows` lines) or `SELECT 1`; without -e it
+#: mariadb -e QUERY answers from $FAKE/now (`db.table rows` lines; `table<TAB>rows` for each
+#: `SELECT 'table', COUNT(*) FROM ...` of a UNION ALL) or `SELECT 1`; without -e it
 #: reads a dump from stdin into $FAKE/restored.
 MARIADB = r"""#!/bin/sh
 query=
@@ -24,8 +25,10 @@ while [ $# -gt 0 ]; do if [ "$1" = -e ]; then query=$2; shift; fi; shift; done
 case $query in
   "") cat >> "$FAKE/restored" ;;
   "SELECT 1") echo 1 ;;
-  *) table=$(printf '%s\n' "$query" | sed 's/.*FROM `\([^`]*\)`\.`\([^`]*\)`.*/\1.\2/')
-     grep "^$table " "$FAKE/now" | cut -d' ' -f2 ;;
+  *) printf '%s\n' "$query" | sed 's/ UNION ALL /\n/g' |
+     sed 's/.*FROM `\([^`]*\)`\.`\([^`]*\)`.*/\1.\2/' | while read -r table; do
+       grep "^$table " "$FAKE/now" | sed 's/^[^.]*\.\([^ ]*\) /\1\t/'
+     done ;;
 esac
 """
 #: docker exec [-i] CONTAINER CMD...: CMD runs here; the container's name goes to $FAKE/containers.

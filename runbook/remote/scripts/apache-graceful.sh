@@ -1,0 +1,34 @@
+# shellcheck shell=sh
+# graceful SECONDS, on the old host as root (ApacheSource.freeze_actions): `apache2ctl graceful`,
+# then wait until every child Apache had before it has exited, at most SECONDS.
+#
+# A graceful restart lets each old child finish what it is doing under the old configuration: an
+# idle one exits at once, a busy one after its request, and one waiting on a keep-alive connection
+# serves that connection's next request (if one comes before KeepAliveTimeout) the old way, then
+# exits. Until the last has gone, the old copy can still be written to; after, every request goes
+# through the new configuration (the proxy). Waiting for exactly that replaces a fixed sleep: it
+# is as short as the old children allow, and as long as they need. It prints how long it waited.
+set -eu
+limit=$1
+pidfile=$(apache2ctl -t -D DUMP_RUN_CFG 2>/dev/null | sed -n 's/^PidFile: "\(.*\)"$/\1/p')
+parent=$(cat "$pidfile" 2>/dev/null || true)
+before=
+if [ -n "$parent" ]; then before=$(ps -o pid= --ppid "$parent" || true); fi
+apache2ctl graceful
+start=$(date +%s%N)
+left=$before
+while [ -n "$left" ]; do
+  still=
+  for pid in $left; do
+    # Gone, or no longer Apache's (its PID taken again): it cannot serve the old way.
+    if [ "$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$parent" ]; then still="$still $pid"; fi
+  done
+  left=$still
+  waited=$((($(date +%s%N) - start) / 1000000))
+  if [ -n "$left" ] && [ "$waited" -ge $((limit * 1000)) ]; then
+    echo "apache: $(echo "$left" | wc -w) child(ren) of the old configuration still running after ${limit} s:$left" >&2
+    exit 1
+  fi
+  if [ -n "$left" ]; then sleep 0.05; fi
+done
+echo "apache: reloaded; the old configuration's $(echo "$before" | wc -w) child(ren) gone after $((($(date +%s%N) - start) / 1000000)) ms"
