@@ -73,7 +73,7 @@ def test_the_step_prompt_shows_commands_diffs_and_the_dns_change_before_asking(c
     child.expect(r"new\$ sh -c '")  # a command with its host (the hold script, over several lines)
     child.expect(r"' hold freeze www_app")
     child.expect(r"\+\s*ProxyPass / ")  # the vhost's diff
-    child.expect(r"old\$ apache2ctl graceful")
+    child.expect(r"' graceful 15")  # the reload, waiting for the old configuration's children
     child.expect(r"Run step site:www/freeze")
     child.sendline("y")
     child.expect(r"Run step site:www/final-sync")
