@@ -12,23 +12,19 @@ set -eu
 limit=$1
 pidfile=$(apache2ctl -t -D DUMP_RUN_CFG 2>/dev/null | sed -n 's/^PidFile: "\(.*\)"$/\1/p')
 parent=$(cat "$pidfile" 2>/dev/null || true)
+# The children of the old configuration still running: those of Apache's children now whose PIDs
+# were noted before the reload.
+old() { if [ -n "$before" ]; then ps -o pid= --ppid "$parent" | tr -d ' ' | grep -xF "$before" || true; fi; }
 before=
-if [ -n "$parent" ]; then before=$(ps -o pid= --ppid "$parent" || true); fi
+if [ -n "$parent" ]; then before=$(ps -o pid= --ppid "$parent" | tr -d ' ' || true); fi
 apache2ctl graceful
 start=$(date +%s%N)
-left=$before
-while [ -n "$left" ]; do
-  still=
-  for pid in $left; do
-    # Gone, or no longer Apache's (its PID taken again): it cannot serve the old way.
-    if [ "$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$parent" ]; then still="$still $pid"; fi
-  done
-  left=$still
-  waited=$((($(date +%s%N) - start) / 1000000))
-  if [ -n "$left" ] && [ "$waited" -ge $((limit * 1000)) ]; then
-    echo "apache: $(echo "$left" | wc -w) child(ren) of the old configuration still running after ${limit} s:$left" >&2
+ms() { echo $((($(date +%s%N) - start) / 1000000)); }
+while left=$(old) && [ -n "$left" ]; do
+  if [ "$(ms)" -ge $((limit * 1000)) ]; then
+    echo "apache: $(echo "$left" | wc -l) child(ren) of the old configuration still running after ${limit} s: $(echo "$left" | tr "\n" " ")" >&2
     exit 1
   fi
-  if [ -n "$left" ]; then sleep 0.05; fi
+  sleep 0.05
 done
-echo "apache: reloaded; the old configuration's $(echo "$before" | wc -w) child(ren) gone after $((($(date +%s%N) - start) / 1000000)) ms"
+echo "apache: reloaded; the old configuration's $(echo "$before" | grep -c .) child(ren) gone after $(ms) ms"
