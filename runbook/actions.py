@@ -108,9 +108,20 @@ class RunCommand(Action):
     why: str = ""
     timeout: float | None = None
     kept: str = ""  # when there is no undo on purpose: what rollback leaves in place, and why
+    #: Commands next to each other in a step's list whose chains differ run at the same time,
+    #: each chain's in order (Runner._apply): a chain is what must wait for what came before it.
+    chain: str = ""
 
     def describe(self) -> str:
-        return f"{self.host}$ {command_line(self.argv)}"
+        together = f"   [chain {self.chain}: runs alongside the other chains]" if self.chain else ""
+        return f"{self.host}$ {command_line(self.argv)}{together}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Without `chain` when it is in none: the form older journals and plans have."""
+        data = super().to_dict()
+        if not self.chain:
+            del data["chain"]
+        return data
 
     def prepare(self, ctx: ActionContext) -> Action | None:
         if not self.undo:
@@ -124,6 +135,33 @@ class RunCommand(Action):
         if self.argv and self.argv[0] == "rsync":
             facts.update(rsync_stats(result.stdout))
         return facts
+
+
+def chain_of(action: Action) -> str:
+    """The chain a command runs in ('' for none: it runs alone, after what came before)."""
+    return getattr(action, "chain", "")
+
+
+def side_by_side(**chains: list[Action]) -> list[Action]:
+    """The commands of each list put in the chain its keyword names, to run at the same time;
+    when only one list has any, they stay as they are (nothing runs alongside them)."""
+    if sum(1 for actions in chains.values() if actions) < 2:
+        return [a for actions in chains.values() for a in actions]
+    return [
+        dataclasses.replace(a, chain=name) if isinstance(a, RunCommand) else a
+        for name, actions in chains.items()
+        for a in actions
+    ]
+
+
+def chained(actions: list[Action], start: int) -> list[Action]:
+    """From `start`: the actions next to each other that are all in a chain (they run as one
+    group), or the one action at `start` when it is in none."""
+    end = start + 1
+    if chain_of(actions[start]):
+        while end < len(actions) and chain_of(actions[end]):
+            end += 1
+    return actions[start:end]
 
 
 def rsync_stats(output: str) -> dict[str, int]:

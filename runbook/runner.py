@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from runbook import failpoints
+from runbook.actions import Action, chain_of, chained
 from runbook.context import RunContext
 from runbook.errors import RunbookError, StepError, VerifyError
 from runbook.journal import (
@@ -26,6 +29,7 @@ from runbook.journal import (
     SKIPPED,
     STARTED,
     VERIFIED,
+    Record,
 )
 from runbook.plan import PlanEntry, plan_entry
 from runbook.rollback import Rollbacks
@@ -234,21 +238,69 @@ class Runner(Rollbacks):
         return scrub(text, self.ctx.secrets)
 
     def _apply(self, step: Step) -> None:
-        journal = self.ctx.journal
         actions = step.actions(self.ctx)
         failpoints.hit(step.id, "before-apply")
-        for index, action in enumerate(actions):
-            inverse = action.prepare(self.ctx)
-            intent = journal.record_action(step.id, action, inverse, action.journal_details(self.ctx))
-            self.ctx.reporter.step_event(step.id, "action", action.describe())
-            try:
-                facts = action.apply(self.ctx)
-            except RunbookError as exc:
-                raise StepError(step.id, str(exc)) from exc
-            journal.append(APPLIED, step.id, of=intent.seq, facts=facts)
+        index = 0
+        while index < len(actions):
+            group = chained(actions, index)
+            if len({chain_of(a) for a in group}) > 1:
+                self._apply_chains(step, group)
+            else:
+                for action in group:
+                    intent = self._intent(step, action)
+                    try:
+                        facts = action.apply(self.ctx)
+                    except RunbookError as exc:
+                        raise StepError(step.id, str(exc)) from exc
+                    self.ctx.journal.append(APPLIED, step.id, of=intent.seq, facts=facts)
             if index == 0:
                 failpoints.hit(step.id, "mid-actions")
+            index += len(group)
         failpoints.hit(step.id, "after-apply")
+
+    def _intent(self, step: Step, action: Action) -> Record:
+        """Journal the action with its inverse before it runs, and tell the reporter."""
+        inverse = action.prepare(self.ctx)
+        intent = self.ctx.journal.record_action(step.id, action, inverse, action.journal_details(self.ctx))
+        self.ctx.reporter.step_event(step.id, "action", action.describe())
+        return intent
+
+    def _apply_chains(self, step: Step, group: list[Action]) -> None:
+        """Actions of different chains at the same time, each chain's in order (one thread a
+        chain; a chain stops at its first failure, the others run to their end). Every intent is
+        journaled before any of them runs; each result is journaled here, in this thread, as it
+        comes: the journal is written by one thread only."""
+        intents = [self._intent(step, action) for action in group]
+        chains: dict[str, list[int]] = {}
+        for i, action in enumerate(group):
+            chains.setdefault(chain_of(action), []).append(i)
+        results: queue.Queue[tuple[int, dict[str, Any] | None, Exception | None]] = queue.Queue()
+
+        def run(indexes: list[int]) -> None:
+            for i in indexes:
+                try:
+                    results.put((i, group[i].apply(self.ctx), None))
+                except Exception as exc:  # handed to the runner's thread, which raises it
+                    results.put((i, None, exc))
+                    return
+
+        threads = [threading.Thread(target=run, args=(ids,), daemon=True) for ids in chains.values()]
+        for thread in threads:
+            thread.start()
+        errors: list[Exception] = []
+        while any(t.is_alive() for t in threads) or not results.empty():
+            try:
+                i, facts, error = results.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if error is not None:
+                errors.append(error)
+            else:
+                self.ctx.journal.append(APPLIED, step.id, of=intents[i].seq, facts=facts)
+        if errors:
+            if isinstance(errors[0], RunbookError):
+                raise StepError(step.id, "; ".join(str(e) for e in errors)) from errors[0]
+            raise errors[0]
 
     def _verify(self, step: Step) -> Verified:
         try:

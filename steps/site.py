@@ -8,7 +8,7 @@ new containers stopped, the data kept), so the old host serves as before.
 
 from __future__ import annotations
 
-from runbook.actions import Action, PutFile, RunCommand
+from runbook.actions import Action, PutFile, RunCommand, side_by_side
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
@@ -142,6 +142,13 @@ class Freeze(SiteStep):
     part = "freeze"
 
     def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.journal.state(self.id) == "running":
+            # Cut off after the vhost was written, before the hold or the reload: the files look
+            # frozen, Apache may not be. Its actions are made to be run again.
+            return CheckResult(False, "a freeze was cut off before it was verified: it runs again")
+        return self._frozen(ctx)
+
+    def _frozen(self, ctx: RunContext) -> CheckResult:
         files = self.source.frozen_files(ctx, self.site, self.proxy_to)
         pending = [p for p, (now, frozen) in files.items() if now != frozen]
         if pending:
@@ -161,8 +168,11 @@ class Freeze(SiteStep):
         return [
             *siteapp.hook_actions(self.site, "before_freeze"),
             *siteapp.cron_pause_actions(self.site),
-            *self.sync_actions("--delete", why="catch up just before the freeze"),
-            *database.copy_actions(self.inventory, self.site, "catch up", live=True, changes=True),
+            # The files and the databases catch up at the same time (different chains).
+            *side_by_side(
+                files=self.sync_actions("--delete", why="catch up just before the freeze"),
+                db=database.copy_actions(self.inventory, self.site, "catch up", live=True, changes=True),
+            ),
             *self.source.freeze_actions(ctx, self.site, self.proxy_to, [hold]),
         ]
 
@@ -170,7 +180,7 @@ class Freeze(SiteStep):
         return self.source.reload_actions()
 
     def verify(self, ctx: RunContext) -> str:
-        if not self.check(ctx).done:
+        if not self._frozen(ctx).done:
             raise VerifyError(f"{self.site.domains[0]}: the old vhost is not frozen")
         return f"{', '.join(self.site.domains)} on the old host proxy to the new host, which holds requests"
 
@@ -196,12 +206,16 @@ class FinalSync(SiteStep):
         """after_freeze hooks (the old copy takes no requests now), the delta and the final dump,
         the overrides, after_final_sync hooks, the cron jobs on the new host, then the release."""
         actions = siteapp.hook_actions(self.site, "after_freeze")
-        actions += [
+        # The files and the databases' changes come at the same time (different chains): the
+        # requests held since the freeze wait for the longer of the two, not for both.
+        files = [
             a
             for a in self.sync_actions("--update", why="the delta since the pre-sync")
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
-        actions += database.copy_actions(self.inventory, self.site, "final changes", changes=True)
+        actions += side_by_side(
+            files=files, db=database.copy_actions(self.inventory, self.site, "final changes", changes=True)
+        )
         actions += siteapp.override_actions(ctx, self.site, self.target.data_path)
         actions += siteapp.hook_actions(self.site, "after_final_sync")
         if self.site.cron:

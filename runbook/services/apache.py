@@ -66,6 +66,13 @@ def parse_vhosts(output: str) -> list[VhostRef]:
     return refs
 
 
+def pid_file(output: str) -> str:
+    """The main process's PID file, from `apache2ctl -S` (its `PidFile: "..."` line); '' when
+    the output names none (apache-graceful.sh then asks apache2ctl itself)."""
+    match = re.search(r'^PidFile: "(.*)"$', output, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
 def vhosts_for(refs: list[VhostRef], domains: tuple[str, ...]) -> list[VhostRef]:
     """The vhosts that answer for any of these names."""
     wanted = {d.lower() for d in domains}

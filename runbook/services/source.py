@@ -88,9 +88,13 @@ class ApacheSource:
         self.inventory = inventory
 
     # -- a site ------------------------------------------------------------------------------
-    def _vhost_lines(self, ctx: RunContext, site: SiteSpec) -> dict[str, list[int]]:
+    def _dump(self, ctx: RunContext) -> str:
+        """`apache2ctl -S`: the vhosts and the run configuration (PidFile)."""
         output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)
-        refs = apache.vhosts_for(apache.parse_vhosts(output.stdout + output.stderr), site.domains)
+        return output.stdout + output.stderr
+
+    def _vhost_lines(self, ctx: RunContext, site: SiteSpec, dump: str | None = None) -> dict[str, list[int]]:
+        refs = apache.vhosts_for(apache.parse_vhosts(self._dump(ctx) if dump is None else dump), site.domains)
         if not refs:
             raise RunbookError(
                 f"site {site.name}: apache2ctl -S on the old host shows no vhost for {', '.join(site.domains)}"
@@ -100,10 +104,12 @@ class ApacheSource:
             files.setdefault(ref.file, []).append(ref.line)
         return files
 
-    def frozen_files(self, ctx: RunContext, site: SiteSpec, proxy_to: str) -> dict[str, tuple[str, str]]:
+    def frozen_files(
+        self, ctx: RunContext, site: SiteSpec, proxy_to: str, dump: str | None = None
+    ) -> dict[str, tuple[str, str]]:
         ca_file = ACME_ROOT_ON_OLD if acme_root_pem(ctx) else None
         out = {}
-        for path, lines in self._vhost_lines(ctx, site).items():
+        for path, lines in self._vhost_lines(ctx, site, dump).items():
             current = (ctx.hosts.get("old").read_file(path) or b"").decode()
             try:
                 out[path] = (current, apache.freeze_text(current, lines, proxy_to, ca_file))
@@ -115,8 +121,10 @@ class ApacheSource:
         return out
 
     def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]:
-        """Proxy modules (and the ACME root to verify the target), the target's hold, then the
-        vhosts become the proxy and Apache reloads gracefully."""
+        """Proxy modules (and the ACME root to verify the target), the vhosts written as the
+        proxy and the configuration tested; then the target's hold and Apache's graceful reload.
+        Apache serves the old copy until it reloads, so the hold starts only then: the requests
+        held wait for the reload and the final sync, not for the files written before them."""
         actions: list[Action] = []
         root = acme_root_pem(ctx)
         modules = ["proxy", "proxy_http", "headers"]
@@ -124,17 +132,18 @@ class ApacheSource:
             modules.append("ssl")
             actions.append(PutFile("old", ACME_ROOT_ON_OLD, root, 0o644, why="trust the new host's certificates"))
         actions.append(RunCommand("old", ("a2enmod", "-q", *modules), why="modules for the proxy"))
-        actions += hold
+        dump = self._dump(ctx)
         actions += [
             PutFile("old", path, frozen, 0o644, why="vhost becomes a proxy to the new host")
-            for path, (now, frozen) in self.frozen_files(ctx, site, proxy_to).items()
+            for path, (now, frozen) in self.frozen_files(ctx, site, proxy_to, dump).items()
             if now != frozen
         ]
         actions.append(RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"))
+        actions += hold
         actions.append(
             RunCommand(
                 "old",
-                ("sh", "-c", script("apache-graceful.sh"), "graceful", str(GRACEFUL_DRAIN_S)),
+                ("sh", "-c", script("apache-graceful.sh"), "graceful", str(GRACEFUL_DRAIN_S), apache.pid_file(dump)),
                 why="reload gracefully; wait until the children of the old configuration have gone",
             )
         )

@@ -21,11 +21,12 @@ CI samples CRASH_POINTS points (default 24: runbook/cli/devtasks.py CRASH_SAMPLE
 sample holds at most one of a step's last three phases (after-apply, before-verify, after-verify):
 a run killed at one of them leaves the step done, its resume skips the later ones, and each of
 those would cost a pass of its own. CRASH_POINTS=all (`inv test --all-crash-points`) tries every
-point.
+point; CRASH_POINTS with an @ is a comma-separated list of STEP@PHASE shell patterns to try.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import random
@@ -67,6 +68,9 @@ def crash_points(step_ids: list[str]) -> tuple[list[str], int]:
     wanted = os.environ.get("CRASH_POINTS") or str(CRASH_SAMPLE)
     if wanted == "all":
         return every, seed
+    if "@" in wanted:  # CRASH_POINTS='site:shop/freeze@mid-actions,site:*/final-sync@*': those points
+        patterns = wanted.split(",")
+        return [p for p in every if any(fnmatch.fnmatchcase(p, pattern) for pattern in patterns)], seed
     count = min(int(wanted), len(every))
     chosen: list[str] = []
     left: list[str] = []

@@ -70,9 +70,9 @@ def test_the_step_prompt_shows_commands_diffs_and_the_dns_change_before_asking(c
         child.expect(rf"Run step site:www/{done}")
         child.sendline("y")
     child.expect(r"Next: site:www/freeze")
-    child.expect(r"new\$ sh -c '")  # a command with its host (the hold script, over several lines)
-    child.expect(r"' hold freeze www_app")
     child.expect(r"\+\s*ProxyPass / ")  # the vhost's diff
+    child.expect(r"new\$ sh -c '")  # a command with its host (the hold script, over several lines)
+    child.expect(r"' hold freeze www_app")  # the hold, right before the reload
     child.expect(r"' graceful 15")  # the reload, waiting for the old configuration's children
     child.expect(r"Run step site:www/freeze")
     child.sendline("y")

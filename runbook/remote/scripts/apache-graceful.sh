@@ -1,6 +1,8 @@
 # shellcheck shell=sh
-# graceful SECONDS, on the old host as root (ApacheSource.freeze_actions): `apache2ctl graceful`,
-# then wait until every child Apache had before it has exited, at most SECONDS.
+# graceful SECONDS [PIDFILE], on the old host as root (ApacheSource.freeze_actions): `apache2ctl
+# graceful`, then wait until every child Apache had before it has exited, at most SECONDS. PIDFILE
+# is the main process's (`apache2ctl -S` names it; the freeze reads that before it holds any
+# request): without it, it is asked for here, at the cost of one more parse of the configuration.
 #
 # A graceful restart lets each old child finish what it is doing under the old configuration: an
 # idle one exits at once, a busy one after its request, and one waiting on a keep-alive connection
@@ -10,7 +12,7 @@
 # is as short as the old children allow, and as long as they need. It prints how long it waited.
 set -eu
 limit=$1
-pidfile=$(apache2ctl -t -D DUMP_RUN_CFG 2>/dev/null | sed -n 's/^PidFile: "\(.*\)"$/\1/p')
+pidfile=${2:-$(apache2ctl -t -D DUMP_RUN_CFG 2>/dev/null | sed -n 's/^PidFile: "\(.*\)"$/\1/p')}
 parent=$(cat "$pidfile" 2>/dev/null || true)
 # The children of the old configuration still running: those of Apache's children now whose PIDs
 # were noted before the reload.
