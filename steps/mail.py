@@ -43,7 +43,7 @@ from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.scripts import script
 from runbook.services import mailserver
-from runbook.services.mailcheck import imaps_login, smtp_accepts
+from runbook.services.mailcheck import imaps_login, smtp_accepts, submission_login
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.mailbase import MailStep
@@ -106,16 +106,17 @@ class Server(MailStep):
     part = "server"
     verify_timeout = 180.0
 
-    def _facts(self, ctx: RunContext) -> dict[str, str]:
-        return host_facts(ctx.hosts.get("new"), list(mailserver.files(self.inventory)), [mailserver.CONTAINER])
+    def _files(self, ctx: RunContext) -> dict[str, tuple[str, int]]:
+        """The project's files, with the old Postfix's virtual alias tables (read on the old host)."""
+        return mailserver.files(self.inventory, self.source.mail_alias_tables(ctx))
+
+    def _facts(self, ctx: RunContext, files: dict[str, tuple[str, int]]) -> dict[str, str]:
+        return host_facts(ctx.hosts.get("new"), list(files), [mailserver.CONTAINER])
 
     def check(self, ctx: RunContext) -> CheckResult:
-        facts = self._facts(ctx)
-        stale = [
-            p
-            for p, (text, _) in mailserver.files(self.inventory).items()
-            if not facts.get(f"file.{p}", "").startswith(sha(text))
-        ]
+        files = self._files(ctx)
+        facts = self._facts(ctx, files)
+        stale = [p for p, (text, _) in files.items() if not facts.get(f"file.{p}", "").startswith(sha(text))]
         running = facts.get(f"container.{mailserver.CONTAINER}", "").startswith("running")
         if not stale and running:
             return CheckResult(True, f"{mailserver.CONTAINER} runs the current configuration")
@@ -127,18 +128,25 @@ class Server(MailStep):
         )
 
     def actions(self, ctx: RunContext) -> list[Action]:
-        facts = self._facts(ctx)
+        files = self._files(ctx)
+        facts = self._facts(ctx, files)
         flavour = facts.get("compose") or "v1"
         actions: list[Action] = [
             RunCommand("new", ("mkdir", "-p", f"{self.root}/config", f"{self.root}/certs"), why="project folders")
         ]
-        for path, (text, mode) in mailserver.files(self.inventory).items():
-            if not facts.get(f"file.{path}", "").startswith(sha(text)):
-                actions.append(PutFile("new", path, text, mode, why="the mail project"))
+        changed = [path for path, (text, _) in files.items() if not facts.get(f"file.{path}", "").startswith(sha(text))]
+        for path in changed:
+            text, mode = files[path]
+            actions.append(PutFile("new", path, text, mode, why="the mail project"))
+        # The container reads its configuration when it starts: a running one whose files changed
+        # (not only the compose file, which compose itself compares) is made again.
+        running = facts.get(f"container.{mailserver.CONTAINER}", "").startswith("running")
+        compose_file = f"{self.root}/docker-compose.yml"
+        again = ("--force-recreate",) if running and any(p != compose_file for p in changed) else ()
         actions.append(
             RunCommand(
                 "new",
-                compose_argv(flavour, self.root, mailserver.PROJECT, "up", "-d"),
+                compose_argv(flavour, self.root, mailserver.PROJECT, "up", "-d", *again),
                 why="start the mail server on the new host",
                 kept="stopped by this step's rollback, after mail that reached it went back to the old host",
             )
@@ -331,7 +339,8 @@ class SwitchDns(MailStep):
 
 class Verify(MailStep):
     """IMAPS login for every mailbox on the new host with the certificate from acme.json,
-    message counts old <= new, SMTP on the new host accepts the domain, the old queue is empty."""
+    message counts old <= new, SMTP on the new host accepts the domain, the first member can send
+    (587 with STARTTLS and 465, the ACME certificate, their password), the old queue is empty."""
 
     part = "verify"
     reversible = False
@@ -350,11 +359,13 @@ class Verify(MailStep):
         if short:
             raise VerifyError(f"fewer messages on the new host: {'; '.join(short)}")
         smtp = smtp_accepts(self.new_address, self.spec)
+        # The first member sends as their mail client does: 587 with STARTTLS, and 465.
+        sending = [submission_login(ctx, self.new_address, self.spec.users[0], port) for port in (587, 465)]
         self.old_queue_empty(ctx)
         counts = ", ".join(f"{u.split('@')[0]} {old[u]}->{new[u]}" for u in self.spec.users)
         return (
             f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; "
-            "nothing waits in the old queue"
+            f"{'; '.join(sending)}; nothing waits in the old queue"
         )
 
 

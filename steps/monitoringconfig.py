@@ -1,5 +1,6 @@
 """What monitoring/blackbox (steps/monitoring.py) writes on the monitoring host, as data: the
 blackbox exporter's modules for an inventory (`http_2xx_<site>`, `imaps`, `smtp_starttls`,
+`smtp_submission` (587), `smtps_submission` (465),
 `dns_soa`) merged into the exporter's config file, the probes (module, target, and whether it
 must pass yet), and the file_sd target groups that the club's Prometheus blackbox job reads.
 Nothing here contacts a host.
@@ -68,6 +69,40 @@ def mail_modules(tls: dict[str, Any]) -> dict[str, Any]:
                 ],
             },
         },
+        # Members' mail clients: submission offers AUTH once TLS is on (587 after STARTTLS, 465
+        # from the first byte); a server that offers no AUTH there cannot take their mail.
+        "smtp_submission": {
+            "prober": "tcp",
+            "timeout": "5s",
+            "tcp": {
+                "preferred_ip_protocol": "ip4",
+                "tls_config": tls,
+                "query_response": [
+                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
+                    {"send": "EHLO prober\r"},
+                    {"expect": "^250-STARTTLS"},
+                    {"send": "STARTTLS\r"},
+                    {"expect": "^220"},
+                    {"starttls": True},
+                    {"send": "EHLO prober\r"},
+                    {"expect": "^250-AUTH"},
+                ],
+            },
+        },
+        "smtps_submission": {
+            "prober": "tcp",
+            "timeout": "5s",
+            "tcp": {
+                "preferred_ip_protocol": "ip4",
+                "tls": True,
+                "tls_config": tls,
+                "query_response": [
+                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
+                    {"send": "EHLO prober\r"},
+                    {"expect": "^250-AUTH"},
+                ],
+            },
+        },
     }
 
 
@@ -108,7 +143,8 @@ def modules(inventory: Inventory) -> dict[str, Any]:
 def probes(
     inventory: Inventory, name_servers: list[str], mail_moved: bool, moved_sites: set[str] | None = None
 ) -> list[Probe]:
-    """Every probe: each site's names over HTTPS, the mail host's IMAPS and SMTP, each name server.
+    """Every probe: each site's names over HTTPS, the mail host's IMAPS, SMTP and submission (587
+    and 465), each name server.
     A site's probes are required once it has moved (all, when moved_sites is None); the mail probes
     once the mail has moved (SMTP STARTTLS only if the inventory says so)."""
     spec = inventory.monitoring or MonitoringSpec(exporter_url=None)
@@ -125,6 +161,8 @@ def probes(
         out.append(Probe("imaps", f"{inventory.mail.host}:993", mail_moved))
         smtp_required = mail_moved and spec.smtp_starttls_required
         out.append(Probe("smtp_starttls", f"{inventory.mail.host}:25", smtp_required))
+        out.append(Probe("smtp_submission", f"{inventory.mail.host}:587", mail_moved))
+        out.append(Probe("smtps_submission", f"{inventory.mail.host}:465", mail_moved))
     out += [Probe("dns_soa", f"{server}:53") for server in name_servers]
     return out
 

@@ -1,8 +1,9 @@
 """Checks of the new mail server from outside: an IMAPS login with the certificate Traefik's
-ACME resolver holds for the mail name, and SMTP accepting the mail domain.
+ACME resolver holds for the mail name, SMTP accepting the mail domain, and a member's mail client
+sending: submission on 587 (STARTTLS) and 465 (implicit TLS) with the same certificate and a login.
 
-Passwords come from the inventory's password file as Secret and are only revealed to imaplib;
-errors never carry them (imaplib's messages hold the server's answer, not the password).
+Passwords come from the inventory's password file as Secret and are only revealed to imaplib and
+smtplib; errors never carry them (their messages hold the server's answer, not the password).
 """
 
 from __future__ import annotations
@@ -34,6 +35,31 @@ class _Imaps(imaplib.IMAP4_SSL):
     def _create_socket(self, timeout: float | None) -> Any:
         sock = socket.create_connection((self.host, self.port), timeout)
         return self.ssl_context.wrap_socket(sock, server_hostname=self._server_name)
+
+
+class _Smtp(smtplib.SMTP):
+    """SMTP to an address whose STARTTLS checks the mail name (smtplib uses the connect host)."""
+
+    def __init__(self, server_name: str) -> None:
+        self.server_name = server_name
+        super().__init__(timeout=30)
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        answer = super().connect(host, port, source_address)
+        self._host = self.server_name  # the name starttls() sends as SNI and verifies
+        return answer
+
+
+class _Smtps(smtplib.SMTP_SSL):
+    """SMTP over TLS from the first byte (465) to an address, with the mail name as SNI."""
+
+    def __init__(self, server_name: str, context: ssl.SSLContext) -> None:
+        self.server_name = server_name
+        super().__init__(context=context, timeout=30)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        return self.context.wrap_socket(sock, server_hostname=self.server_name)
 
 
 def acme_certificate(ctx: RunContext, name: str) -> bytes | None:
@@ -114,3 +140,61 @@ def smtp_accepts(address: str, spec: MailSpec, port: int = 25) -> str:
     if code != 250:
         raise VerifyError(f"SMTP {address}:{port} refuses {recipient}: {code} {answer.decode(errors='replace')}")
     return f"SMTP on {address}:{port} accepts {recipient}"
+
+
+def submission_login(ctx: RunContext, address: str, user: str, port: int) -> str:
+    """As a member's mail client sends: to `port` (587: STARTTLS first; 465: TLS from the first
+    byte), the certificate verified against the ACME root and equal to acme.json's for the mail
+    name, AUTH as `user` with their password, then MAIL FROM the user and RCPT TO another member
+    accepted (no message is sent: RSET). Raises VerifyError naming what failed."""
+    spec = ctx.inventory.mail
+    assert spec is not None
+    wanted = acme_certificate(ctx, spec.host)
+    if wanted is None:
+        raise VerifyError(f"acme.json on the new host holds no certificate for {spec.host} yet")
+    secret = spec.passwords().get(user)
+    if secret is None:
+        raise VerifyError(f"no password for {user} in mail.password_file")
+    others = [u for u in spec.users if u != user]
+    recipient = others[0] if others else user
+    where = f"submission {address}:{port} ({spec.host})"
+    context = acme_context(ctx)
+    smtp: smtplib.SMTP | None = None
+    try:
+        if port == 465:
+            smtp = _Smtps(spec.host, context)
+            smtp.connect(address, port)
+            smtp.ehlo("runbook-verify.invalid")
+        else:
+            smtp = _Smtp(spec.host)
+            smtp.connect(address, port)
+            smtp.ehlo("runbook-verify.invalid")
+            if not smtp.has_extn("starttls"):
+                raise VerifyError(f"{where} offers no STARTTLS")
+            smtp.starttls(context=context)
+            smtp.ehlo("runbook-verify.invalid")
+        sock: ssl.SSLSocket = smtp.sock  # type: ignore[assignment]
+        if sock.getpeercert(binary_form=True) != wanted:
+            raise VerifyError(f"{where} serves another certificate than acme.json's for {spec.host}")
+        if not smtp.has_extn("auth"):
+            raise VerifyError(f"{where} offers no AUTH after TLS")
+        smtp.login(user, secret.reveal())
+        code, answer = smtp.mail(user)
+        if code == 250:
+            code, answer = smtp.rcpt(recipient)
+        smtp.rset()
+    except ssl.SSLCertVerificationError as exc:
+        raise VerifyError(f"{where}: certificate does not verify: {exc.verify_message}") from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        error = exc.smtp_error
+        said = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+        raise VerifyError(f"{where}: login as {user} refused: {exc.smtp_code} {said}") from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise VerifyError(f"{where}: {exc or type(exc).__name__}") from exc
+    finally:
+        if smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
+    if code != 250:
+        raise VerifyError(f"{where}: {user} may not send to {recipient}: {code} {answer.decode(errors='replace')}")
+    return f"{user} sends on {address}:{port} (TLS with the ACME certificate, login) to {recipient}"

@@ -4,13 +4,15 @@ from the inventory's image) and a certificate dumper, plus the files they read.
 TLS follows the club's set-up: Traefik's ACME resolver holds the certificate for the mail name in
 acme.json; a dumper (ldez/traefik-certs-dumper in production, a small Python equivalent in images
 that have python3) writes it to ``certs/<name>/fullchain.crt`` and ``privkey.key``; the mail
-container installs it for Dovecot and reloads Dovecot whenever it changes. IMAPS reaches Dovecot
-through a Traefik TCP router (HostSNI, TLS passthrough) or a port published directly; SMTP is
-published on the new host's address, port 25.
+container installs it for Dovecot and Postfix and reloads them whenever it changes. IMAPS reaches
+Dovecot through a Traefik TCP router (HostSNI, TLS passthrough) or a port published directly; SMTP is
+published on the new host's address: 25 with STARTTLS, and for members' mail clients submission on
+587 (STARTTLS, then SASL through Dovecot's auth) and 465 (implicit TLS, SASL).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from runbook.inventory import Inventory
@@ -22,6 +24,9 @@ PROJECT = "mail"
 CONTAINER = "mail_server"
 DUMPER = "mail_certs_dumper"
 LDEZ = "ldez/traefik-certs-dumper"
+#: The new mail server's SMTP ports: 25 (STARTTLS offered), 587 (submission: STARTTLS and SASL
+#: required) and 465 (submissions: implicit TLS, SASL required), as the old server offers them.
+SMTP_PORTS = (25, 587, 465)
 #: The old Postfix's extra transport that relays the mail domain to the new host (master.cf name).
 RELAY_SERVICE = "runbook-relay"
 
@@ -84,6 +89,12 @@ protocol lmtp {{
 }}
 service auth {{
   user = root
+  # Postfix's SASL (submission on 587 and 465) asks Dovecot: the same passwords as IMAP
+  unix_listener /var/spool/postfix/private/auth {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
 }}
 """
 
@@ -102,8 +113,22 @@ virtual_transport = lmtp:unix:private/dovecot-lmtp
 local_transport = error:local delivery is disabled
 alias_maps =
 alias_database =
+virtual_alias_maps = {aliases}
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_peername_lookup = no
+# TLS with the mail name's ACME certificate (the one Dovecot serves, installed by run.sh): STARTTLS
+# offered on 25, required on submission (587); 465 is TLS from the first byte (master.cf, run.sh)
+smtpd_tls_cert_file = /etc/dovecot/tls/fullchain.pem
+smtpd_tls_key_file = /etc/dovecot/tls/privkey.pem
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = yes
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtp_tls_security_level = may
+# SASL through Dovecot, on the submission services only (their master.cf options turn it on)
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+smtpd_sasl_auth_enable = no
 maillog_file = /dev/stdout
 smtputf8_enable = no
 biff = no
@@ -174,13 +199,14 @@ def labels(inventory: Inventory, spec: MailSpec) -> dict[str, str]:
     }
 
 
-def project(inventory: Inventory) -> dict[str, Any]:
+def project(inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
     """The mail compose document."""
     spec = inventory.mail
     assert spec is not None
     root = mail_dir(inventory)
     address = new_address(inventory)
-    ports = [f"{address}:25:25"]
+    # SMTP from other servers (25), and members' mail clients sending (587 STARTTLS, 465 TLS)
+    ports = [f"{address}:{port}:{port}" for port in SMTP_PORTS]
     if spec.imaps == "direct":
         ports.append(f"{address}:993:993")
     server: dict[str, Any] = {
@@ -199,6 +225,7 @@ def project(inventory: Inventory) -> dict[str, Any]:
             f"{root}/config/dovecot.conf:/etc/runbook/dovecot.conf:ro",
             f"{root}/config/passwd:/etc/runbook/passwd:ro",
             f"{root}/config/main.cf:/etc/runbook/main.cf:ro",
+            *(f"{root}/config/virtual.{i}:{alias_file(i)}:ro" for i in range(len(aliases))),
         ],
         "labels": labels(inventory, spec),
     }
@@ -214,18 +241,32 @@ def project(inventory: Inventory) -> dict[str, Any]:
 RELAY_BACK_PY = script("mail-relay-back.py")
 
 
-def files(inventory: Inventory) -> dict[str, tuple[str, int]]:
-    """The mail project's files on the new host (not the password database: that is synced)."""
+def alias_file(index: int) -> str:
+    """Where the mail container reads the old Postfix's virtual alias table number `index`."""
+    return f"/etc/runbook/virtual.{index}"
+
+
+def files(inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = ()) -> dict[str, tuple[str, int]]:
+    """The mail project's files on the new host (not the password database: that is synced), with
+    the old Postfix's virtual alias tables (`aliases`: Source.mail_alias_tables) as config/virtual.N."""
     spec = inventory.mail
     assert spec is not None
     root = mail_dir(inventory)
+    maps = ", ".join(f"{kind}:{alias_file(i)}" for i, (kind, _, _) in enumerate(aliases))
+    tables = {
+        f"{root}/config/virtual.{i}": (f"# {old} on the old host, carried over by runbook\n{text}", 0o644)
+        for i, (_, old, text) in enumerate(aliases)
+    }
     return {
+        **tables,
         f"{root}/config/dovecot.conf": (DOVECOT_CONF.format(domain=spec.domain), 0o644),
-        f"{root}/config/main.cf": (POSTFIX_MAIN.format(host=spec.host, domain=spec.domain), 0o644),
+        f"{root}/config/main.cf": (POSTFIX_MAIN.format(host=spec.host, domain=spec.domain, aliases=maps), 0o644),
         f"{root}/config/run.sh": (RUN_SH, 0o755),
         f"{root}/config/certs-dump.py": (CERTS_DUMP_PY, 0o644),
         f"{root}/docker-compose.yml": (
-            compose.to_yaml(project(inventory), "mail: Dovecot + Postfix and the certificate dumper, by runbook"),
+            compose.to_yaml(
+                project(inventory, aliases), "mail: Dovecot + Postfix and the certificate dumper, by runbook"
+            ),
             0o644,
         ),
     }

@@ -6,6 +6,9 @@ adapter that has a Postfix (runbook/services/source.py) reads the files and runs
 
 from __future__ import annotations
 
+import base64
+
+from runbook.errors import RunbookError
 from runbook.remote.scripts import script
 from runbook.services.mailserver import RELAY_SERVICE
 
@@ -78,3 +81,41 @@ def backlog_count(output: str) -> int:
     """BACKLOG's answer as a number (0 when it printed none)."""
     text = output.strip()
     return int(text) if text.isdigit() else 0
+
+
+#: Lookup tables whose source is a text file the new server can read as it is: indexed ones
+#: (hash, lmdb, btree, cdb, dbm) become texthash: on the new host (no postmap needed), texthash,
+#: regexp and inline-free ones stay what they are.
+ALIAS_AS_TEXT = {"hash": "texthash", "lmdb": "texthash", "btree": "texthash", "cdb": "texthash", "dbm": "texthash"}
+ALIAS_KEPT = ("texthash", "regexp")
+#: One read on the old host: each virtual_alias_maps table as `TYPE:NAME`, then its source file
+#: base64-encoded, or `-` where there is no such file (or it is not a file table).
+ALIAS_READ = r"""maps=$(postconf -h virtual_alias_maps) || exit 1
+for table in $(echo "$maps" | tr ',' ' '); do
+  name=${table#*:}
+  if [ -f "$name" ]; then echo "$table $(base64 -w0 < "$name")"; else echo "$table -"; fi
+done"""
+
+
+def alias_tables(output: str) -> list[tuple[str, str, str]]:
+    """The old Postfix's virtual alias tables from ALIAS_READ's output, each as (the type the new
+    server reads it with, the old TYPE:NAME, the file's text). Raises RunbookError naming a table
+    the new server cannot be given as a file (mysql:, ldap:, proxy:, pcre:, ...) or whose file is
+    missing, so that no alias is left behind silently."""
+    tables = []
+    for line in output.splitlines():
+        table, _, data = line.strip().partition(" ")
+        if not table:
+            continue
+        kind, _, name = table.partition(":")
+        new_kind = ALIAS_AS_TEXT.get(kind, kind if kind in ALIAS_KEPT else "")
+        if not new_kind:
+            raise RunbookError(
+                f"the old Postfix's virtual_alias_maps has {table}: the new mail server takes alias tables "
+                f"from files only ({', '.join(sorted({*ALIAS_AS_TEXT, *ALIAS_KEPT}))}); move it into one, or "
+                "give the new server that table yourself"
+            )
+        if data in ("", "-"):
+            raise RunbookError(f"the old Postfix's virtual_alias_maps names {table}, but {name} is not a file there")
+        tables.append((new_kind, table, base64.b64decode(data).decode()))
+    return tables

@@ -77,6 +77,8 @@ class Source(Protocol):
 
     def mail_wait_idle_action(self) -> Action: ...
 
+    def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]: ...
+
 
 class ApacheSource:
     """An old host whose sites are Apache vhosts (found with `apache2ctl -S`), with its MariaDB,
@@ -259,3 +261,10 @@ class ApacheSource:
 
     def mail_wait_idle_action(self) -> Action:
         return RunCommand("old", ("sh", "-c", postfix.WAIT_IDLE), why="wait until no delivery is in flight", timeout=60)
+
+    def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]:
+        """The old Postfix's virtual alias tables, as the new server will read them (postfix.alias_tables)."""
+        result = ctx.hosts.get("old").run(["sh", "-c", postfix.ALIAS_READ], check=False)
+        if result.exit_code != 0:
+            raise RunbookError(f"cannot read the old Postfix's virtual_alias_maps: {result.stderr.strip()[-300:]}")
+        return postfix.alias_tables(result.stdout)

@@ -179,6 +179,14 @@ def test_mail_moves_after_the_sites_and_every_message_sent_during_the_switch_arr
     verified = must(run_inv("verify", "--only", "mail/*"))
     assert "mail/verify" in verified.stdout
 
+    # The old Postfix's virtual aliases answer on the new host: the trainer's address forwards to
+    # the jugend mailbox, the board's public one reaches two members.
+    trainer, info = send(lab.new, "trainer", "to the trainer"), send(lab.new, "info", "to the board")
+    want = {"jugend": {trainer}, "vorstand": {info}, "kasse": {info}}
+    arrived = wait_for_ids(lab, context, want, timeout=30)
+    for user, ids in want.items():
+        assert ids <= set(arrived[user]), f"{user}: an alias's message did not arrive on the new host"
+
 
 def send(address: str, user: str, subject: str) -> str:
     msgid = f"<{uuid.uuid4().hex}@fans.example>"
@@ -186,6 +194,41 @@ def send(address: str, user: str, subject: str) -> str:
     msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "probe@fans.example", f"{user}@{DOMAIN}", subject, msgid
     msg.set_content(subject)
     with smtplib.SMTP(address, 25, timeout=10) as smtp:
+        smtp.send_message(msg)
+    return msgid
+
+
+class Submission(smtplib.SMTP):
+    """A member's mail client on 587: STARTTLS checked against the mail name, not the address."""
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> tuple[int, bytes]:
+        answer = super().connect(host, port, source_address)
+        self._host = MAIL_HOST
+        return answer
+
+
+class Submissions(smtplib.SMTP_SSL):
+    """A member's mail client on 465: TLS from the first byte, the mail name as SNI."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        sock = socket.create_connection((host, port), timeout)
+        return self.context.wrap_socket(sock, server_hostname=MAIL_HOST)
+
+
+def submit(lab: Any, port: int, user: str, to: str, subject: str, login: bool = True) -> str:
+    """Send as a member: TLS (STARTTLS on 587), log in with their password, one message."""
+    msgid = f"<{uuid.uuid4().hex}@{DOMAIN}>"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = f"{user}@{DOMAIN}", to, subject, msgid
+    msg.set_content(subject)
+    context = acme_trust(lab)
+    smtp: smtplib.SMTP = Submissions(context=context, timeout=30) if port == 465 else Submission(timeout=30)
+    with smtp:
+        smtp.connect(lab.new, port)
+        if port == 587:
+            smtp.starttls(context=context)
+        if login:
+            smtp.login(f"{user}@{DOMAIN}", passwords(lab)[f"{user}@{DOMAIN}"])
         smtp.send_message(msg)
     return msgid
 
@@ -210,6 +253,23 @@ def test_mail_rollback_brings_mail_that_reached_the_new_host_back_to_the_old_one
     seen = wait_for_ids(lab, context, {"vorstand": set(), "kasse": {on_new}, "jugend": {via_old}}, timeout=30)
     assert on_new in seen["kasse"] and via_old in seen["jugend"]
     assert len(seen["vorstand"]) == inbox_seed_count("vorstand")  # UIDs/flags came along; nothing added
+
+    # Members send as their mail clients do, to the new host: 587 with STARTTLS and 465, the ACME
+    # certificate checked, their password; to another member, and through the new server.
+    by_587 = submit(lab, 587, "kasse", f"vorstand@{DOMAIN}", "sent on 587 after the switch")
+    by_465 = submit(lab, 465, "jugend", f"vorstand@{DOMAIN}", "sent on 465 after the switch")
+    seen = wait_for_ids(lab, context, {"vorstand": {by_587, by_465}, "kasse": set(), "jugend": set()}, timeout=30)
+    assert {by_587, by_465} <= set(seen["vorstand"]), "a member's submitted message did not arrive"
+    with pytest.raises(smtplib.SMTPException) as refused:  # no login: no relaying for anyone
+        submit(lab, 587, "kasse", "someone@fans.example", "relay without a login", login=False)
+    assert "5.7" in str(refused.value) or "530" in str(refused.value) or "554" in str(refused.value), refused.value
+    with pytest.raises(smtplib.SMTPAuthenticationError), Submission(timeout=30) as smtp:
+        smtp.connect(lab.new, 587)
+        smtp.starttls(context=context)
+        smtp.login(f"kasse@{DOMAIN}", passwords(lab)[f"kasse@{DOMAIN}"] + "x")  # a wrong password
+    with smtplib.SMTP(lab.new, 25, timeout=10) as smtp:  # 25: STARTTLS for servers, no AUTH (that is 587/465)
+        smtp.ehlo("fans.example")
+        assert smtp.has_extn("starttls") and not smtp.has_extn("auth")
 
     rolled = must(run_inv("rollback", "--to", "mail/pre-sync", "--yes", timeout=600))
     assert "rolled back" in rolled.stdout

@@ -109,7 +109,10 @@ def test_probes_cover_every_name_the_mail_host_and_each_name_server(inventory) -
     assert not targets["mail.club.test:993"].required and targets["127.0.0.54:53"].module == "dns_soa"
     moved = probes(inventory, [], mail_moved=True)
     assert {p.target: p.required for p in moved}["mail.club.test:993"] is True
-    assert {p.target: p.required for p in moved}["mail.club.test:25"] is False  # lab: recorded only
+    required = {p.target: p.required for p in moved}
+    assert required["mail.club.test:25"] and required["mail.club.test:587"] and required["mail.club.test:465"]
+    assert {p.module for p in moved} >= {"smtp_starttls", "smtp_submission", "smtps_submission"}
+    assert not {p.target: p.required for p in found}["mail.club.test:587"]  # not before the mail moved
     groups = {g["labels"]["module"]: g for g in target_groups(inventory, found)}
     assert groups["dns_soa"]["targets"] == ["127.0.0.53:53", "127.0.0.54:53"]
     assert groups["http_2xx_www"] == {

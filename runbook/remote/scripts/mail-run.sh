@@ -1,6 +1,7 @@
 #!/bin/sh
 # The mail container's init, written by runbook: Postfix + Dovecot, and a watch that installs the
-# dumped certificate for Dovecot and reloads it whenever the certificate changes.
+# dumped certificate for Dovecot and Postfix (main.cf names the same files) and reloads both
+# whenever the certificate changes.
 set -u
 CERT_DIR=/certs/"$MAIL_HOST"
 TLS=/etc/dovecot/tls
@@ -24,6 +25,15 @@ if ! install_cert; then
 fi
 cp /etc/runbook/main.cf /etc/postfix/main.cf
 postconf -F '*/*/chroot = n'
+# Members' mail clients: submission (587, STARTTLS required) and submissions (465, implicit TLS),
+# both only for those who log in (SASL through Dovecot), as Debian's master.cf comments them.
+for service in submission submissions; do
+  postconf -M "$service/inet=$service inet n - n - - smtpd"
+  postconf -P "$service/inet/syslog_name=postfix/$service" "$service/inet/smtpd_sasl_auth_enable=yes" \
+    "$service/inet/smtpd_client_restrictions=permit_sasl_authenticated,reject" \
+    "$service/inet/smtpd_relay_restrictions=permit_sasl_authenticated,reject"
+done
+postconf -P submission/inet/smtpd_tls_security_level=encrypt submissions/inet/smtpd_tls_wrappermode=yes
 postfix set-permissions >/dev/null 2>&1 || true
 dovecot -c /etc/runbook/dovecot.conf || exit 1
 postfix start || exit 1
@@ -32,7 +42,8 @@ while :; do
   sleep 2 & wait $!
   now=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" 2>/dev/null | sha256sum)
   if [ "$now" != "$installed" ] && install_cert; then
-    doveadm -c /etc/runbook/dovecot.conf reload && echo "runbook: certificate changed, dovecot reloaded"
+    doveadm -c /etc/runbook/dovecot.conf reload && postfix reload >/dev/null 2>&1 \
+      && echo "runbook: certificate changed, dovecot and postfix reloaded"
   fi
   doveadm -c /etc/runbook/dovecot.conf service status >/dev/null 2>&1 || pgrep -x dovecot >/dev/null || exit 1
 done
