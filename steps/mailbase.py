@@ -24,6 +24,20 @@ def tolerant(argv: tuple[str, ...]) -> tuple[str, ...]:
     return ("sh", "-c", 'rsync "$@"; rc=$?; [ "$rc" -eq 24 ] && rc=0; exit "$rc"', "rsync", *argv[1:])
 
 
+def old_passdb(ctx: RunContext, spec: MailSpec) -> tuple[str, str]:
+    """The old Dovecot's passwd-file (the inventory's, else what `doveconf` says) and its default
+    password scheme (its args' scheme=, else Dovecot's default for passwd-file, CRYPT)."""
+    result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
+    facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
+    args = facts.get("passdb/0/args", "").split() if facts.get("passdb/0/driver") == "passwd-file" else []
+    scheme = next((a.split("=", 1)[1] for a in args if a.startswith("scheme=")), "CRYPT")
+    if spec.passdb:
+        return spec.passdb, scheme
+    if args:
+        return args[-1], scheme
+    raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
+
+
 class MailStep(Step):
     """Base of the mail sub-steps: the inventory, its mail spec and the hosts' addresses."""
 
@@ -60,13 +74,7 @@ class MailStep(Step):
 
     def passdb(self, ctx: RunContext) -> str:
         """The old Dovecot's passwd-file: the inventory's, else what `doveconf` says."""
-        if self.spec.passdb:
-            return self.spec.passdb
-        result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
-        facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
-        if facts.get("passdb/0/driver") == "passwd-file" and facts.get("passdb/0/args"):
-            return facts["passdb/0/args"].split()[-1]
-        raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
+        return self.spec.passdb or old_passdb(ctx, self.spec)[0]
 
     def old_queue_empty(self, ctx: RunContext) -> None:
         """Raises VerifyError while messages wait in the old queue (after asking it to try them now)."""

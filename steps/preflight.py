@@ -9,6 +9,7 @@ from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.step import CheckResult, Step
+from steps.mailbase import old_passdb
 
 PROBE = 'printf "%s %s %s\\n" "$(id -un)" "$(uname -r)" "$(df -Pk "$1" | awk \'NR==2{print $4}\')"'
 
@@ -176,7 +177,89 @@ class DatabaseChanges(Preflight):
         )
 
 
+class Mailboxes(Preflight):
+    """Every mailbox that moves has its password in mail.password_file, and it is the one the old
+    Dovecot's passwd-file holds: mail/verify logs in as each of them after the switch, too late
+    to find a wrong one. The passwords and hashes are compared here, never shown."""
+
+    id = "preflight/mailboxes"
+    title = "every mailbox's password is known and right"
+
+    def seen(self, ctx: RunContext) -> str:
+        spec = self.inventory.mail
+        assert spec is not None
+        known = spec.passwords()
+        missing = [u for u in spec.users if u not in known]
+        if missing:
+            raise RunbookError(
+                f"mail.password_file ({spec.password_file}) has no password for {', '.join(missing)}: "
+                "mail/verify logs in as every mailbox on the new host; add a line USER:PASSWORD"
+            )
+        path, scheme = old_passdb(ctx, spec)
+        entries = {
+            line.split(":", 1)[0]: line.split(":")[1] if line.count(":") else ""
+            for line in (ctx.hosts.get("old").read_file(path) or b"").decode(errors="replace").splitlines()
+            if line and not line.startswith("#")
+        }
+        absent = [u for u in spec.users if u not in entries]
+        if absent:
+            raise RunbookError(
+                f"the old Dovecot's passwd-file {path} on the old host has no line for {', '.join(absent)}"
+            )
+        wrong, unchecked = [], []
+        for user in spec.users:
+            match = password_matches(known[user].reveal(), entries[user], scheme)
+            if match is None:
+                unchecked.append(user)
+            elif not match:
+                wrong.append(user)
+        if wrong:
+            raise RunbookError(
+                f"mail.password_file ({spec.password_file}): the password for {', '.join(wrong)} is not the one "
+                f"the old Dovecot's passwd-file {path} holds (mail/verify would fail after the switch)"
+            )
+        checked = len(spec.users) - len(unchecked)
+        rest = f"; not checked here (scheme not readable): {', '.join(unchecked)}" if unchecked else ""
+        return f"{checked} of {len(spec.users)} mailbox password(s) match the old Dovecot's {path}{rest}"
+
+
+def password_matches(password: str, stored: str, default_scheme: str) -> bool | None:
+    """Whether `password` is the one a Dovecot passwd-file field holds (`{SCHEME}value`, or the
+    value alone in the passdb's default scheme): PLAIN/CLEAR compared in constant time, the crypt(3)
+    schemes ($6$, $5$, $y$, $2y$, ...) with the system's crypt; None for a scheme not readable here."""
+    import hmac
+
+    scheme, value = default_scheme.upper(), stored
+    if stored.startswith("{") and "}" in stored:
+        scheme, value = stored[1 : stored.index("}")].upper(), stored[stored.index("}") + 1 :]
+    if scheme in ("PLAIN", "CLEAR", "CLEARTEXT"):
+        return hmac.compare_digest(password.encode(), value.encode())
+    if scheme in ("CRYPT", "SHA512-CRYPT", "SHA256-CRYPT", "MD5-CRYPT", "BLF-CRYPT") and value.startswith("$"):
+        hashed = _crypt(password, value)
+        return None if hashed is None else hmac.compare_digest(hashed.encode(), value.encode())
+    return None
+
+
+def _crypt(password: str, salted: str) -> str | None:
+    """crypt(3) through libcrypt (Python's crypt module is gone in 3.13); None where it is missing
+    or does not know the method."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("crypt")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    out = lib.crypt(password.encode(), salted.encode())
+    if not out or out.startswith(b"*"):
+        return None
+    return out.decode()
+
+
 def steps(inventory: Inventory) -> list[Step]:
     dns_steps: list[Step] = [RecordsSwitchable(inventory), OldCertificatesLast(inventory)] if inventory.dns else []
     db_steps: list[Step] = [DatabaseChanges(inventory)] if any(s.database for s in inventory.sites) else []
-    return [HostsReachable(inventory), *dns_steps, *db_steps]
+    mail_steps: list[Step] = [Mailboxes(inventory)] if inventory.mail and inventory.mail.users else []
+    return [HostsReachable(inventory), *dns_steps, *db_steps, *mail_steps]

@@ -140,7 +140,7 @@ def test_the_whole_lab_migration_also_finishes_logged_in_as_root(clean_lab, tmp_
     # And all of it rolls back: each step's own clean-up (the mail server stopping) comes before the
     # steps it stands on are undone (the web network); the sites are carried back first.
     back = must(run_inv("rollback", "--yes", inventory=inventory, timeout=900))
-    assert "rolled back 68 step(s)" in back.stdout, back.stdout[-3000:]
+    assert "rolled back 69 step(s)" in back.stdout, back.stdout[-3000:]
     for server in (lab.ns1, lab.ns2):
         assert spf("club.test", server) == [OLD_SPF], server  # the exact record again
     for domain, text in (("club.test", "Willkommen beim FC Lab"), ("admin.club.test", "Admin-Tool")):

@@ -75,9 +75,10 @@ def test_the_old_virtual_alias_tables_become_files_the_new_server_reads_without_
     assert files["/srv/mail/config/virtual.0"][0].endswith(VIRTUAL)
     volumes = yaml.safe_load(files["/srv/mail/docker-compose.yml"][0])["services"]["server"]["volumes"]
     assert "/srv/mail/config/virtual.1:/etc/runbook/virtual.1:ro" in volumes
-    assert alias_tables("") == [] and "virtual_alias_maps = \n" in mailserver.files(load_inventory(LAB))[
-        "/srv/mail/config/main.cf"
-    ][0]
+    assert (
+        alias_tables("") == []
+        and "virtual_alias_maps = \n" in mailserver.files(load_inventory(LAB))["/srv/mail/config/main.cf"][0]
+    )
 
 
 @pytest.mark.parametrize(
