@@ -274,29 +274,33 @@ class Runner(Rollbacks):
         chains: dict[str, list[int]] = {}
         for i, action in enumerate(group):
             chains.setdefault(chain_of(action), []).append(i)
-        results: queue.Queue[tuple[int, dict[str, Any] | None, Exception | None]] = queue.Queue()
+        # (index, facts, None) for an applied action, (index, None, error) for a failed one, and
+        # None when a chain has ended
+        results: queue.Queue[tuple[int, dict[str, Any] | None, Exception | None] | None] = queue.Queue()
 
         def run(indexes: list[int]) -> None:
-            for i in indexes:
-                try:
-                    results.put((i, group[i].apply(self.ctx), None))
-                except Exception as exc:  # handed to the runner's thread, which raises it
-                    results.put((i, None, exc))
-                    return
-
-        threads = [threading.Thread(target=run, args=(ids,), daemon=True) for ids in chains.values()]
-        for thread in threads:
-            thread.start()
-        errors: list[Exception] = []
-        while any(t.is_alive() for t in threads) or not results.empty():
             try:
-                i, facts, error = results.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if error is not None:
-                errors.append(error)
+                for i in indexes:
+                    try:
+                        results.put((i, group[i].apply(self.ctx), None))
+                    except Exception as exc:  # handed to the runner's thread, which raises it
+                        results.put((i, None, exc))
+                        return
+            finally:
+                results.put(None)
+
+        for ids in chains.values():
+            threading.Thread(target=run, args=(ids,), daemon=True).start()
+        errors: list[Exception] = []
+        running = len(chains)
+        while running:
+            result = results.get()
+            if result is None:
+                running -= 1
+            elif result[2] is not None:
+                errors.append(result[2])
             else:
-                self.ctx.journal.append(APPLIED, step.id, of=intents[i].seq, facts=facts)
+                self.ctx.journal.append(APPLIED, step.id, of=intents[result[0]].seq, facts=result[1])
         if errors:
             if isinstance(errors[0], RunbookError):
                 raise StepError(step.id, "; ".join(str(e) for e in errors)) from errors[0]

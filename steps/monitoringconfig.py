@@ -38,71 +38,42 @@ def site_module(site_name: str) -> str:
     return f"http_2xx_{site_name}"
 
 
+def _tcp(tls: dict[str, Any], steps: list[dict[str, Any]], implicit_tls: bool = False) -> dict[str, Any]:
+    """A blackbox tcp module: the query/response steps, TLS from the first byte if `implicit_tls`."""
+    tcp: dict[str, Any] = {"preferred_ip_protocol": "ip4", "tls_config": tls, "query_response": steps}
+    if implicit_tls:
+        tcp["tls"] = True
+    return {"prober": "tcp", "timeout": "5s", "tcp": tcp}
+
+
+def _smtp(after_tls: list[dict[str, Any]], starttls: bool) -> list[dict[str, Any]]:
+    """An SMTP conversation: the greeting, EHLO, STARTTLS where `starttls` (else the connection is
+    TLS already), EHLO again, then `after_tls` (what the server must answer)."""
+    greeting: list[dict[str, Any]] = [{"expect": "^220 ([^ ]+) ESMTP (.+)$"}]
+    if not starttls:
+        return [*greeting, {"send": "EHLO prober\r"}, *after_tls]
+    return [
+        *greeting,
+        {"send": "EHLO prober\r"},
+        {"expect": "^250-STARTTLS"},
+        {"send": "STARTTLS\r"},
+        {"expect": "^220"},
+        {"starttls": True},
+        {"send": "EHLO prober\r"},
+        *after_tls,
+    ]
+
+
 def mail_modules(tls: dict[str, Any]) -> dict[str, Any]:
-    """The blackbox modules for IMAPS and SMTP STARTTLS (as in the exporter's example config)."""
+    """The blackbox modules for IMAPS, SMTP STARTTLS (as in the exporter's example config) and
+    members' submission: AUTH offered once TLS is on (587 after STARTTLS, 465 from the first byte);
+    a server that offers no AUTH there cannot take their mail."""
+    imap = [{"expect": "OK.*"}, {"send": ". CAPABILITY"}, {"expect": "CAPABILITY IMAP4rev1"}]
     return {
-        "imaps": {
-            "prober": "tcp",
-            "timeout": "5s",
-            "tcp": {
-                "preferred_ip_protocol": "ip4",
-                "tls": True,
-                "tls_config": tls,
-                "query_response": [{"expect": "OK.*"}, {"send": ". CAPABILITY"}, {"expect": "CAPABILITY IMAP4rev1"}],
-            },
-        },
-        "smtp_starttls": {
-            "prober": "tcp",
-            "timeout": "5s",
-            "tcp": {
-                "preferred_ip_protocol": "ip4",
-                "tls_config": tls,
-                "query_response": [
-                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250-STARTTLS"},
-                    {"send": "STARTTLS\r"},
-                    {"expect": "^220"},
-                    {"starttls": True},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250 "},
-                ],
-            },
-        },
-        # Members' mail clients: submission offers AUTH once TLS is on (587 after STARTTLS, 465
-        # from the first byte); a server that offers no AUTH there cannot take their mail.
-        "smtp_submission": {
-            "prober": "tcp",
-            "timeout": "5s",
-            "tcp": {
-                "preferred_ip_protocol": "ip4",
-                "tls_config": tls,
-                "query_response": [
-                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250-STARTTLS"},
-                    {"send": "STARTTLS\r"},
-                    {"expect": "^220"},
-                    {"starttls": True},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250-AUTH"},
-                ],
-            },
-        },
-        "smtps_submission": {
-            "prober": "tcp",
-            "timeout": "5s",
-            "tcp": {
-                "preferred_ip_protocol": "ip4",
-                "tls": True,
-                "tls_config": tls,
-                "query_response": [
-                    {"expect": "^220 ([^ ]+) ESMTP (.+)$"},
-                    {"send": "EHLO prober\r"},
-                    {"expect": "^250-AUTH"},
-                ],
-            },
-        },
+        "imaps": _tcp(tls, imap, implicit_tls=True),
+        "smtp_starttls": _tcp(tls, _smtp([{"expect": "^250 "}], starttls=True)),
+        "smtp_submission": _tcp(tls, _smtp([{"expect": "^250-AUTH"}], starttls=True)),
+        "smtps_submission": _tcp(tls, _smtp([{"expect": "^250-AUTH"}], starttls=False), implicit_tls=True),
     }
 
 

@@ -85,15 +85,21 @@ def acme_certificate(ctx: RunContext, name: str) -> bytes | None:
     return None
 
 
+def acme_certificate_wanted(ctx: RunContext, name: str) -> bytes:
+    """acme.json's certificate for `name` (DER); VerifyError while it holds none yet."""
+    wanted = acme_certificate(ctx, name)
+    if wanted is None:
+        raise VerifyError(f"acme.json on the new host holds no certificate for {name} yet")
+    return wanted
+
+
 def imaps_login(ctx: RunContext, address: str, user: str | None, port: int = 993) -> str:
     """Connect to IMAPS at `address` with the mail name as SNI; the certificate must verify
     against the ACME root and equal acme.json's for the mail name; log in as `user` (if given)
     and select INBOX. Returns what was seen; raises VerifyError otherwise."""
     spec = ctx.inventory.mail
     assert spec is not None
-    wanted = acme_certificate(ctx, spec.host)
-    if wanted is None:
-        raise VerifyError(f"acme.json on the new host holds no certificate for {spec.host} yet")
+    wanted = acme_certificate_wanted(ctx, spec.host)
     try:
         imap = _Imaps(address, spec.host, acme_context(ctx), port)
     except ssl.SSLCertVerificationError as exc:
@@ -149,9 +155,7 @@ def submission_login(ctx: RunContext, address: str, user: str, port: int) -> str
     accepted (no message is sent: RSET). Raises VerifyError naming what failed."""
     spec = ctx.inventory.mail
     assert spec is not None
-    wanted = acme_certificate(ctx, spec.host)
-    if wanted is None:
-        raise VerifyError(f"acme.json on the new host holds no certificate for {spec.host} yet")
+    wanted = acme_certificate_wanted(ctx, spec.host)
     secret = spec.passwords().get(user)
     if secret is None:
         raise VerifyError(f"no password for {user} in mail.password_file")
