@@ -222,12 +222,22 @@ def _move_wordpress(lab: Any, inventory: Path, megabytes: int) -> dict[str, floa
     held = [r.ts for r in actions if "hold freeze blog_app" in r.body["text"]][-1]
     thaw = [r.seq for r in actions if "hold thaw blog_app" in r.body["text"]][-1]
     thawed = [r.ts for r in records if r.event == APPLIED and r.body.get("of") == thaw][-1]
+    # Where the held time goes: each action journaled inside the window, with its own time.
+    done = {r.body.get("of"): r.ts for r in records if r.event == APPLIED}
+    timeline = [
+        f"{r.ts - held:6.2f} +{done.get(r.seq, r.ts) - r.ts:5.2f} s  {r.body['text'][:90]}"
+        for r in actions
+        if held <= r.ts <= thawed
+    ]
     argv = ["docker", "exec", "blog_db", "mariadb", "-N", "-B", "-e", "SELECT comment_content FROM blog.wp_comments"]
     on_new = set(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout.split("\n"))
     return {
         "comments_on_new_host": float(len(set(writer.acknowledged) & on_new)),
         "held_seconds": thawed - held,
-        "freeze_window_seconds": final["finished"] - freeze["started"],
+        # The freeze starts when the old copy stops taking requests: the graceful reload, right
+        # after the hold; the new host serves at the thaw. So the window is the held time.
+        "freeze_window_seconds": thawed - held,
+        "freeze_and_final_sync_steps_seconds": final["finished"] - freeze["started"],
         "freeze_step_seconds": freeze["seconds"],
         "final_sync_step_seconds": final["seconds"],
         "requests": float(summary["requests"]),  # type: ignore[arg-type]
@@ -235,6 +245,7 @@ def _move_wordpress(lab: Any, inventory: Path, megabytes: int) -> dict[str, floa
         "slowest_request_seconds": float(summary["slowest"]),  # type: ignore[arg-type]
         "comments_acknowledged": float(len(writer.acknowledged)),
         "comments_failed": float(len(writer.failed)),
+        "held_timeline": timeline,  # type: ignore[dict-item]
     }
 
 
@@ -250,13 +261,19 @@ def bench_wordpress_freeze_window_against_its_database_size(clean_lab, tmp_path:
         for run in range(int(os.environ.get("BENCH_FREEZE_RUNS", "3"))):
             lab.lab.reset()
             runs.append(_move_wordpress(lab, inventory_variant(tmp_path / f"{size}-{run}", "bench-wp"), size))
-        keys = sorted(runs[0])
+        keys = sorted(k for k in runs[0] if k != "held_timeline")
+        for number, each in enumerate(runs):
+            head = f"\n  +{size} MB, run {number + 1}, held {each['held_seconds']:.2f} s:\n    "
+            print(head + "\n    ".join(each["held_timeline"]))
         figures[str(size)] = {"runs": runs, **{k: median([r[k] for r in runs]) for k in keys}}
         f = figures[str(size)]
+        each_held = ", ".join(f"{r['held_seconds']:.2f}" for r in f["runs"])
         lines.append(
-            f"  database +{size} MB: requests held {f['held_seconds']:.2f} s; freeze window "
-            f"{f['freeze_window_seconds']:.2f} s (freeze step {f['freeze_step_seconds']:.2f} s, with the catch-up "
-            f"before the hold; final sync {f['final_sync_step_seconds']:.2f} s), {f['requests']:.0f} requests, "
+            f"  database +{size} MB: freeze window (hold to thaw) {f['freeze_window_seconds']:.2f} s "
+            f"[{each_held}]; freeze and final-sync steps "
+            f"{f['freeze_and_final_sync_steps_seconds']:.2f} s (freeze step {f['freeze_step_seconds']:.2f} s, "
+            f"with the catch-up before the hold; final sync {f['final_sync_step_seconds']:.2f} s), "
+            f"{f['requests']:.0f} requests, "
             f"{f['failed']:.0f} failed, "
             f"slowest {f['slowest_request_seconds']:.2f} s, {f['comments_acknowledged']:.0f} comments acknowledged "
             f"({f['comments_on_new_host']:.0f} in the new host's database), "
