@@ -41,6 +41,7 @@ from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
+from runbook.remote.hold import hold_argv, hold_state
 from runbook.remote.scripts import script
 from runbook.services import mailserver
 from runbook.services.mailcheck import imaps_login, smtp_accepts, submission_login
@@ -226,21 +227,40 @@ class Server(MailStep):
 
 
 class FinalSync(MailStep):
-    """With delivery held and idle on the old host, the Maildirs once more; then a manifest of
-    what the new host got from the old one (rollback sends back only what arrived later)."""
+    """With delivery held and idle on the old host, the Maildirs once more, and the old Dovecot
+    stops being a second copy: while the new server's container is held (its cgroup frozen: a
+    login waits, nothing fails), the old Dovecot proxies IMAP to it (runbook/services/dovecot.py)
+    and ends the members' local sessions; then the Maildirs (UIDs, flags and folders with them)
+    and a manifest of what the new host got from the old one (the rollback sends back only what
+    arrived later); then the new server serves. A client that still reaches the old host reads
+    and changes the new copy from now on."""
 
     part = "final-sync"
 
+    def _held(self, ctx: RunContext) -> bool:
+        return hold_state(ctx.hosts.get("new"), mailserver.CONTAINER) == "held"
+
     def check(self, ctx: RunContext) -> CheckResult:
-        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is not None:
-            return CheckResult(True, "final sync done")
-        return CheckResult(False, "mail delivered since the pre-sync is on the old host only")
+        if ctx.hosts.get("new").read_file(self.marker("final-sync")) is None:
+            return CheckResult(False, "mail delivered since the pre-sync is on the old host only")
+        if self._held(ctx):
+            return CheckResult(False, "the final sync was cut off: the new mail server is still held")
+        if self.source.imap_proxied_to(ctx) != self.new_address:
+            return CheckResult(False, "the old Dovecot serves its own copy of the mailboxes")
+        return CheckResult(True, "final sync done; the old Dovecot proxies IMAP to the new host")
 
     def actions(self, ctx: RunContext) -> list[Action]:
         sync = self.maildir_sync("--delete", why="the delta since the pre-sync")[1:]
         manifest = f"{self.root}/vmail/{MANIFEST}"
         return [
             self.source.mail_wait_idle_action(),
+            RunCommand(
+                "new",
+                hold_argv("freeze", mailserver.CONTAINER),
+                undo=hold_argv("thaw", mailserver.CONTAINER),
+                why="hold IMAP logins on the new host until its copy is whole",
+            ),
+            *self.source.imap_proxy_actions(ctx, self.spec.host, self.new_address),
             *sync,
             RunCommand(
                 "new",
@@ -249,16 +269,39 @@ class FinalSync(MailStep):
                 kept="the manifest stays for a later rollback",
             ),
             PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync"),
+            RunCommand(
+                "new",
+                hold_argv("thaw", mailserver.CONTAINER),
+                why="serve IMAP: the old host's logins come here now",
+                kept="the new mail server keeps serving",
+            ),
         ]
 
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        return self.source.imap_local_actions()
+
+    def synced(self, ctx: RunContext) -> dict[str, list[str]]:
+        """The final sync's manifest on the new host: user -> the messages' unique names."""
+        text = (ctx.hosts.get("new").read_file(f"{self.root}/vmail/{MANIFEST}") or b"").decode()
+        out: dict[str, list[str]] = {}
+        for line in text.split():
+            domain, _, rest = line.partition("/")
+            user, _, unique = rest.partition("/")
+            out.setdefault(f"{user}@{domain}", []).append(unique)
+        return out
+
     def verify(self, ctx: RunContext) -> str:
+        if self.source.imap_proxied_to(ctx) != self.new_address:
+            raise VerifyError(f"the old Dovecot does not proxy IMAP to {self.new_address}")
+        synced = {user: set(names) for user, names in self.synced(ctx).items()}
         if ctx.hosts.get("new").run(["test", "-e", TRANSFER_KEY], check=False).exit_code != 0:
             # after transfer/revoke the hosts cannot compare files any more: compare counts
-            old, new = self.message_counts(ctx, "old"), self.message_counts(ctx, "new")
-            short = [u for u in self.spec.users if new[u] < old[u]]
+            old = self.message_counts(ctx, "old")
+            counted = {user: len(names) for user, names in self.synced(ctx).items()}
+            short = [u for u in self.spec.users if counted.get(u, 0) < old[u]]
             if short:
-                raise VerifyError(f"fewer messages on the new host for {', '.join(short)}")
-            return "every mailbox has at least as many messages on the new host as on the old one"
+                raise VerifyError(f"the final sync brought fewer messages than the old host has for {', '.join(short)}")
+            return "every mailbox's messages on the old host came with the final sync; IMAP is proxied"
         source = f"{self.spec.maildir_root}/{self.spec.domain}"
         dest = f"{self.root}/vmail/{self.spec.domain}"
         dry = ctx.hosts.get("new").run(
@@ -268,12 +311,24 @@ class FinalSync(MailStep):
         )
         if dry.exit_code != 0:
             raise VerifyError(f"cannot compare the Maildirs: {dry.stderr.strip()[-200:]}")
+        # Members change the new copy from now on (flags rename a file, a move or delete takes it
+        # away): a message of the old host counts as here when the final sync's manifest has it.
         missing = [
-            line for line in dry.stdout.splitlines() if ("/new/" in line or "/cur/" in line) and not line.endswith("/")
+            line
+            for line in dry.stdout.splitlines()
+            if ("/new/" in line or "/cur/" in line)
+            and not line.endswith("/")
+            and line.rpartition("/")[2].split(":")[0] not in synced.get(_user_of(line, self.spec.domain), set())
         ]
         if missing:
             raise VerifyError(f"{len(missing)} message(s) on the old host only, e.g. {missing[0]}")
-        return "every message on the old host is on the new host"
+        return "every message on the old host came with the final sync; the old Dovecot proxies IMAP to the new host"
+
+
+def _user_of(path: str, domain: str) -> str:
+    """The mailbox of a Maildir file's path (DOMAIN/USER/Maildir/... or USER/Maildir/...)."""
+    parts = path.split("/Maildir/")[0].strip("/").split("/")
+    return f"{parts[-1]}@{domain}"
 
 
 class SwitchDns(MailStep):
@@ -338,9 +393,11 @@ class SwitchDns(MailStep):
 
 
 class Verify(MailStep):
-    """IMAPS login for every mailbox on the new host with the certificate from acme.json,
-    message counts old <= new, SMTP on the new host accepts the domain, the first member can send
-    (587 with STARTTLS and 465, the ACME certificate, their password), the old queue is empty."""
+    """IMAPS login for every mailbox on the new host with the certificate from acme.json, every
+    message of the old host in the final sync's manifest (members change the new copy through the
+    proxy from then on: a delete there is theirs), SMTP on the new host accepts the domain, the
+    first member can send (587 with STARTTLS and 465, the ACME certificate, their password), the
+    old queue is empty."""
 
     part = "verify"
     reversible = False
@@ -355,9 +412,10 @@ class Verify(MailStep):
     def verify(self, ctx: RunContext) -> str:
         logins = [imaps_login(ctx, self.new_address, user) for user in self.spec.users]
         old, new = self.message_counts(ctx, "old"), self.message_counts(ctx, "new")
-        short = [f"{u}: old {old[u]}, new {new[u]}" for u in self.spec.users if new[u] < old[u]]
+        synced = {user: len(names) for user, names in FinalSync(self.inventory).synced(ctx).items()}
+        short = [f"{u}: old {old[u]}, synced {synced.get(u, 0)}" for u in self.spec.users if synced.get(u, 0) < old[u]]
         if short:
-            raise VerifyError(f"fewer messages on the new host: {'; '.join(short)}")
+            raise VerifyError(f"the final sync brought fewer messages than the old host has: {'; '.join(short)}")
         smtp = smtp_accepts(self.new_address, self.spec)
         # The first member sends as their mail client does: 587 with STARTTLS, and 465.
         sending = [submission_login(ctx, self.new_address, self.spec.users[0], port) for port in (587, 465)]

@@ -12,7 +12,7 @@ from runbook.errors import RunbookError
 from runbook.inventory import Inventory
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
-from runbook.services import apache, postfix
+from runbook.services import apache, dovecot, postfix
 from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
@@ -78,6 +78,15 @@ class Source(Protocol):
     def mail_wait_idle_action(self) -> Action: ...
 
     def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]: ...
+
+    # mail: the old IMAP server becomes a proxy to the target's
+    def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]: ...
+
+    def imap_proxy_actions(self, ctx: RunContext, host: str, address: str) -> list[Action]: ...
+
+    def imap_local_actions(self) -> list[Action]: ...
+
+    def imap_proxied_to(self, ctx: RunContext) -> str | None: ...
 
 
 class ApacheSource:
@@ -268,3 +277,64 @@ class ApacheSource:
         if result.exit_code != 0:
             raise RunbookError(f"cannot read the old Postfix's virtual_alias_maps: {result.stderr.strip()[-300:]}")
         return postfix.alias_tables(result.stdout)
+
+    # -- mail: the host's Dovecot (runbook/services/dovecot.py) --------------------------------
+    def _imap_users(self) -> tuple[str, str]:
+        """A member whose login shows the proxy, and the mask of every member of the domain."""
+        spec = self.inventory.mail
+        if spec is None or not spec.users:
+            raise RunbookError("the inventory's mail section names no users: no IMAP login to move")
+        return spec.users[0], f"*@{spec.domain}"
+
+    def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]:
+        """dovecot.conf with the proxy's include, and the proxy's file (the first passdb's driver
+        and args, proxied to `address` with `host` as the name)."""
+        old = ctx.hosts.get("old")
+        result = old.run(["doveconf", "-S", "passdb"], check=False)
+        try:
+            passdb = dovecot.first_passdb(result.stdout)
+        except ValueError as exc:
+            raise RunbookError(f"old host: doveconf -S passdb: {exc} ({result.stderr.strip()[-200:]})") from exc
+        config = dovecot.config_path(old.run(["doveconf", "-n"], check=False).stdout)
+        conf = (old.read_file(config) or b"").decode()
+        proxy = (old.read_file(dovecot.PROXY_CONF) or b"").decode()
+        return {
+            config: (conf, dovecot.with_include(conf)),
+            dovecot.PROXY_CONF: (proxy, dovecot.proxy_conf(passdb, host, address)),
+        }
+
+    def imap_proxy_actions(self, ctx: RunContext, host: str, address: str) -> list[Action]:
+        user, mask = self._imap_users()
+        actions: list[Action] = [
+            PutFile("old", path, wanted, 0o644, why="the old Dovecot proxies IMAP to the new host")
+            for path, (now, wanted) in self.imap_proxy_files(ctx, host, address).items()
+            if now != wanted
+        ]
+        actions.append(RunCommand("old", ("sh", "-c", "doveconf -n >/dev/null"), why="refuse a broken configuration"))
+        actions.append(
+            RunCommand(
+                "old",
+                ("sh", "-c", dovecot.RELOAD_AND_KICK, "dovecot", user, mask, "proxy"),
+                why="IMAP logins go to the new host; the members' local sessions end (clients reconnect)",
+                kept="a rollback reloads the old Dovecot with its own files",
+            )
+        )
+        return actions
+
+    def imap_local_actions(self) -> list[Action]:
+        """After a rollback restored the files: the old Dovecot serves its own copy again."""
+        user, mask = self._imap_users()
+        return [
+            RunCommand(
+                "old",
+                ("sh", "-c", dovecot.RELOAD_AND_KICK, "dovecot", user, mask, "local"),
+                why="the old Dovecot serves its own mailboxes again; proxied sessions end",
+                kept="the old Dovecot serves its own copy",
+            )
+        ]
+
+    def imap_proxied_to(self, ctx: RunContext) -> str | None:
+        """Where the old Dovecot sends a member's IMAP login (None: it serves it itself)."""
+        user, _ = self._imap_users()
+        result = ctx.hosts.get("old").run(["doveadm", "auth", "lookup", "-x", "service=imap", user], check=False)
+        return dovecot.proxied_to(result.stdout)
