@@ -23,6 +23,7 @@ import dns.resolver
 import pytest
 
 from lab.mail import inbox_seed_count
+from lab.pki import ensure_ca
 from tests.integration.helpers import SETUP, a_record, client_trust, must, run_inv
 
 pytestmark = pytest.mark.lab
@@ -111,6 +112,104 @@ class Sender:
                     self.failures[type(exc).__name__] += 1
                     time.sleep(0.2)
             number += 1
+
+
+class OldImaps(imaplib.IMAP4_SSL):
+    """IMAPS to the old host's address, its own certificate checked (the lab's CA, the mail name)."""
+
+    def __init__(self, lab: Any) -> None:
+        context = ssl.create_default_context(cafile=str(ensure_ca(lab.lab.paths)))
+        super().__init__(lab.old, 993, ssl_context=context, timeout=30)
+
+    def _create_socket(self, timeout: float | None) -> Any:
+        sock = socket.create_connection((self.host, self.port), timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=MAIL_HOST)
+
+
+@dataclass
+class MemberClient:
+    """A member's mail client connected to the old host's IMAP server all along: it flags, moves
+    (to ARCHIVE) and deletes messages of the INBOX, one after another, each time a message no
+    earlier change touched. When the server ends its session (the old Dovecot starts proxying),
+    it reconnects to the same address, as mail clients do. Every change the server acknowledged
+    is noted by the message's Message-ID."""
+
+    lab: Any
+    user: str = "vorstand"
+    flagged: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    sessions: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    uidvalidity: str = ""
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _session(self) -> imaplib.IMAP4_SSL:
+        imap = OldImaps(self.lab)
+        imap.login(f"{self.user}@{DOMAIN}", passwords(self.lab)[f"{self.user}@{DOMAIN}"])
+        imap.create(ARCHIVE)  # NO when it is there
+        imap.select("INBOX")
+        self.uidvalidity = self.uidvalidity or imap.response("UIDVALIDITY")[1][0].decode()
+        self.sessions += 1
+        return imap
+
+    def run(self) -> None:
+        imap = None
+        done = set[str]()
+        number = 0
+        while not self.stop.is_set():
+            try:
+                imap = imap or self._session()
+                status, data = imap.uid("SEARCH", "UNFLAGGED", "UNDELETED")
+                uids = [u for u in data[0].split() if u not in done]
+                if not uids:
+                    return
+                uid = uids[len(uids) // 2]
+                _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+                header = next(item[1] for item in fetched if isinstance(item, tuple))
+                msgid = email.message_from_bytes(header).get("Message-ID", "").strip()
+                kind = ("flag", "move", "delete")[number % 3]
+                if kind == "flag":
+                    status, _ = imap.uid("STORE", uid, "+FLAGS", "(\\Flagged)")
+                elif kind == "move":
+                    status, _ = imap.uid("MOVE", uid, ARCHIVE)
+                else:
+                    imap.uid("STORE", uid, "+FLAGS", "(\\Deleted)")
+                    status, _ = imap.uid("EXPUNGE", uid)
+                done.add(uid)
+                if status == "OK":
+                    {"flag": self.flagged, "move": self.moved, "delete": self.deleted}[kind].append(msgid)
+                    number += 1
+                time.sleep(0.1)
+            except (OSError, imaplib.IMAP4.error, imaplib.IMAP4.abort, StopIteration) as exc:
+                self.errors[type(exc).__name__] += 1
+                imap = None  # reconnect, as a mail client does
+                time.sleep(0.2)
+        if imap is not None:
+            imap.logout()
+
+
+ARCHIVE = "Archiv"
+
+
+def folder_ids(lab: Any, user: str, folder: str, context: ssl.SSLContext) -> dict[str, tuple[str, str]]:
+    """Message-ID -> (UID, flags) of every message in one folder on the new host; with the folder's
+    UIDVALIDITY under the key ''."""
+    imap = Imaps(lab.new, context)
+    try:
+        imap.login(f"{user}@{DOMAIN}", passwords(lab)[f"{user}@{DOMAIN}"])
+        imap.select(folder, readonly=True)
+        out = {"": ("", imap.response("UIDVALIDITY")[1][0].decode())}
+        _, data = imap.fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        for item in data:
+            if isinstance(item, tuple):
+                meta = item[0].decode()
+                uid = meta.split("UID ")[1].split()[0].rstrip(")")
+                flags = meta.split("FLAGS (")[1].split(")")[0]
+                out[email.message_from_bytes(item[1]).get("Message-ID", "").strip()] = (uid, flags)
+        return out
+    finally:
+        imap.logout()
 
 
 def wait_for_ids(lab: Any, context: ssl.SSLContext, expected: dict[str, set[str]], timeout: float = 120) -> dict:
@@ -245,14 +344,46 @@ def old_has(lab: Any, user: str, msgid: str, timeout: float = 30) -> bool:
 @pytest.mark.timeout(900)
 def test_mail_rollback_brings_mail_that_reached_the_new_host_back_to_the_old_one(clean_lab) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
-    must(run_inv("migrate", "--yes", "--only", MAIL_ONLY, timeout=600))
+    # A member's client stays connected to the old IMAP server through the whole switch and keeps
+    # flagging, moving and deleting: every change it was told was made is on the new host.
+    member = MemberClient(lab)
+    before = {}
+    imap = OldImaps(lab)
+    imap.login(f"{member.user}@{DOMAIN}", passwords(lab)[f"{member.user}@{DOMAIN}"])
+    imap.select("INBOX", readonly=True)
+    _, data = imap.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    for item in data:
+        if isinstance(item, tuple):
+            uid = item[0].decode().split("UID ")[1].split()[0].rstrip(")")
+            before[email.message_from_bytes(item[1]).get("Message-ID", "").strip()] = uid
+    imap.logout()
+    client = threading.Thread(target=member.run, daemon=True)
+    client.start()
+    migrated = run_inv("migrate", "--yes", "--only", MAIL_ONLY, timeout=600)
+    time.sleep(3)  # a few changes more, through the proxy, once DNS points to the new host
+    member.stop.set()
+    client.join(60)
+    must(migrated)
     assert a_record(MAIL_HOST, lab.ns1)[0] == [lab.new]
     context = acme_trust(lab)
+    inbox = folder_ids(lab, member.user, "INBOX", context)
+    archive = folder_ids(lab, member.user, ARCHIVE, context)
+    changes = {"flagged": len(member.flagged), "moved": len(member.moved), "deleted": len(member.deleted)}
+    print(f"\nIMAP client on the old host: {changes}, {member.sessions} session(s), errors {dict(member.errors)}")
+    assert member.sessions >= 2 and all(changes.values()), (changes, member.sessions, member.errors)
+    assert inbox[""][1] == member.uidvalidity, "the INBOX's UIDVALIDITY changed: clients would fetch it all again"
+    lost = [m for m in member.flagged if "\\Flagged" not in inbox.get(m, ("", ""))[1]]
+    lost += [m for m in member.moved if m in inbox or m not in archive]
+    lost += [m for m in member.deleted if m in inbox or m in archive]
+    assert not lost, f"{len(lost)} of the client's changes are not on the new host, e.g. {lost[:3]}"
+    kept = [m for m in before if m in inbox]
+    assert kept and all(inbox[m][0] == before[m] for m in kept), "UIDs changed on the new host"
     on_new = send(lab.new, "kasse", "arrived on the new host")
     via_old = send(lab.old, "jugend", "relayed by the old host")
     seen = wait_for_ids(lab, context, {"vorstand": set(), "kasse": {on_new}, "jugend": {via_old}}, timeout=30)
     assert on_new in seen["kasse"] and via_old in seen["jugend"]
-    assert len(seen["vorstand"]) == inbox_seed_count("vorstand")  # UIDs/flags came along; nothing added
+    # nothing added: the seed, less what the member's client moved away or deleted
+    assert len(seen["vorstand"]) == inbox_seed_count("vorstand") - len(member.moved) - len(member.deleted)
 
     # Members send as their mail clients do, to the new host: 587 with STARTTLS and 465, the ACME
     # certificate checked, their password; to another member, and through the new server.
@@ -278,6 +409,12 @@ def test_mail_rollback_brings_mail_that_reached_the_new_host_back_to_the_old_one
         assert a_record(MAIL_HOST, server)[0] == [lab.old]
     assert old_has(lab, "kasse", on_new), "mail that reached the new host was not relayed back"
     assert old_has(lab, "jugend", via_old), "mail relayed to the new host was not brought back"
+    # The old Dovecot serves its own copy again (no proxy): the relayed-back message is in it.
+    imap = OldImaps(lab)
+    imap.login(f"kasse@{DOMAIN}", passwords(lab)[f"kasse@{DOMAIN}"])
+    imap.select("INBOX", readonly=True)
+    assert imap.search(None, "HEADER", "Message-ID", on_new)[1][0], "the old IMAP server does not serve its copy"
+    imap.logout()
     after = send(lab.old, "vorstand", "after the rollback")
     assert old_has(lab, "vorstand", after), "the old Postfix does not deliver locally again"
     for user in ("kasse", "jugend"):
