@@ -224,11 +224,14 @@ def _move_wordpress(lab: Any, inventory: Path, megabytes: int) -> dict[str, floa
     thawed = [r.ts for r in records if r.event == APPLIED and r.body.get("of") == thaw][-1]
     # Where the held time goes: each action journaled inside the window, with its own time.
     done = {r.body.get("of"): r.ts for r in records if r.event == APPLIED}
-    timeline = [
-        f"{r.ts - held:6.2f} +{done.get(r.seq, r.ts) - r.ts:5.2f} s  {r.body['text'][:90]}"
-        for r in actions
-        if held <= r.ts <= thawed
-    ]
+
+    def label(r: Any) -> str:
+        if r.event != ACTION:
+            return f"{r.event} {r.step}"
+        why = r.body["action"].get("why") or r.body["text"].splitlines()[0]
+        return f"+{done.get(r.seq, r.ts) - r.ts:5.2f} s  {r.body['action'].get('host', '')}: {why[:80]}"
+
+    timeline = [f"{r.ts - held:6.2f}  {label(r)}" for r in records if held <= r.ts <= thawed and r.event != APPLIED]
     argv = ["docker", "exec", "blog_db", "mariadb", "-N", "-B", "-e", "SELECT comment_content FROM blog.wp_comments"]
     on_new = set(subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout.split("\n"))
     return {
