@@ -148,7 +148,7 @@ def side_by_side(**chains: list[Action]) -> list[Action]:
     if sum(1 for actions in chains.values() if actions) < 2:
         return [a for actions in chains.values() for a in actions]
     return [
-        dataclasses.replace(a, chain=name) if isinstance(a, RunCommand) else a
+        dataclasses.replace(a, chain=name) if isinstance(a, RunCommand | PutFile) else a
         for name, actions in chains.items()
         for a in actions
     ]
@@ -217,10 +217,15 @@ class PutFile(Action):
     content: str
     mode: int = 0o644
     why: str = ""
+    #: As RunCommand's: a file written alongside another chain's commands (side_by_side).
+    chain: str = ""
 
     def describe(self) -> str:
         data = self.content.encode()
-        return f"{self.host}: write {self.path} (mode {self.mode:o}, {len(data)} bytes, sha256 {_digest(data)})"
+        together = f"   [chain {self.chain}: runs alongside the other chains]" if self.chain else ""
+        return (
+            f"{self.host}: write {self.path} (mode {self.mode:o}, {len(data)} bytes, sha256 {_digest(data)}){together}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Hash and size instead of the content (the journal and plan JSON form)."""

@@ -18,6 +18,7 @@ from runbook.remote.http import (
     visit,
 )
 from runbook.remote.reads import Reads
+from runbook.services.adapters import ACME_ROOT_ON_OLD
 from runbook.services.compose import db_container
 from runbook.step import CheckResult, Step
 from steps import addresses, database, siteapp, ttl
@@ -165,7 +166,7 @@ class Freeze(SiteStep):
             undo=self.target.release_argv(self.site),
             why="hold requests on the new host until the final sync",
         )
-        return [
+        actions = [
             *siteapp.hook_actions(self.site, "before_freeze"),
             *siteapp.cron_pause_actions(self.site),
             # The files and the databases catch up at the same time (different chains).
@@ -175,12 +176,29 @@ class Freeze(SiteStep):
             ),
             *self.source.freeze_actions(ctx, self.site, self.proxy_to, [hold]),
         ]
+        # What this run writes on the old host: its verification (while requests are held) reads
+        # those files back instead of asking Apache for its vhosts again.
+        self._written = {
+            a.path: a.content
+            for a in actions
+            if isinstance(a, PutFile) and a.host == "old" and a.path != ACME_ROOT_ON_OLD
+        }
+        return actions
 
     def rollback_actions(self, ctx: RunContext) -> list[Action]:
         return self.source.reload_actions()
 
     def verify(self, ctx: RunContext) -> str:
-        if not self._frozen(ctx).done:
+        written = getattr(self, "_written", None)
+        if written:
+            old = ctx.hosts.get("old")
+            changed = [path for path, text in written.items() if old.read_file(path) != text.encode()]
+            active = [line for line, state in siteapp.cron_states(ctx, self.site).items() if state != "paused"]
+            if changed or active:
+                raise VerifyError(
+                    f"{self.site.domains[0]}: the old vhost is not frozen ({', '.join(changed) or 'cron still runs'})"
+                )
+        elif not self._frozen(ctx).done:
             raise VerifyError(f"{self.site.domains[0]}: the old vhost is not frozen")
         return f"{', '.join(self.site.domains)} on the old host proxy to the new host, which holds requests"
 
@@ -213,17 +231,18 @@ class FinalSync(SiteStep):
             for a in self.sync_actions("--update", why="the delta since the pre-sync")
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
+        # The marker goes with the files (the shorter chain): the step is done only once the hold
+        # is thawed too (check), so a run cut off after it still runs again.
+        marker = PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
         actions += side_by_side(
-            files=files, db=database.copy_actions(self.inventory, self.site, "final changes", changes=True)
+            files=[*files, marker],
+            db=database.copy_actions(self.inventory, self.site, "final changes", changes=True),
         )
         actions += siteapp.override_actions(ctx, self.site, self.target.data_path)
         actions += siteapp.hook_actions(self.site, "after_final_sync")
         if self.site.cron:
             facts = host_facts(ctx.hosts.get("new"))
             actions += siteapp.cron_start_actions(self.site, facts, self.site_dir, self.container)
-        actions.append(
-            PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
-        )
         if ctx.dry_run or self._held(ctx):
             actions.append(
                 RunCommand(

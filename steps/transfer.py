@@ -87,26 +87,49 @@ def old_ssh_target(inventory: Inventory) -> tuple[str, int]:
     return endpoint.address, endpoint.port
 
 
-def rsync_ssh(inventory: Inventory) -> str:
-    """The -e value for rsync on the new host: its own key, strict host key checking."""
+#: The transfer channel's SSH connection is shared (OpenSSH's ControlMaster): the first rsync opens
+#: it and it stays up for CONTROL_PERSIST seconds after the last one, so a freeze's final sync (its
+#: files and its databases' changes, while requests are held) does not pay a key exchange and
+#: login per rsync. transfer/revoke ends it along with the key.
+CONTROL_PATH = "/root/.ssh/runbook_transfer_cm_%C"
+CONTROL_PERSIST = 60
+
+
+def _ssh_options(inventory: Inventory) -> list[str]:
     _, port = old_ssh_target(inventory)
-    return shlex.join(
-        [
-            "ssh",
-            "-i",
-            KEY,
-            "-p",
-            str(port),
-            "-o",
-            f"UserKnownHostsFile={KNOWN_HOSTS}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-        ]
-    )
+    return [
+        "-i",
+        KEY,
+        "-p",
+        str(port),
+        "-o",
+        f"UserKnownHostsFile={KNOWN_HOSTS}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={CONTROL_PATH}",
+        "-o",
+        f"ControlPersist={CONTROL_PERSIST}",
+    ]
+
+
+def rsync_ssh(inventory: Inventory) -> str:
+    """The -e value for rsync on the new host: its own key, strict host key checking, the shared
+    connection."""
+    return shlex.join(["ssh", *_ssh_options(inventory)])
+
+
+def close_shared_connection(inventory: Inventory) -> tuple[str, ...]:
+    """The command (new host) that ends the transfer channel's shared connection, if one is up."""
+    endpoint = old_endpoint(inventory)
+    ssh = ["ssh", *_ssh_options(inventory), "-O", "exit", f"{endpoint.user}@{endpoint.address}"]
+    return ("sh", "-c", '"$@" 2>/dev/null; exit 0', "close-shared-connection", *ssh)
 
 
 def old_source(inventory: Inventory, path: str) -> str:
@@ -352,11 +375,14 @@ class TransferRevoke(Step):
     def actions(self, ctx: RunContext) -> list[Action]:
         keys = self.authorize.authorized_keys(ctx)
         actions: list[Action] = [
+            RunCommand(
+                "new", close_shared_connection(self.inventory), why="end the transfer channel's shared connection"
+            ),
             RunCommand("old", ("sh", "-c", REVOKE, "revoke", COMMENT, keys), why="revoke"),
             RunCommand("new", ("rm", "-f", KEY, f"{KEY}.pub", KNOWN_HOSTS), why="delete the transfer key"),
         ]
         if self.authorize.user != "root":
-            actions.insert(1, RunCommand("old", ("rm", "-f", SUDOERS), why="remove the transfer key's sudo rule"))
+            actions.insert(2, RunCommand("old", ("rm", "-f", SUDOERS), why="remove the transfer key's sudo rule"))
         return actions
 
     def verify(self, ctx: RunContext) -> str:
