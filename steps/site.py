@@ -232,8 +232,15 @@ class FinalSync(SiteStep):
             if not (isinstance(a, RunCommand) and a.argv[0] == "mkdir")
         ]
         # The marker goes with the files (the shorter chain): the step is done only once the hold
-        # is thawed too (check), so a run cut off after it still runs again.
-        marker = PutFile("new", self.marker("final-sync"), "final sync by runbook\n", 0o600, why="mark the final sync")
+        # is thawed too (check), so a run cut off after it still runs again. A command, not a
+        # PutFile: journaling a PutFile's intent reads the file twice, before any chain starts.
+        path = self.marker("final-sync")
+        marker = RunCommand(
+            "new",
+            ("sh", "-c", 'umask 077 && echo "final sync by runbook" > "$1"', "mark", path),
+            undo=("rm", "-f", path),
+            why="mark the final sync",
+        )
         actions += side_by_side(
             files=[*files, marker],
             db=database.copy_actions(self.inventory, self.site, "final changes", changes=True),
