@@ -1,7 +1,7 @@
 """The lab's images built from Debian 12 minbase roots (debootstrap; nothing can be pulled).
 
-- ``lab/mail:1``, the mail server: Dovecot (imapd, lmtpd), Postfix, ca-certificates, openssl and
-  python3.
+- ``lab/mail:1``, the mail server: Dovecot (imapd, lmtpd, Sieve, ManageSieve), Postfix, OpenDKIM,
+  ca-certificates, openssl and python3.
 - The new host's application images, under the names a compose file uses, from ONE root with
   Apache 2.4 + mod_php 8.2, PHP-FPM 8.2 (mysql, gd, curl, xml, mbstring, zip) and Varnish 7.1:
   ``wordpress:6-apache`` (= ``lab/php-apache:1``), ``php:8.2-fpm`` (= ``lab/php-fpm:1``),
@@ -99,7 +99,20 @@ class Image:
 
 MAIL_IMAGE = "lab/mail:1"
 # python3 (not python3-minimal): the certificate dumper needs json, the rollback's relay smtplib.
-PACKAGES = ("dovecot-imapd", "dovecot-lmtpd", "postfix", "ca-certificates", "openssl", "python3")
+# dovecot-sieve and dovecot-managesieved: the members' filters and vacation replies run at delivery
+# as on the old host, and ManageSieve edits them; opendkim signs what members send.
+PACKAGES = (
+    "dovecot-imapd",
+    "dovecot-lmtpd",
+    "dovecot-sieve",
+    "dovecot-managesieved",
+    "postfix",
+    "opendkim",
+    "opendkim-tools",
+    "ca-certificates",
+    "openssl",
+    "python3",
+)
 MAIL_ROOTFS = Rootfs("mail", PACKAGES)
 #: Names the package set, so that a changed list rebuilds the cache and the image.
 FLAVOUR = MAIL_ROOTFS.flavour

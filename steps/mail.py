@@ -109,7 +109,7 @@ class Server(MailStep):
 
     def _files(self, ctx: RunContext) -> dict[str, tuple[str, int]]:
         """The project's files, with the old Postfix's virtual alias tables (read on the old host)."""
-        return mailserver.files(self.inventory, self.source.mail_alias_tables(ctx))
+        return mailserver.files(self.inventory, self.source.mail_alias_tables(ctx), self.source.mail_offers(ctx))
 
     def _facts(self, ctx: RunContext, files: dict[str, tuple[str, int]]) -> dict[str, str]:
         return host_facts(ctx.hosts.get("new"), list(files), [mailserver.CONTAINER])
@@ -421,9 +421,17 @@ class Verify(MailStep):
         sending = [submission_login(ctx, self.new_address, self.spec.users[0], port) for port in (587, 465)]
         self.old_queue_empty(ctx)
         counts = ", ".join(f"{u.split('@')[0]} {old[u]}->{new[u]}" for u in self.spec.users)
+        filters = ""
+        if mailserver.SIEVE in self.source.mail_offers(ctx):
+            # Each member's filter runs at delivery on the new host as it did on the old one.
+            was, now = self.active_sieve(ctx, "old"), self.active_sieve(ctx, "new")
+            differ = [f"{u}: old {was[u] or '-'}, new {now[u] or '-'}" for u in self.spec.users if was[u] != now[u]]
+            if differ:
+                raise VerifyError(f"active Sieve scripts differ: {'; '.join(differ)}")
+            filters = f"; Sieve active as before ({sum(1 for u in now if now[u])} script(s))"
         return (
             f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; "
-            f"{'; '.join(sending)}; nothing waits in the old queue"
+            f"{'; '.join(sending)}; nothing waits in the old queue{filters}"
         )
 
 

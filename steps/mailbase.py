@@ -100,3 +100,21 @@ class MailStep(Step):
                 if field.startswith("messages=")
             )
         return counts
+
+    def doveadm(self, ctx: RunContext, where: str, *argv: str) -> str:
+        """doveadm on the old host or in the new container; raises VerifyError when it fails."""
+        command = ["doveadm", *argv]
+        if where == "new":
+            command = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv]
+        result = ctx.hosts.get(where).run(command, check=False)
+        if result.exit_code != 0:
+            raise VerifyError(f"doveadm {argv[0]} on the {where} host: {result.stderr.strip()[-200:]}")
+        return result.stdout
+
+    def active_sieve(self, ctx: RunContext, where: str) -> dict[str, str]:
+        """Each mailbox's active Sieve script on the old host or the new one ('' for none)."""
+        out = {}
+        for user in self.spec.users:
+            listed = self.doveadm(ctx, where, "sieve", "list", "-u", user).splitlines()
+            out[user] = next((line.split()[0] for line in listed if line.split()[1:] == ["ACTIVE"]), "")
+        return out

@@ -47,7 +47,7 @@ def acme_dir(inventory: Inventory) -> str:
 
 DOVECOT_CONF = """\
 # Dovecot of the new host's mail container, written by runbook (steps/mail.py)
-protocols = imap lmtp
+protocols = imap lmtp{managesieve}
 listen = *
 instance_name = dovecot-new
 log_path = /dev/stderr
@@ -85,9 +85,9 @@ service lmtp {{
   }}
 }}
 protocol lmtp {{
-  mail_plugins =
+  mail_plugins ={lmtp_plugins}
 }}
-service auth {{
+{sieve}service auth {{
   user = root
   # Postfix's SASL (submission on 587 and 465) asks Dovecot: the same passwords as IMAP
   unix_listener /var/spool/postfix/private/auth {{
@@ -97,6 +97,25 @@ service auth {{
   }}
 }}
 """
+
+#: The members' Sieve scripts run at delivery as on the old host (Pigeonhole: the scripts in ~/sieve
+#: and the active one linked from ~/.dovecot.sieve came with the Maildirs' homes), and ManageSieve
+#: on 4190 when the old server offered it.
+SIEVE_CONF = """\
+plugin {{
+  sieve = {sieve}
+}}
+"""
+MANAGESIEVE_CONF = """\
+service managesieve-login {
+  inet_listener sieve {
+    port = 4190
+  }
+}
+"""
+SIEVE_PORT = 4190
+#: What the old Dovecot may offer beyond IMAP that the new one then offers too.
+SIEVE, MANAGESIEVE = "sieve", "managesieve"
 
 POSTFIX_MAIN = """\
 # Postfix of the new host's mail container, written by runbook (steps/mail.py)
@@ -199,8 +218,10 @@ def labels(inventory: Inventory, spec: MailSpec) -> dict[str, str]:
     }
 
 
-def project(inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
-    """The mail compose document."""
+def project(
+    inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = (), offers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The mail compose document (`offers`: what beyond IMAP and SMTP, see `dovecot_conf`)."""
     spec = inventory.mail
     assert spec is not None
     root = mail_dir(inventory)
@@ -209,6 +230,8 @@ def project(inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = ()) 
     ports = [f"{address}:{port}:{port}" for port in SMTP_PORTS]
     if spec.imaps == "direct":
         ports.append(f"{address}:993:993")
+    if MANAGESIEVE in (offers or {}):
+        ports.append(f"{address}:{SIEVE_PORT}:{SIEVE_PORT}")
     server: dict[str, Any] = {
         "image": spec.image,
         "container_name": CONTAINER,
@@ -246,9 +269,27 @@ def alias_file(index: int) -> str:
     return f"/etc/runbook/virtual.{index}"
 
 
-def files(inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = ()) -> dict[str, tuple[str, int]]:
+def dovecot_conf(domain: str, offers: dict[str, str] | None = None) -> str:
+    """The new Dovecot's configuration; `offers` (Source.mail_offers) adds Sieve at delivery
+    (`sieve`: the old plugin/sieve location) and ManageSieve (`managesieve`)."""
+    offers = offers or {}
+    sieve = SIEVE_CONF.format(sieve=offers[SIEVE]) if SIEVE in offers else ""
+    if MANAGESIEVE in offers:
+        sieve += MANAGESIEVE_CONF
+    return DOVECOT_CONF.format(
+        domain=domain,
+        managesieve=" sieve" if MANAGESIEVE in offers else "",
+        lmtp_plugins=" $mail_plugins sieve" if SIEVE in offers else "",
+        sieve=sieve,
+    )
+
+
+def files(
+    inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = (), offers: dict[str, str] | None = None
+) -> dict[str, tuple[str, int]]:
     """The mail project's files on the new host (not the password database: that is synced), with
-    the old Postfix's virtual alias tables (`aliases`: Source.mail_alias_tables) as config/virtual.N."""
+    the old Postfix's virtual alias tables (`aliases`: Source.mail_alias_tables) as config/virtual.N
+    and what the old Dovecot offered beyond IMAP (`offers`: Source.mail_offers)."""
     spec = inventory.mail
     assert spec is not None
     root = mail_dir(inventory)
@@ -259,13 +300,13 @@ def files(inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = ()) ->
     }
     return {
         **tables,
-        f"{root}/config/dovecot.conf": (DOVECOT_CONF.format(domain=spec.domain), 0o644),
+        f"{root}/config/dovecot.conf": (dovecot_conf(spec.domain, offers), 0o644),
         f"{root}/config/main.cf": (POSTFIX_MAIN.format(host=spec.host, domain=spec.domain, aliases=maps), 0o644),
         f"{root}/config/run.sh": (RUN_SH, 0o755),
         f"{root}/config/certs-dump.py": (CERTS_DUMP_PY, 0o644),
         f"{root}/docker-compose.yml": (
             compose.to_yaml(
-                project(inventory, aliases), "mail: Dovecot + Postfix and the certificate dumper, by runbook"
+                project(inventory, aliases, offers), "mail: Dovecot + Postfix and the certificate dumper, by runbook"
             ),
             0o644,
         ),

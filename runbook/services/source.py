@@ -12,7 +12,7 @@ from runbook.errors import RunbookError
 from runbook.inventory import Inventory
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
-from runbook.services import apache, dovecot, postfix
+from runbook.services import apache, dovecot, mailserver, postfix
 from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class Source(Protocol):
     def mail_wait_idle_action(self) -> Action: ...
 
     def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]: ...
+
+    def mail_offers(self, ctx: RunContext) -> dict[str, str]: ...
 
     # mail: the old IMAP server becomes a proxy to the target's
     def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]: ...
@@ -285,6 +287,20 @@ class ApacheSource:
         if spec is None or not spec.users:
             raise RunbookError("the inventory's mail section names no users: no IMAP login to move")
         return spec.users[0], f"*@{spec.domain}"
+
+    def mail_offers(self, ctx: RunContext) -> dict[str, str]:
+        """What the old Dovecot offers beyond IMAP that the new one must too: `sieve` (Sieve at
+        delivery, its plugin/sieve location) and `managesieve` (the protocol)."""
+        result = ctx.hosts.get("old").run(
+            ["sh", "-c", "doveconf -h protocols && doveconf -h plugin/sieve"], check=False
+        )
+        if result.exit_code != 0:
+            raise RunbookError(f"old host: cannot ask doveconf what Dovecot offers: {result.stderr.strip()[-200:]}")
+        protocols, _, sieve = result.stdout.partition("\n")
+        offers = {mailserver.SIEVE: sieve.strip()} if sieve.strip() else {}
+        if "sieve" in protocols.split():
+            offers[mailserver.MANAGESIEVE] = "4190"
+        return offers
 
     def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]:
         """dovecot.conf with the proxy's include, and the proxy's file (the first passdb's driver
