@@ -9,6 +9,7 @@ import json
 import smtplib
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -285,6 +286,36 @@ def test_mail_moves_after_the_sites_and_every_message_sent_during_the_switch_arr
     arrived = wait_for_ids(lab, context, want, timeout=30)
     for user, ids in want.items():
         assert ids <= set(arrived[user]), f"{user}: an alias's message did not arrive on the new host"
+
+    # The members' Sieve scripts run on the new host as they did on the old one: kasse's filter
+    # files an invoice into its folder; jugend's vacation rule answers a sender it has not answered.
+    invoice = send(lab.new, "kasse", "Rechnung 2026-117 vom Sportplatzbau")
+    filed = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and invoice not in filed:
+        filed = folder_ids(lab, "kasse", "Rechnungen", context)
+        time.sleep(1)
+    assert invoice in filed, "kasse's Sieve filter did not file the invoice on the new host"
+    stranger = f"neu-{uuid.uuid4().hex[:8]}@fans.example"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = stranger, f"jugend@{DOMAIN}", "Anmeldung Sommercamp"
+    msg.set_content("Hallo, ist noch ein Platz frei?")
+    with smtplib.SMTP(lab.new, 25, timeout=10) as smtp:
+        smtp.send_message(msg)
+    assert vacation_reply_seen(stranger), "jugend's vacation rule did not answer on the new host"
+
+
+def vacation_reply_seen(to: str, timeout: float = 30) -> bool:
+    """Whether the new mail server's Postfix logged a message to `to` (sent, deferred or bounced:
+    fans.example has no mail server in the lab)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        argv = ["docker", "logs", "--since", "5m", "mail_server"]
+        logged = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if f"to=<{to}>" in logged.stdout + logged.stderr:
+            return True
+        time.sleep(1)
+    return False
 
 
 def send(address: str, user: str, subject: str) -> str:
