@@ -306,13 +306,13 @@ def test_mail_moves_after_the_sites_and_every_message_sent_during_the_switch_arr
 
 
 def vacation_reply_seen(to: str, timeout: float = 30) -> bool:
-    """Whether the new mail server's Postfix logged a message to `to` (sent, deferred or bounced:
-    fans.example has no mail server in the lab)."""
+    """Whether the new mail server's Sieve (Pigeonhole, in Dovecot's LMTP) logged the vacation
+    response it handed to Postfix for `to` (fans.example has no mail server in the lab)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         argv = ["docker", "logs", "--since", "5m", "mail_server"]
         logged = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        if f"to=<{to}>" in logged.stdout + logged.stderr:
+        if f"sent vacation response to <{to}>" in logged.stdout + logged.stderr:
             return True
         time.sleep(1)
     return False

@@ -94,3 +94,19 @@ def test_dovecot_itself_reads_the_proxy_for_imap_only(tmp_path: Path) -> None:
     imap, lmtp = effective("imap"), effective("lmtp")
     assert "proxy=y host=mail.club.test hostip=127.0.0.12" in imap
     assert "proxy=y" not in lmtp
+
+
+def test_the_new_dovecot_runs_sieve_and_managesieve_only_where_the_old_one_did() -> None:
+    from runbook.services import mailserver
+
+    plain = mailserver.dovecot_conf("club.test")
+    assert "sieve" not in plain and "protocols = imap lmtp\n" in plain
+    assert "mail_plugins =\n" in plain
+    offers = {mailserver.SIEVE: "file:~/sieve;active=~/.dovecot.sieve", mailserver.MANAGESIEVE: "4190"}
+    both = mailserver.dovecot_conf("club.test", offers)
+    assert "protocols = imap lmtp sieve\n" in both
+    assert "mail_plugins = $mail_plugins sieve\n" in both
+    assert "  sieve = file:~/sieve;active=~/.dovecot.sieve\n" in both
+    assert "inet_listener sieve {\n    port = 4190" in both
+    only_filters = mailserver.dovecot_conf("club.test", {mailserver.SIEVE: "file:~/sieve;active=~/.dovecot.sieve"})
+    assert "protocols = imap lmtp\n" in only_filters and "managesieve-login" not in only_filters
