@@ -30,6 +30,8 @@ until ro=$(sql 'SELECT @@global.read_only' 2>/dev/null); do
   sleep 1
 done
 
+primary=0
+for last do :; done  # the last database: read_only goes off with its final changes
 mark() { echo "$2" > "$dir/$1.state.tmp" && mv -f "$dir/$1.state.tmp" "$dir/$1.state"; }
 
 restore() {  # DB ID
@@ -72,16 +74,31 @@ for db do
     restored=0
   fi
   applied=0
-  while [ "$k" -lt "$newest" ]; do
-    k=$((k + 1))
-    mark "$db" "$id $k applying"
-    docker exec -i "$container" mariadb < "$at.delta.$k.sql"
-    mark "$db" "$id $k"
-    applied=$((applied + 1))
-  done
   # The newest counts: of every table the changes since the dump name, or of the dump's tables.
   rows_file=$at.counts
   if [ "$newest" -gt 0 ]; then rows_file=$at.delta.$newest.counts; fi
+  unset rows_now
+  while [ "$k" -lt "$newest" ]; do
+    k=$((k + 1))
+    mark "$db" "$id $k applying"
+    if [ "$live" = 0 ] && [ "$k" = "$newest" ]; then
+      # The final import's last changes, their count and (for the last database) read_only off
+      # if the counts match, in one client session: two docker execs less while requests wait.
+      rows_now=$({
+        cat "$at.delta.$k.sql"
+        echo "DELIMITER ;"
+        q=$(rows_sql "$rows_file" "$db")
+        if [ -n "$q" ]; then echo "$q;"; fi
+        if [ "$db" = "$last" ]; then primary_sql "$rows_file" "$db"; fi
+      } | docker exec -i "$container" mariadb -N -B)
+      rows_now=$(printf '%s\n' "$rows_now" | tr '\t' ' ')
+      [ "$db" = "$last" ] && primary=1
+    else
+      docker exec -i "$container" mariadb < "$at.delta.$k.sql"
+    fi
+    mark "$db" "$id $k"
+    applied=$((applied + 1))
+  done
   if [ "$restored" = 1 ] || [ "$applied" -gt 0 ] || [ "$live" = 0 ]; then check "$db"; fi
   if [ "$newest" -gt 0 ]; then
     echo "$db: $applied change set(s) from the binary log applied, up to $(cat "$at.delta.$newest.end")"
@@ -93,6 +110,7 @@ for db do
   fi
 done
 if [ "$live" = 0 ]; then
-  sql 'SET GLOBAL read_only = OFF'
+  # Off already when the last database's changes came with its counts (and they matched).
+  [ "$primary" = 1 ] || sql 'SET GLOBAL read_only = OFF'
   echo "the new host's databases are the primary now (read_only off)"
 fi
