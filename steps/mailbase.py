@@ -11,7 +11,7 @@ from runbook.actions import Action, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
-from runbook.services import mailserver
+from runbook.services import dovecot, mailserver
 from runbook.services.adapters import source_for
 from runbook.specs import MailSpec
 from runbook.step import Step
@@ -28,8 +28,11 @@ def old_passdb(ctx: RunContext, spec: MailSpec) -> tuple[str, str]:
     """The old Dovecot's passwd-file (the inventory's, else what `doveconf` says) and its default
     password scheme (its args' scheme=, else Dovecot's default for passwd-file, CRYPT)."""
     result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
-    facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines())
-    args = facts.get("passdb/0/args", "").split() if facts.get("passdb/0/driver") == "passwd-file" else []
+    try:
+        driver, text, _ = dovecot.first_passdb(result.stdout)
+    except ValueError:
+        driver, text = "", ""
+    args = text.split() if driver == "passwd-file" else []
     scheme = next((a.split("=", 1)[1] for a in args if a.startswith("scheme=")), "CRYPT")
     if spec.passdb:
         return spec.passdb, scheme
@@ -87,15 +90,10 @@ class MailStep(Step):
         """Messages per mailbox (all folders) on the old host or in the new container."""
         counts: dict[str, int] = {}
         for user in self.spec.users:
-            argv = ["doveadm", "-f", "flow", "mailbox", "status", "-u", user, "messages", "*"]
-            if where == "new":
-                argv = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv[1:]]
-            result = ctx.hosts.get(where).run(argv, check=False)
-            if result.exit_code != 0:
-                raise VerifyError(f"doveadm on the {where} host for {user}: {result.stderr.strip()[-200:]}")
+            listed = self.doveadm(ctx, where, "-f", "flow", "mailbox", "status", "-u", user, "messages", "*")
             counts[user] = sum(
                 int(field.split("=", 1)[1])
-                for line in result.stdout.splitlines()
+                for line in listed.splitlines()
                 for field in line.split()
                 if field.startswith("messages=")
             )
@@ -108,7 +106,7 @@ class MailStep(Step):
             command = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv]
         result = ctx.hosts.get(where).run(command, check=False)
         if result.exit_code != 0:
-            raise VerifyError(f"doveadm {argv[0]} on the {where} host: {result.stderr.strip()[-200:]}")
+            raise VerifyError(f"doveadm {' '.join(argv)} on the {where} host: {result.stderr.strip()[-200:]}")
         return result.stdout
 
     def active_sieve(self, ctx: RunContext, where: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,7 +72,6 @@ def test_the_configuration_file_comes_from_doveconf_n() -> None:
     assert dovecot.config_path("") == dovecot.DEFAULT_CONFIG
 
 
-@pytest.mark.skipif(shutil.which("doveconf") is None, reason="needs Dovecot's doveconf")
 def test_dovecot_itself_reads_the_proxy_for_imap_only(tmp_path: Path) -> None:
     """Debian's doveconf parses dovecot.conf with the include: IMAP has the proxy's passdb, the
     other protocols only the old one."""
