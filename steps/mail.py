@@ -35,16 +35,21 @@ message counts, the old queue's backlog) in steps/mailbase.py.
 
 from __future__ import annotations
 
-from runbook.actions import Action, PutFile, RunCommand
+import json
+import time
+from collections.abc import Callable
+
+from runbook.actions import Action, Note, PutFile, RunCommand
 from runbook.context import RunContext
+from runbook.dns import txt_text
 from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.hold import hold_argv, hold_state
 from runbook.remote.scripts import script
-from runbook.services import mailserver
-from runbook.services.mailcheck import imaps_login, smtp_accepts, submission_login
+from runbook.services import dkim, mailserver
+from runbook.services.mailcheck import imaps_login, send_to_self, smtp_accepts, submission_login
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
 from steps.mailbase import MailStep
@@ -84,7 +89,38 @@ class PreSync(MailStep):
                 why="the old Dovecot's passwd-file (its mode is kept)",
                 kept="the password database copy stays with the mail project",
             ),
+            *self.dkim_key_actions(ctx),
             PutFile("new", self.marker("pre-sync"), "pre-synced by runbook\n", 0o600, why="mark the pre-sync"),
+        ]
+
+    def dkim_key_actions(self, ctx: RunContext) -> list[Action]:
+        """The old host's DKIM key goes to the new host, host to host (the engine never reads it),
+        or a plan line saying why the new server will not sign."""
+        key = self.source.mail_dkim(ctx)
+        if key is None:
+            return [
+                Note(
+                    f"DKIM: the old host signs no mail of {self.spec.domain} (no {dkim.CONF}, or it names other "
+                    "domains): the new one will not either"
+                )
+            ]
+        folder = f"{self.root}/config/dkim"
+        return [
+            RunCommand("new", ("mkdir", "-p", "-m", "0700", folder), why="the DKIM key's folder (0700)"),
+            RunCommand(
+                "new",
+                (
+                    "rsync",
+                    "-a",
+                    "--chmod=F600",
+                    "-e",
+                    rsync_ssh(self.inventory),
+                    old_source(self.inventory, key.keyfile),
+                    mailserver.dkim_key_path(self.inventory, key),
+                ),
+                why=f"the DKIM key, {key.describe()}: the new host signs with it, the published record stays",
+                kept="the key copy stays with the mail project",
+            ),
         ]
 
     def verify(self, ctx: RunContext) -> str:
@@ -94,7 +130,12 @@ class PreSync(MailStep):
             raise VerifyError(f"Maildirs not on the new host: {', '.join(missing)}")
         if new.run(["test", "-s", f"{self.root}/config/passwd"], check=False).exit_code:
             raise VerifyError("the passwd-file is not on the new host")
-        return f"{len(self.spec.users)} Maildir(s) and the passwd-file on the new host"
+        key = self.source.mail_dkim(ctx)
+        kept = mailserver.dkim_key_path(self.inventory, key) if key else ""
+        if key is not None and new.run(["test", "-s", kept], check=False).exit_code:
+            raise VerifyError(f"the DKIM key ({key.describe()}) is not on the new host")
+        signing = f" and the DKIM key (selector {key.selector})" if key else ""
+        return f"{len(self.spec.users)} Maildir(s), the passwd-file{signing} on the new host"
 
     def _maildir(self, address: str) -> str:
         local, _, domain = address.partition("@")
@@ -109,7 +150,9 @@ class Server(MailStep):
 
     def _files(self, ctx: RunContext) -> dict[str, tuple[str, int]]:
         """The project's files, with the old Postfix's virtual alias tables (read on the old host)."""
-        return mailserver.files(self.inventory, self.source.mail_alias_tables(ctx), self.source.mail_offers(ctx))
+        return mailserver.files(
+            self.inventory, self.source.mail_alias_tables(ctx), self.source.mail_offers(ctx), self.source.mail_dkim(ctx)
+        )
 
     def _facts(self, ctx: RunContext, files: dict[str, tuple[str, int]]) -> dict[str, str]:
         return host_facts(ctx.hosts.get("new"), list(files), [mailserver.CONTAINER])
@@ -411,6 +454,9 @@ class Verify(MailStep):
 
     def verify(self, ctx: RunContext) -> str:
         logins = [imaps_login(ctx, self.new_address, user) for user in self.spec.users]
+        offers = self.source.mail_offers(ctx)
+        if mailserver.IMAP_STARTTLS in offers:  # clients set up for IMAP with STARTTLS, as the old host offered
+            logins.append(imaps_login(ctx, self.new_address, self.spec.users[0], mailserver.IMAP_PORT))
         old, new = self.message_counts(ctx, "old"), self.message_counts(ctx, "new")
         synced = {user: len(names) for user, names in FinalSync(self.inventory).synced(ctx).items()}
         short = [f"{u}: old {old[u]}, synced {synced.get(u, 0)}" for u in self.spec.users if synced.get(u, 0) < old[u]]
@@ -422,17 +468,75 @@ class Verify(MailStep):
         self.old_queue_empty(ctx)
         counts = ", ".join(f"{u.split('@')[0]} {old[u]}->{new[u]}" for u in self.spec.users)
         filters = ""
-        if mailserver.SIEVE in self.source.mail_offers(ctx):
+        if mailserver.SIEVE in offers:
             # Each member's filter runs at delivery on the new host as it did on the old one.
             was, now = self.active_sieve(ctx, "old"), self.active_sieve(ctx, "new")
             differ = [f"{u}: old {was[u] or '-'}, new {now[u] or '-'}" for u in self.spec.users if was[u] != now[u]]
             if differ:
                 raise VerifyError(f"active Sieve scripts differ: {'; '.join(differ)}")
             filters = f"; Sieve active as before ({sum(1 for u in now if now[u])} script(s))"
-        return (
-            f"{len(logins)} IMAPS login(s) with the ACME certificate; messages {counts}; {smtp}; "
-            f"{'; '.join(sending)}; nothing waits in the old queue{filters}"
+        subs_old, subs_new = self.subscriptions(ctx, "old"), self.subscriptions(ctx, "new")
+        lost = [
+            f"{u}: {', '.join(sorted(subs_old[u] - subs_new[u]))}" for u in self.spec.users if subs_old[u] - subs_new[u]
+        ]
+        if lost:
+            raise VerifyError(f"subscriptions missing on the new host: {'; '.join(lost)}")
+        subscribed = f"; {sum(len(v) for v in subs_new.values())} subscription(s) as on the old host"
+        key = self.source.mail_dkim(ctx)
+        signed = (
+            self.signed_round_trip(ctx, self.spec.users[0])
+            if key
+            else f"no DKIM signing (the old host signed no mail of {self.spec.domain})"
         )
+        return (
+            f"{len(logins)} IMAP login(s) with the ACME certificate; messages {counts}; {smtp}; "
+            f"{'; '.join(sending)}; {signed}; nothing waits in the old queue{filters}{subscribed}"
+        )
+
+    def signed_round_trip(self, ctx: RunContext, user: str, wait: float = 30.0) -> str:
+        """`user` sends a message to themself on 587; the delivered copy (found in any folder, by
+        doveadm in the new container) must carry a DKIM signature that verifies as receivers check
+        it, with the key record at every authoritative server. The message is deleted after."""
+        message_id = send_to_self(ctx, self.new_address, user)
+        query = ("mailbox", "*", "header", "Message-ID", message_id)
+        deadline = time.monotonic() + wait
+        while not (found := json.loads(self.doveadm(ctx, "new", "-f", "json", "fetch", "-u", user, "text", *query))):
+            if time.monotonic() > deadline:
+                raise VerifyError(
+                    f"the message {user} sent on {self.new_address}:587 was not delivered in {wait:.0f} s"
+                )
+            time.sleep(0.5)
+        self.doveadm(ctx, "new", "expunge", "-u", user, *query)
+        try:
+            signer = dkim.check_signature(found[0]["text"].encode(), self.key_text(ctx))
+        except RunbookError as exc:
+            raise VerifyError(f"mail {user} sent on {self.new_address}:587: {exc}") from exc
+        return f"{user}'s mail sent on 587 arrives with a valid DKIM signature ({signer})"
+
+    def subscriptions(self, ctx: RunContext, where: str) -> dict[str, set[str]]:
+        """Each mailbox's subscribed folders on the old host or the new one."""
+        return {
+            user: set(self.doveadm(ctx, where, "mailbox", "list", "-s", "-u", user).splitlines()) - {""}
+            for user in self.spec.users
+        }
+
+    @staticmethod
+    def key_text(ctx: RunContext) -> Callable[[str], str | None]:
+        """A DKIM key lookup as receivers make it, answered by every authoritative server of the
+        zone (VerifyError when they disagree or fail)."""
+
+        def read(name: str) -> str | None:
+            served = ctx.dns.served(name.rstrip("."), "TXT")
+            failed = [f"{s.label()}: {v.error}" for s, v in served.items() if v.error]
+            if failed:
+                raise VerifyError(f"{name} TXT: {'; '.join(failed)}")
+            values = {v.value for v in served.values()}
+            if len(values) != 1:
+                raise VerifyError(f"the authoritative servers disagree on {name} TXT")
+            value = values.pop()
+            return "".join(txt_text(record) for record in value.values) if value else None
+
+        return read
 
 
 PARTS: list[type[MailStep]] = [PreSync, Server, Hold, FinalSync, Release, SwitchDns, Verify]

@@ -20,7 +20,7 @@ from runbook.discover import appfiles
 from runbook.discover.appfiles import ConfigFile
 from runbook.remote.hosts import Host
 from runbook.remote.scripts import script
-from runbook.services import apache
+from runbook.services import apache, dkim
 
 PROCESS_NAMES = {"cache-main": "varnishd"}  # Varnish's worker process renames itself
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
@@ -121,6 +121,11 @@ class Discovery:
     certificates: list[Certificate] = field(default_factory=list)
     apache_modules: list[str] = field(default_factory=list)
     listeners: dict[str, str] = field(default_factory=dict)  # "address:port" -> process name
+    smtp_services: dict[str, str] = field(default_factory=dict)  # master.cf inet service -> its line
+    smtp_settings: dict[str, str] = field(default_factory=dict)  # STARTTLS level, SASL type, milters
+    dovecot_protocols: list[str] = field(default_factory=list)
+    sieve: str | None = None  # Dovecot's plugin/sieve (Sieve at delivery)
+    dkim: str | None = None  # what OpenDKIM signs with (names only), or why the engine cannot tell
     configs: list[ConfigFile] = field(default_factory=list)  # wp-config.php, config.php in the data folders
     varnish_backends: list[str] = field(default_factory=list)  # host:port
 
@@ -303,6 +308,12 @@ def parse_discovery(host: str, output: str) -> Discovery:
             found.database_error = fields[0].strip()[-300:]
         elif kind == "postconf" and len(fields) >= 2:
             postconf[fields[0]] = fields[1]
+        elif kind == "smtp-service" and len(fields) >= 2:
+            found.smtp_services[fields[0]] = " ".join(fields[1].split())
+        elif kind == "dovecot-offers" and len(fields) >= 2:
+            found.dovecot_protocols, found.sieve = fields[0].split(), fields[1].strip() or None
+        elif kind == "opendkim-conf" and fields:
+            found.dkim = _dkim_found(fields[0])
         elif kind == "postmap" and len(fields) >= 3:
             keys = [ln.split()[0] for ln in fields[2].splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
             postmaps[fields[1]] = keys
@@ -339,6 +350,9 @@ def parse_discovery(host: str, output: str) -> Discovery:
     found.varnish_backends = appfiles.varnish_backends(varnishd, vcls)
     found.mail_domains = _mail_domains(postconf, postmaps)
     found.mail_host = postconf.get("myhostname") or None
+    found.smtp_settings = {
+        k: postconf[k] for k in ("smtpd_tls_security_level", "smtpd_sasl_type", "smtpd_milters") if postconf.get(k)
+    }
     for mailbox in found.mailboxes:
         mailbox.address = _mail_address(found.mail_location, mailbox.path)
     found.mailboxes.sort(key=lambda m: m.address or m.path)
@@ -359,6 +373,16 @@ def backend_process(listeners: dict[str, str], target: str) -> str:
         if candidate in listeners:
             return PROCESS_NAMES.get(listeners[candidate], listeners[candidate])
     return ""
+
+
+def _dkim_found(conf: str) -> str:
+    """What /etc/opendkim.conf signs with, for the write-up (the key file is named, never read)."""
+    settings = dkim.parse_conf(conf)
+    if "keytable" in settings:
+        return f"KeyTable {settings['keytable']} (the engine reads it at plan time)"
+    if not settings.get("domain"):
+        return "no Domain: signs nothing"
+    return f"{settings['domain']}, selector {settings.get('selector', '?')}, key {settings.get('keyfile', '?')}"
 
 
 def _mail_domains(postconf: dict[str, str], postmaps: dict[str, list[str]]) -> list[str]:

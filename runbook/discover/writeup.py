@@ -18,6 +18,51 @@ from runbook.discover.scan import Discovery, Vhost
 from runbook.inventory import Inventory
 from runbook.services import kinds
 
+#: master.cf's inet service names and the ports they are (services(5): smtps is 465's old name).
+SMTP_PORTS = {"smtp": "25", "submission": "587", "submissions": "465", "smtps": "465", "465": "465", "587": "587"}
+
+
+def mail_offers(found: Discovery) -> list[str]:
+    """What the old mail server offers (master.cf, postconf, doveconf, opendkim.conf) and what the
+    engine's new mail server will offer in its place (runbook/services/mailserver.py)."""
+    if not (found.smtp_services or found.dovecot_protocols):
+        return []
+    smtp = []
+    for name, line in found.smtp_services.items():
+        port = SMTP_PORTS.get(name)
+        if port is None:
+            continue
+        options = line.split()
+        traits = []
+        if "smtpd_tls_wrappermode=yes" in options:
+            traits.append("TLS")
+        elif "smtpd_tls_security_level=encrypt" in options:
+            traits.append("STARTTLS required")
+        elif found.smtp_settings.get("smtpd_tls_security_level") in ("may", "encrypt"):
+            traits.append("STARTTLS")
+        if "smtpd_sasl_auth_enable=yes" in options:
+            traits.append("SASL")
+        smtp.append(f"{port} ({', '.join(traits) or 'no TLS'})")
+    protocols = found.dovecot_protocols
+    dovecot = [p for p in ("imap", "pop3", "sieve", "lmtp") if p in protocols]
+    old = [f"SMTP {', '.join(smtp) or 'none'}", f"Dovecot {' '.join(dovecot) or 'none'}"]
+    if found.sieve:
+        old.append(f"Sieve at delivery ({found.sieve})")
+    old.append(f"DKIM: {found.dkim}" if found.dkim else "no DKIM signing (no /etc/opendkim.conf)")
+    new = ["SMTP 25 (STARTTLS)", "587 (STARTTLS required, SASL)", "465 (TLS, SASL)", "IMAPS 993"]
+    if any(address.endswith(":143") for address in found.listeners):
+        new.append("IMAP 143 (STARTTLS)")
+    if "sieve" in protocols:
+        new.append("ManageSieve 4190")
+    if found.sieve:
+        new.append("Sieve at delivery")
+    if found.dkim:
+        new.append("DKIM with the old key and selector")
+    lines = [f"- the old server offers: {'; '.join(old)}", f"- the new mail server will offer: {', '.join(new)}"]
+    if "pop3" in protocols:
+        lines.append("- not carried over: POP3 (the new mail server offers IMAP only)")
+    return lines
+
 
 def size(kib: int | None) -> str:
     """A KiB count for humans."""
@@ -163,6 +208,7 @@ def markdown(found: Discovery) -> str:
     out += ["", "## Mail", ""]
     out.append(f"- domains: {', '.join(found.mail_domains) or 'none'}")
     out.append(f"- mail host name (Postfix myhostname): {found.mail_host or 'unknown'}")
+    out += mail_offers(found)
     out.append(
         f"- Dovecot mail_location: `{found.mail_location or 'unknown'}`; Maildir root {found.maildir_root or '-'}"
     )

@@ -16,6 +16,8 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from runbook.context import RunContext
@@ -93,15 +95,26 @@ def acme_certificate_wanted(ctx: RunContext, name: str) -> bytes:
     return wanted
 
 
-def imaps_login(ctx: RunContext, address: str, user: str | None, port: int = 993) -> str:
-    """Connect to IMAPS at `address` with the mail name as SNI; the certificate must verify
-    against the ACME root and equal acme.json's for the mail name; log in as `user` (if given)
-    and select INBOX. Returns what was seen; raises VerifyError otherwise."""
+class _Imap(imaplib.IMAP4):
+    """IMAP on 143 to an address whose STARTTLS checks the mail name (imaplib uses the connect host)."""
+
+    def __init__(self, address: str, server_name: str, context: ssl.SSLContext, port: int = 143) -> None:
+        super().__init__(address, port, timeout=60)
+        self.host = server_name  # the name starttls() sends as SNI and verifies
+        self.starttls(context)
+
+
+@contextlib.contextmanager
+def _member_imap(ctx: RunContext, address: str, user: str | None, port: int = 993) -> Iterator[imaplib.IMAP4]:
+    """An IMAP session at `address`, TLS from the first byte (993) or after STARTTLS (143), the
+    certificate verified against the ACME root (the mail name as SNI) and equal to acme.json's,
+    logged in as `user` when given. Raises VerifyError."""
     spec = ctx.inventory.mail
     assert spec is not None
     wanted = acme_certificate_wanted(ctx, spec.host)
     try:
-        imap = _Imaps(address, spec.host, acme_context(ctx), port)
+        kind = _Imap if port == mailserver.IMAP_PORT else _Imaps
+        imap: imaplib.IMAP4 = kind(address, spec.host, acme_context(ctx), port)
     except ssl.SSLCertVerificationError as exc:
         raise VerifyError(
             f"IMAPS {address}:{port} ({spec.host}): certificate does not verify: {exc.verify_message}"
@@ -110,26 +123,40 @@ def imaps_login(ctx: RunContext, address: str, user: str | None, port: int = 993
         raise VerifyError(f"IMAPS {address}:{port} ({spec.host}): {exc or type(exc).__name__}") from exc
     try:
         sock: ssl.SSLSocket = imap.sock  # type: ignore[assignment]
-        served = sock.getpeercert(binary_form=True)
-        if served != wanted:
+        if sock.getpeercert(binary_form=True) != wanted:
             raise VerifyError(f"IMAPS {address}:{port} serves another certificate than acme.json's for {spec.host}")
-        if user is None:
-            return f"IMAPS on {address}:{port} serves the ACME certificate for {spec.host}"
-        secret = spec.passwords().get(user)
-        if secret is None:
-            raise VerifyError(f"no password for {user} in mail.password_file")
-        try:
-            imap.login(user, secret.reveal())
-            status, data = imap.select("INBOX", readonly=True)
-        except (OSError, imaplib.IMAP4.error) as exc:  # a first SELECT may index thousands of messages
-            raise VerifyError(f"IMAPS login as {user} on {address}: {exc or type(exc).__name__}") from exc
-        if status != "OK":
-            raise VerifyError(f"IMAPS {user}: SELECT INBOX answered {status}")
-        count = data[0].decode() if data and data[0] else "?"
-        return f"{user} logs in on {address}:{port} (INBOX {count}) with the ACME certificate"
+        if user is not None:
+            secret = spec.passwords().get(user)
+            if secret is None:
+                raise VerifyError(f"no password for {user} in mail.password_file")
+            try:
+                imap.login(user, secret.reveal())
+            except (OSError, imaplib.IMAP4.error) as exc:
+                raise VerifyError(f"IMAPS login as {user} on {address}: {exc or type(exc).__name__}") from exc
+        yield imap
     finally:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
             imap.logout()
+
+
+def imaps_login(ctx: RunContext, address: str, user: str | None, port: int = 993) -> str:
+    """Connect to IMAPS at `address` with the mail name as SNI; the certificate must verify
+    against the ACME root and equal acme.json's for the mail name; log in as `user` (if given)
+    and select INBOX. Returns what was seen; raises VerifyError otherwise."""
+    spec = ctx.inventory.mail
+    assert spec is not None
+    with _member_imap(ctx, address, user, port) as imap:
+        if user is None:
+            return f"IMAPS on {address}:{port} serves the ACME certificate for {spec.host}"
+        try:
+            status, data = imap.select("INBOX", readonly=True)
+        except (OSError, imaplib.IMAP4.error) as exc:  # a first SELECT may index thousands of messages
+            raise VerifyError(f"IMAPS {user} on {address}: SELECT INBOX: {exc or type(exc).__name__}") from exc
+        if status != "OK":
+            raise VerifyError(f"IMAPS {user}: SELECT INBOX answered {status}")
+        count = data[0].decode() if data and data[0] else "?"
+        how = "STARTTLS, " if port == mailserver.IMAP_PORT else ""
+        return f"{user} logs in on {address}:{port} (INBOX {count}) with {how}the ACME certificate"
 
 
 def smtp_accepts(address: str, spec: MailSpec, port: int = 25) -> str:
@@ -148,19 +175,17 @@ def smtp_accepts(address: str, spec: MailSpec, port: int = 25) -> str:
     return f"SMTP on {address}:{port} accepts {recipient}"
 
 
-def submission_login(ctx: RunContext, address: str, user: str, port: int) -> str:
-    """As a member's mail client sends: to `port` (587: STARTTLS first; 465: TLS from the first
-    byte), the certificate verified against the ACME root and equal to acme.json's for the mail
-    name, AUTH as `user` with their password, then MAIL FROM the user and RCPT TO another member
-    accepted (no message is sent: RSET). Raises VerifyError naming what failed."""
+@contextlib.contextmanager
+def _member_smtp(ctx: RunContext, address: str, user: str, port: int) -> Iterator[smtplib.SMTP]:
+    """A member's mail client's SMTP session: `port` 587 (STARTTLS first) or 465 (TLS from the
+    first byte), the certificate verified against the ACME root and equal to acme.json's for the
+    mail name, AUTH as `user` with their password. Raises VerifyError naming what failed."""
     spec = ctx.inventory.mail
     assert spec is not None
     wanted = acme_certificate_wanted(ctx, spec.host)
     secret = spec.passwords().get(user)
     if secret is None:
         raise VerifyError(f"no password for {user} in mail.password_file")
-    others = [u for u in spec.users if u != user]
-    recipient = others[0] if others else user
     where = f"submission {address}:{port} ({spec.host})"
     context = acme_context(ctx)
     smtp: smtplib.SMTP | None = None
@@ -183,10 +208,7 @@ def submission_login(ctx: RunContext, address: str, user: str, port: int) -> str
         if not smtp.has_extn("auth"):
             raise VerifyError(f"{where} offers no AUTH after TLS")
         smtp.login(user, secret.reveal())
-        code, answer = smtp.mail(user)
-        if code == 250:
-            code, answer = smtp.rcpt(recipient)
-        smtp.rset()
+        yield smtp
     except ssl.SSLCertVerificationError as exc:
         raise VerifyError(f"{where}: certificate does not verify: {exc.verify_message}") from exc
     except smtplib.SMTPAuthenticationError as exc:
@@ -199,6 +221,43 @@ def submission_login(ctx: RunContext, address: str, user: str, port: int) -> str
         if smtp is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 smtp.quit()
+
+
+def submission_login(ctx: RunContext, address: str, user: str, port: int) -> str:
+    """As a member's mail client sends (`_member_smtp`), then MAIL FROM the user and RCPT TO
+    another member accepted (no message is sent: RSET). Raises VerifyError naming what failed."""
+    spec = ctx.inventory.mail
+    assert spec is not None
+    others = [u for u in spec.users if u != user]
+    recipient = others[0] if others else user
+    with _member_smtp(ctx, address, user, port) as smtp:
+        code, answer = smtp.mail(user)
+        if code == 250:
+            code, answer = smtp.rcpt(recipient)
+        smtp.rset()
     if code != 250:
+        where = f"submission {address}:{port} ({spec.host})"
         raise VerifyError(f"{where}: {user} may not send to {recipient}: {code} {answer.decode(errors='replace')}")
     return f"{user} sends on {address}:{port} (TLS with the ACME certificate, login) to {recipient}"
+
+
+#: The subject of the message mail/verify sends a member, from them to them, and deletes after.
+CHECK_SUBJECT = "runbook: signed test message (deleted after the check)"
+
+
+def send_to_self(ctx: RunContext, address: str, user: str) -> str:
+    """`user` sends a message to themself on 587, as their mail client does (`_member_smtp`).
+    Returns its Message-ID; raises VerifyError naming what failed."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, make_msgid
+
+    spec = ctx.inventory.mail
+    assert spec is not None
+    message = EmailMessage()
+    message_id = make_msgid("runbook-check", domain=spec.domain)
+    message["From"], message["To"], message["Subject"] = user, user, CHECK_SUBJECT
+    message["Date"], message["Message-ID"] = format_datetime(datetime.now(UTC)), message_id
+    message.set_content("runbook's mail/verify: this message checks that mail sent here is signed.\n")
+    with _member_smtp(ctx, address, user, 587) as smtp:
+        smtp.send_message(message)
+    return message_id

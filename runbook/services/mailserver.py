@@ -17,7 +17,8 @@ from typing import Any
 
 from runbook.inventory import Inventory
 from runbook.remote.scripts import script
-from runbook.services import compose
+from runbook.services import compose, dkim
+from runbook.services.dkim import DkimKey
 from runbook.specs import MailSpec
 
 PROJECT = "mail"
@@ -70,7 +71,7 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    port = 0
+    port = {imap_port}
   }}
   inet_listener imaps {{
     port = 993
@@ -114,8 +115,11 @@ service managesieve-login {
 }
 """
 SIEVE_PORT = 4190
-#: What the old Dovecot may offer beyond IMAP that the new one then offers too.
-SIEVE, MANAGESIEVE = "sieve", "managesieve"
+#: IMAP with STARTTLS (143), published on the new host's address when the old Dovecot offered it:
+#: mail clients set up for it keep working (disable_plaintext_auth: no login before STARTTLS).
+IMAP_PORT = 143
+#: What the old Dovecot may offer beyond IMAPS that the new one then offers too.
+SIEVE, MANAGESIEVE, IMAP_STARTTLS = "sieve", "managesieve", "imap"
 
 POSTFIX_MAIN = """\
 # Postfix of the new host's mail container, written by runbook (steps/mail.py)
@@ -151,6 +155,15 @@ smtpd_sasl_auth_enable = no
 maillog_file = /dev/stdout
 smtputf8_enable = no
 biff = no
+{milters}"""
+
+#: With the old host's DKIM key: OpenDKIM in the container signs what members send (run.sh starts
+#: it before Postfix; the container exits, and is started again, when it dies).
+POSTFIX_MILTERS = f"""\
+# DKIM: the old host's key and selector sign what members send (OpenDKIM in this container)
+smtpd_milters = {dkim.MILTER}
+non_smtpd_milters = $smtpd_milters
+milter_default_action = accept
 """
 
 #: The mail container's init (written as its run.sh): Postfix + Dovecot, and a watch that installs
@@ -219,9 +232,13 @@ def labels(inventory: Inventory, spec: MailSpec) -> dict[str, str]:
 
 
 def project(
-    inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = (), offers: dict[str, str] | None = None
+    inventory: Inventory,
+    aliases: Sequence[tuple[str, str, str]] = (),
+    offers: dict[str, str] | None = None,
+    key: DkimKey | None = None,
 ) -> dict[str, Any]:
-    """The mail compose document (`offers`: what beyond IMAP and SMTP, see `dovecot_conf`)."""
+    """The mail compose document (`offers`: what beyond IMAP and SMTP, see `dovecot_conf`; `key`:
+    the old host's DKIM key, pulled to config/dkim/ by mail/pre-sync)."""
     spec = inventory.mail
     assert spec is not None
     root = mail_dir(inventory)
@@ -232,6 +249,8 @@ def project(
         ports.append(f"{address}:993:993")
     if MANAGESIEVE in (offers or {}):
         ports.append(f"{address}:{SIEVE_PORT}:{SIEVE_PORT}")
+    if IMAP_STARTTLS in (offers or {}):
+        ports.append(f"{address}:{IMAP_PORT}:{IMAP_PORT}")
     server: dict[str, Any] = {
         "image": spec.image,
         "container_name": CONTAINER,
@@ -249,6 +268,7 @@ def project(
             f"{root}/config/passwd:/etc/runbook/passwd:ro",
             f"{root}/config/main.cf:/etc/runbook/main.cf:ro",
             *(f"{root}/config/virtual.{i}:{alias_file(i)}:ro" for i in range(len(aliases))),
+            *(f"{root}/config/{name}:/etc/runbook/{name}:ro" for name in (("opendkim.conf", "dkim") if key else ())),
         ],
         "labels": labels(inventory, spec),
     }
@@ -271,7 +291,8 @@ def alias_file(index: int) -> str:
 
 def dovecot_conf(domain: str, offers: dict[str, str] | None = None) -> str:
     """The new Dovecot's configuration; `offers` (Source.mail_offers) adds Sieve at delivery
-    (`sieve`: the old plugin/sieve location) and ManageSieve (`managesieve`)."""
+    (`sieve`: the old plugin/sieve location), ManageSieve (`managesieve`) and IMAP with STARTTLS on
+    143 (`imap`)."""
     offers = offers or {}
     sieve = SIEVE_CONF.format(sieve=offers[SIEVE]) if SIEVE in offers else ""
     if MANAGESIEVE in offers:
@@ -280,16 +301,26 @@ def dovecot_conf(domain: str, offers: dict[str, str] | None = None) -> str:
         domain=domain,
         managesieve=" sieve" if MANAGESIEVE in offers else "",
         lmtp_plugins=" $mail_plugins sieve" if SIEVE in offers else "",
+        imap_port=IMAP_PORT if IMAP_STARTTLS in offers else 0,
         sieve=sieve,
     )
 
 
+def dkim_key_path(inventory: Inventory, key: DkimKey) -> str:
+    """Where mail/pre-sync puts the old host's DKIM key on the new host (0600, pulled by rsync)."""
+    return f"{mail_dir(inventory)}/config/dkim/{key.selector}.private"
+
+
 def files(
-    inventory: Inventory, aliases: Sequence[tuple[str, str, str]] = (), offers: dict[str, str] | None = None
+    inventory: Inventory,
+    aliases: Sequence[tuple[str, str, str]] = (),
+    offers: dict[str, str] | None = None,
+    key: DkimKey | None = None,
 ) -> dict[str, tuple[str, int]]:
-    """The mail project's files on the new host (not the password database: that is synced), with
-    the old Postfix's virtual alias tables (`aliases`: Source.mail_alias_tables) as config/virtual.N
-    and what the old Dovecot offered beyond IMAP (`offers`: Source.mail_offers)."""
+    """The mail project's files on the new host (not the password database or the DKIM key: those
+    are synced), with the old Postfix's virtual alias tables (`aliases`: Source.mail_alias_tables)
+    as config/virtual.N, what the old Dovecot offered beyond IMAP (`offers`: Source.mail_offers)
+    and OpenDKIM's configuration for the old host's key (`key`: Source.mail_dkim)."""
     spec = inventory.mail
     assert spec is not None
     root = mail_dir(inventory)
@@ -298,15 +329,21 @@ def files(
         f"{root}/config/virtual.{i}": (f"# {old} on the old host, carried over by runbook\n{text}", 0o644)
         for i, (_, old, text) in enumerate(aliases)
     }
+    signing = {f"{root}/config/opendkim.conf": (dkim.new_conf(key), 0o644)} if key else {}
+    main_cf = POSTFIX_MAIN.format(
+        host=spec.host, domain=spec.domain, aliases=maps, milters=POSTFIX_MILTERS if key else ""
+    )
     return {
         **tables,
+        **signing,
         f"{root}/config/dovecot.conf": (dovecot_conf(spec.domain, offers), 0o644),
-        f"{root}/config/main.cf": (POSTFIX_MAIN.format(host=spec.host, domain=spec.domain, aliases=maps), 0o644),
+        f"{root}/config/main.cf": (main_cf, 0o644),
         f"{root}/config/run.sh": (RUN_SH, 0o755),
         f"{root}/config/certs-dump.py": (CERTS_DUMP_PY, 0o644),
         f"{root}/docker-compose.yml": (
             compose.to_yaml(
-                project(inventory, aliases, offers), "mail: Dovecot + Postfix and the certificate dumper, by runbook"
+                project(inventory, aliases, offers, key),
+                "mail: Dovecot + Postfix and the certificate dumper, by runbook",
             ),
             0o644,
         ),

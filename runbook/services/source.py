@@ -12,7 +12,8 @@ from runbook.errors import RunbookError
 from runbook.inventory import Inventory
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
-from runbook.services import apache, dovecot, mailserver, postfix
+from runbook.services import apache, dkim, dovecot, mailserver, postfix
+from runbook.services.dkim import DkimKey
 from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Source(Protocol):
     def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]: ...
 
     def mail_offers(self, ctx: RunContext) -> dict[str, str]: ...
+
+    def mail_dkim(self, ctx: RunContext) -> DkimKey | None: ...
 
     # mail: the old IMAP server becomes a proxy to the target's
     def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]: ...
@@ -289,18 +292,44 @@ class ApacheSource:
         return spec.users[0], f"*@{spec.domain}"
 
     def mail_offers(self, ctx: RunContext) -> dict[str, str]:
-        """What the old Dovecot offers beyond IMAP that the new one must too: `sieve` (Sieve at
-        delivery, its plugin/sieve location) and `managesieve` (the protocol)."""
-        result = ctx.hosts.get("old").run(
-            ["sh", "-c", "doveconf -h protocols && doveconf -h plugin/sieve"], check=False
+        """What the old Dovecot offers beyond IMAPS that the new one must too: `sieve` (Sieve at
+        delivery, its plugin/sieve location), `managesieve` (the protocol) and `imap` (IMAP with
+        STARTTLS, the port the old imap listener has)."""
+        asked = (
+            "doveconf -h protocols && doveconf -h plugin/sieve && "
+            "{ doveconf -h service/imap-login/inet_listener/imap/port 2>/dev/null || echo 0; }"
         )
+        result = ctx.hosts.get("old").run(["sh", "-c", asked], check=False)
         if result.exit_code != 0:
             raise RunbookError(f"old host: cannot ask doveconf what Dovecot offers: {result.stderr.strip()[-200:]}")
-        protocols, _, sieve = result.stdout.partition("\n")
+        protocols, sieve, imap, *_ = [*result.stdout.split("\n"), "", "", ""]
         offers = {mailserver.SIEVE: sieve.strip()} if sieve.strip() else {}
         if "sieve" in protocols.split():
             offers[mailserver.MANAGESIEVE] = "4190"
+        if "imap" in protocols.split() and imap.strip() not in ("", "0"):
+            offers[mailserver.IMAP_STARTTLS] = imap.strip()
         return offers
+
+    def mail_dkim(self, ctx: RunContext) -> DkimKey | None:
+        """The key the old OpenDKIM signs the mail domain with (None: no /etc/opendkim.conf, or it
+        signs other domains only). Raises RunbookError, naming the file, when the key file is
+        missing or unreadable (the key itself is never read here: mail/pre-sync pulls it)."""
+        old = ctx.hosts.get("old")
+        conf = old.read_file(dkim.CONF)
+        if conf is None:
+            return None
+
+        def read(path: str) -> str | None:
+            data = old.read_file(path)
+            return data.decode(errors="replace") if data is not None else None
+
+        key = dkim.key_for(dkim.parse_conf(conf.decode(errors="replace")), self._mail_domain(), read)
+        if key is not None and old.run(["test", "-f", key.keyfile, "-a", "-r", key.keyfile], check=False).exit_code:
+            raise RunbookError(
+                f"old host: {key.keyfile} (the DKIM key of {key.domain}, selector {key.selector}, in "
+                f"{dkim.CONF}) is missing or unreadable: the new host could not sign with it"
+            )
+        return key
 
     def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]:
         """dovecot.conf with the proxy's include, and the proxy's file (the first passdb's driver

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from runbook.discover.scan import discover
+from runbook.discover.writeup import mail_offers
 from runbook.inventory import load_inventory
 from runbook.remote.hosts import HostPool
 from tests.labcopy import REPO, lab_inventory_copy
@@ -63,6 +64,15 @@ def test_discover_finds_every_vhost_with_names_aliases_docroots_cgi_and_proxies(
     assert found.mail_domains == ["club.test"]
     assert {m.address for m in found.mailboxes} == MAILBOXES
     assert all(m.messages >= 3 and m.kib > 0 for m in found.mailboxes)
+    # what the old mail server offers: 25 with STARTTLS, 587 and 465 with SASL, Sieve, DKIM
+    assert {"smtp", "submission", "submissions"} <= set(found.smtp_services)
+    assert "smtpd_sasl_auth_enable=yes" in found.smtp_services["submission"]
+    assert {"imap", "sieve", "lmtp"} <= set(found.dovecot_protocols) and found.sieve
+    assert found.dkim == "club.test, selector lab2026, key /etc/dkimkeys/lab2026.private"
+    offers = "\n".join(mail_offers(found))
+    assert "SMTP 25 (STARTTLS), 587 (STARTTLS required, SASL), 465 (TLS, SASL)" in offers, offers
+    assert "will offer: SMTP 25 (STARTTLS), 587 (STARTTLS required, SASL), 465 (TLS, SASL), IMAPS 993, " in offers
+    assert "IMAP 143 (STARTTLS), ManageSieve 4190, Sieve at delivery, DKIM with the old key and selector" in offers
 
 
 def test_discover_writes_markdown_json_and_a_starting_inventory_that_loads(discovered):

@@ -57,6 +57,14 @@ if [ -n "$DB" ]; then
   fi
 fi
 if command -v postconf >/dev/null 2>&1; then
+  # what members' mail clients and other servers are offered: master.cf's inet services (25,
+  # submission 587, submissions 465 with their -o options), STARTTLS, SASL and the milters
+  postconf -M 2>/dev/null | while IFS= read -r line; do
+    case "$line" in *" inet "*) echo "smtp-service $(b "${line%% *}") $(b "$line")";; esac
+  done
+  for k in smtpd_tls_security_level smtpd_sasl_type smtpd_milters; do
+    echo "postconf $(b "$k") $(b "$(postconf -h "$k" 2>/dev/null)")"
+  done
   for k in virtual_mailbox_domains mydestination myhostname virtual_mailbox_base; do
     v=$(postconf -xh "$k" 2>/dev/null || postconf -h "$k" 2>/dev/null)
     echo "postconf $(b "$k") $(b "$v")"
@@ -71,6 +79,7 @@ root=""
 if command -v doveconf >/dev/null 2>&1; then
   loc=$(doveconf -h mail_location 2>/dev/null)
   echo "mail-location $(b "$loc")"
+  echo "dovecot-offers $(b "$(doveconf -h protocols 2>/dev/null)") $(b "$(doveconf -h plugin/sieve 2>/dev/null)")"
   p=${loc#*:}; p=${p%%:*}; root=${p%%%*}
 fi
 [ -n "$root" ] || root=/var/vmail
@@ -85,6 +94,8 @@ if [ -d "$root" ]; then
     echo "mailbox $(b "$m") $(b "$kb") $(b "$n")"
   done
 fi
+# OpenDKIM's settings (they name the key file; the key itself is not read)
+[ -r /etc/opendkim.conf ] && echo "opendkim-conf $(bf /etc/opendkim.conf)"
 for f in /etc/letsencrypt/renewal/*.conf; do
   [ -e "$f" ] || continue
   name=${f##*/}; name=${name%.conf}

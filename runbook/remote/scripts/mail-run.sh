@@ -3,6 +3,9 @@
 # dumped certificate for Dovecot and Postfix (main.cf names the same files) and reloads both
 # whenever the certificate changes.
 set -u
+# a container started again keeps its /run: nothing of the last start runs now, so its pid files
+# are stale (Dovecot refuses to start while a process has the PID its file names)
+rm -f /run/dovecot/master.pid /var/spool/postfix/pid/master.pid /run/opendkim/opendkim.pid
 CERT_DIR=/certs/"$MAIL_HOST"
 TLS=/etc/dovecot/tls
 mkdir -p "$TLS"
@@ -35,9 +38,19 @@ for service in submission submissions; do
 done
 postconf -P submission/inet/smtpd_tls_security_level=encrypt submissions/inet/smtpd_tls_wrappermode=yes
 postfix set-permissions >/dev/null 2>&1 || true
+# DKIM (when the old host signed): the old key, pulled by mail/pre-sync, installed as Debian keeps
+# it (opendkim's, 0600) for OpenDKIM, which Postfix reaches as its milter (main.cf)
+dkim_pid=
+if [ -f /etc/runbook/opendkim.conf ]; then
+  mkdir -p /etc/dkimkeys /run/opendkim
+  cp /etc/runbook/dkim/*.private /etc/dkimkeys/ || exit 1
+  chown -R opendkim:opendkim /etc/dkimkeys /run/opendkim && chmod 700 /etc/dkimkeys && chmod 600 /etc/dkimkeys/*
+  opendkim -x /etc/runbook/opendkim.conf || exit 1
+  dkim_pid=$(cat /run/opendkim/opendkim.pid)
+fi
 dovecot -c /etc/runbook/dovecot.conf || exit 1
 postfix start || exit 1
-trap 'postfix stop; doveadm -c /etc/runbook/dovecot.conf stop; exit 0' TERM INT
+trap 'postfix stop; doveadm -c /etc/runbook/dovecot.conf stop; [ -z "$dkim_pid" ] || kill "$dkim_pid"; exit 0' TERM INT
 while :; do
   sleep 2 & wait $!
   now=$(cat "$CERT_DIR/fullchain.crt" "$CERT_DIR/privkey.key" 2>/dev/null | sha256sum)
@@ -46,4 +59,6 @@ while :; do
       && echo "runbook: certificate changed, dovecot and postfix reloaded"
   fi
   doveadm -c /etc/runbook/dovecot.conf service status >/dev/null 2>&1 || pgrep -x dovecot >/dev/null || exit 1
+  # a dead signer: the container ends and Docker starts it again (restart: always)
+  [ -z "$dkim_pid" ] || kill -0 "$dkim_pid" 2>/dev/null || exit 1
 done
