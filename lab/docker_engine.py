@@ -1,12 +1,25 @@
-"""The new host's Docker engine (dockerd inside the new host's mount namespace) and lab images.
+"""The new and next host's Docker engines (each dockerd inside its host's mount namespace) and lab images.
 
-dockerd resolves compose bind mounts such as /srv/www/data, so it runs in the new host's mount
-namespace; its socket /var/run/docker.sock is still visible from outside (files are shared).
-Images are built locally with ``docker import`` (nothing can be pulled).
+dockerd resolves compose bind mounts such as /srv/www/data, so it runs in its host's mount
+namespace; its socket is still visible from outside (files are shared): the new host's is
+/var/run/docker.sock, the next host's /var/run/docker-next.sock. Images are built locally with
+``docker import`` on the new host's engine (nothing can be pulled) and copied to the next host's
+with ``docker save | docker load``.
+
+The next host's engine shares nothing with the first one: its own data root, exec root (and with
+it its own containerd), pid file, socket, /etc/docker (key.json: its own engine ID), bridge and
+address pool, cgroup parent. It never touches iptables (the first engine owns the DOCKER chains
+and would lose them, or remove them at its next start): published ports go through docker-proxy on
+127.0.0.13, and one ACCEPT rule of the lab's in FORWARD lets the next engine's containers reach
+each other (the first engine sets FORWARD's policy to DROP, and br_netfilter sends bridged
+traffic through it). A shell on the next host reaches its engine through root's docker CLI
+config there (``/root/.docker``, the next host's own): its current context is the next socket.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sysconfig
@@ -14,10 +27,33 @@ import tempfile
 from pathlib import Path
 
 from lab import proc
-from lab.topology import NEW, Paths
+from lab.render import write
+from lab.topology import NEW, NEXT, Paths
 
 SOCKET = Path("/var/run/docker.sock")
 DOCKER = shutil.which("docker") or "docker"
+
+#: The next host's engine (lab/README.md "The next host"): its socket, roots and network.
+NEXT_SOCKET = Path("/var/run/docker-next.sock")
+NEXT_DATA_ROOT = Path("/var/lib/docker-next")
+NEXT_EXEC_ROOT = Path("/var/run/docker-next")
+NEXT_CGROUP_PARENT = "/docker-next"
+#: The default bridge of the next engine, made by the lab (dockerd creates only docker0 itself).
+NEXT_BRIDGE = "docker-next"
+NEXT_BRIDGE_ADDRESS = "10.212.0.1/24"
+#: Where the next engine's compose networks get their /24s (the first engine's default pools are
+#: 172.17.0.0/16-172.31.0.0/16 and 192.168.0.0/16: two engines picking one subnet would clash).
+NEXT_POOL = "10.213.0.0/16"
+#: Both of the above: traffic between the next engine's containers, accepted in FORWARD.
+NEXT_SUBNETS = "10.212.0.0/15"
+NEXT_FORWARD_RULE = (
+    "FORWARD",
+    *("-s", NEXT_SUBNETS, "-d", NEXT_SUBNETS),
+    *("-m", "comment", "--comment", "lab dockerd-next containers"),
+    *("-j", "ACCEPT"),
+)
+#: The docker CLI context of the next host's shell (root's ~/.docker there).
+NEXT_CONTEXT = "next"
 IMAGES = {
     "lab/busybox:1": 'CMD ["sh"]',
     "lab/traefik:3": 'ENTRYPOINT ["/usr/local/bin/traefik"]',
@@ -56,16 +92,24 @@ exec mariadbd --no-defaults --user=mysql --datadir=/var/lib/mysql --socket=/run/
 """
 
 
-def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
-    """Run the docker CLI against the lab's engine; return stdout."""
-    return proc.run([DOCKER, *args], check=check, timeout=timeout).stdout
+def cli(socket: Path = SOCKET) -> list[str]:
+    """The docker CLI talking to the engine on ``socket`` (the new host's by default)."""
+    if socket == SOCKET:
+        return [DOCKER]  # the CLI's default engine, as before the next host existed
+    return [DOCKER, "--host", f"unix://{socket}"]
 
 
-def engine_up() -> bool:
+def docker(*args: str, check: bool = True, timeout: float = 120, socket: Path = SOCKET) -> str:
+    """Run the docker CLI against one of the lab's engines (the new host's by default); return stdout."""
+    return proc.run([*cli(socket), *args], check=check, timeout=timeout).stdout
+
+
+def engine_up(socket: Path = SOCKET) -> bool:
     """Whether the engine answers on its socket."""
+    if not socket.exists():
+        return False
     return (
-        SOCKET.exists()
-        and proc.run([DOCKER, "version", "--format", "{{.Server.Version}}"], check=False, timeout=10).returncode == 0
+        proc.run([*cli(socket), "version", "--format", "{{.Server.Version}}"], check=False, timeout=10).returncode == 0
     )
 
 
@@ -87,6 +131,127 @@ def start(paths: Paths, ns: int) -> int:
     pid = proc.start(argv, pidfile=paths.pid("dockerd"), log=paths.log("dockerd"), ns_pid=ns)
     proc.wait_until(engine_up, 40, f"dockerd (unix://{SOCKET})", paths.log("dockerd"), interval=0.2)
     return pid
+
+
+def next_argv(paths: Paths) -> list[str]:
+    """The next host's dockerd: nothing of its own (roots, socket, bridge, pool) is the first one's,
+    no iptables, published ports default to the next host's address."""
+    return [
+        "dockerd",
+        *("--host", f"unix://{NEXT_SOCKET}"),
+        *("--pidfile", str(paths.run / "dockerd-next.own.pid")),
+        *("--data-root", str(NEXT_DATA_ROOT)),
+        *("--exec-root", str(NEXT_EXEC_ROOT)),
+        *("--ip", NEXT),
+        *("--bridge", NEXT_BRIDGE),
+        *("--default-address-pool", f"base={NEXT_POOL},size=24"),
+        "--iptables=false",
+        "--ip-masq=false",
+        "--ip-forward=false",
+        *("--cgroup-parent", NEXT_CGROUP_PARENT),
+        *("--storage-driver", "overlay2"),
+    ]
+
+
+def start_next(paths: Paths, ns: int) -> int:
+    """Start the next host's dockerd in the next host's namespace, its bridge and FORWARD rule first."""
+    if NEXT_SOCKET.exists() and not engine_up(NEXT_SOCKET):
+        NEXT_SOCKET.unlink()
+    ensure_next_network()
+    pid = proc.start(next_argv(paths), pidfile=paths.pid("dockerd-next"), log=paths.log("dockerd-next"), ns_pid=ns)
+    proc.wait_until(
+        lambda: engine_up(NEXT_SOCKET),
+        40,
+        f"dockerd-next (unix://{NEXT_SOCKET})",
+        paths.log("dockerd-next"),
+        interval=0.2,
+    )
+    return pid
+
+
+def ensure_next_network() -> None:
+    """The next engine's bridge (with its address, up) and its FORWARD rule, each made when missing."""
+    if proc.run(["ip", "link", "show", NEXT_BRIDGE], check=False).returncode != 0:
+        proc.run(["ip", "link", "add", NEXT_BRIDGE, "type", "bridge"])
+        proc.run(["ip", "addr", "add", NEXT_BRIDGE_ADDRESS, "dev", NEXT_BRIDGE])
+    proc.run(["ip", "link", "set", NEXT_BRIDGE, "up"])
+    if proc.run(["iptables", "-w", "-C", *NEXT_FORWARD_RULE], check=False).returncode != 0:
+        proc.run(["iptables", "-w", "-I", *NEXT_FORWARD_RULE])
+
+
+def remove_next_network() -> None:
+    """Remove the next engine's FORWARD rule and bridge (lab.down, after dockerd-next stopped)."""
+    while proc.run(["iptables", "-w", "-D", *NEXT_FORWARD_RULE], check=False).returncode == 0:
+        pass
+    if proc.run(["ip", "link", "show", NEXT_BRIDGE], check=False).returncode == 0:
+        proc.run(["ip", "link", "del", NEXT_BRIDGE], check=False)
+
+
+def write_client_config(folder: Path, socket: Path = NEXT_SOCKET, name: str = NEXT_CONTEXT) -> None:
+    """A docker CLI config folder (a ~/.docker) whose current context is the engine on ``socket``.
+
+    The docker CLI, its compose plugin and docker-compose 1.29 (docker-py's ContextAPI) then talk
+    to that engine with no DOCKER_HOST, under sudo too (sudo sets HOME to root's). The context's
+    metadata lives under contexts/meta/<sha256 of its name>, as ``docker context create`` writes it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    meta = {
+        "Name": name,
+        "Metadata": {"Description": "the lab's next host engine"},
+        "Endpoints": {"docker": {"Host": f"unix://{socket}", "SkipTLSVerify": False}},
+    }
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    write(folder / "contexts" / "meta" / digest / "meta.json", json.dumps(meta) + "\n", 0o644)
+    write(folder / "config.json", json.dumps({"currentContext": name}, indent=1) + "\n", 0o600)
+
+
+def copy_images(names: list[str], target: Path = NEXT_SOCKET) -> list[str]:
+    """Give the engine on ``target`` the new host's engine's images ``names``: those it lacks, or
+    has under another ID, go over in one ``docker save | docker load`` (a layer shared by several
+    names travels once; image IDs and labels stay the same). Returns the names copied; two
+    ``docker images`` calls when nothing is to copy."""
+    have, wanted = image_ids(target), image_ids()
+    missing = [name for name in names if name not in wanted]
+    if missing:
+        raise proc.LabError(f"images {', '.join(missing)} are missing on the new host's engine, cannot copy them")
+    stale = [name for name in names if have.get(name) != wanted[name]]
+    if stale:
+        _save_load(stale, target)
+    return stale
+
+
+def image_ids(socket: Path = SOCKET) -> dict[str, str]:
+    """Every ``repository:tag`` on one of the lab's engines, with its full image ID."""
+    out = docker("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", socket=socket)
+    ids = {}
+    for line in out.splitlines():
+        name, _, ident = line.partition(" ")
+        if ident and not name.endswith(":<none>"):
+            ids[name] = ident
+    return ids
+
+
+def _save_load(names: list[str], target: Path) -> None:
+    """``docker save NAMES`` from the new host's engine piped into ``docker load`` on ``target``."""
+    save = subprocess.Popen([*cli(), "save", *names], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    load = subprocess.Popen(
+        [*cli(target), "load", "-q"], stdin=save.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    if save.stdout is not None:
+        save.stdout.close()  # load holds the pipe now: save ends if load does
+    try:
+        _, load_err = load.communicate(timeout=900)
+        _, save_err = save.communicate(timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        load.kill()
+        save.kill()
+        raise proc.LabError(
+            f"copying images {', '.join(names)} to unix://{target} took over {exc.timeout:.0f} s"
+        ) from exc
+    if save.returncode != 0 or load.returncode != 0:
+        detail = (save_err or load_err).decode(errors="replace").strip()
+        raise proc.LabError(f"copying images {', '.join(names)} to unix://{target} failed: {detail}")
 
 
 def _busybox_rootfs(root: Path) -> None:
@@ -157,9 +322,9 @@ def _import(root: Path, tag: str) -> None:
         raise proc.LabError(f"docker import of {tag} failed: {res.stderr.strip()}")
 
 
-def image_id(name: str) -> str | None:
-    """The ID of an image on the lab's engine, None when it has no image of that name."""
-    found = proc.run([DOCKER, "image", "inspect", "-f", "{{.Id}}", name], check=False)
+def image_id(name: str, socket: Path = SOCKET) -> str | None:
+    """The ID of an image on one of the lab's engines, None when it has no image of that name."""
+    found = proc.run([*cli(socket), "image", "inspect", "-f", "{{.Id}}", name], check=False)
     if found.returncode != 0:
         return None
     return found.stdout.strip() or None
@@ -204,14 +369,15 @@ def _build(tag: str) -> None:
         _import(root, tag)
 
 
-def clean() -> None:
-    """Remove every container, non-default network and volume on the lab's engine."""
-    ids = docker("ps", "-aq").split()
+def clean(socket: Path = SOCKET) -> None:
+    """Remove every container, non-default network and volume on one of the lab's engines."""
+    ids = docker("ps", "-aq", socket=socket).split()
     if ids:
-        docker("rm", "-f", "-v", *ids)
-    nets = [n for n in docker("network", "ls", "--format", "{{.Name}}").split() if n not in ("bridge", "host", "none")]
+        docker("rm", "-f", "-v", *ids, socket=socket)
+    names = docker("network", "ls", "--format", "{{.Name}}", socket=socket).split()
+    nets = [n for n in names if n not in ("bridge", "host", "none")]
     if nets:
-        docker("network", "rm", *nets)
-    vols = docker("volume", "ls", "-q").split()
+        docker("network", "rm", *nets, socket=socket)
+    vols = docker("volume", "ls", "-q", socket=socket).split()
     if vols:
-        docker("volume", "rm", "-f", *vols)
+        docker("volume", "rm", "-f", *vols, socket=socket)

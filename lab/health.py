@@ -14,8 +14,8 @@ from pathlib import Path
 
 import paramiko
 
-from lab import acme, certbot, dkim, dnsservers, mail, proc
-from lab.topology import NEW, NS1, NS2, OLD, RESOLVER, SSH_PORT, VHOSTS, ZONE, Paths
+from lab import acme, certbot, dkim, dnsservers, docker_engine, mail, proc
+from lab.topology import NEW, NEXT, NS1, NS2, OLD, RESOLVER, SSH_PORT, VHOSTS, ZONE, Paths
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,17 @@ def _ssh_new(paths: Paths) -> str:
     out = ssh_run(paths, NEW, "docker version --format '{{.Server.Version}}' && docker-compose version --short")
     engine, compose = (out.split() + ["?", "?"])[:2]
     return f"key login, host key pinned, docker engine {engine}, docker-compose {compose}"
+
+
+def _ssh_next(paths: Paths) -> str:
+    """The next host's shell reaches the next host's engine (its data root), not the new host's."""
+    out = ssh_run(paths, NEXT, "docker info --format '{{.DockerRootDir}}' && docker-compose version --short")
+    root, compose = (out.split() + ["?", "?"])[:2]
+    if root != str(docker_engine.NEXT_DATA_ROOT):
+        raise RuntimeError(
+            f"docker on the next host talks to the engine of data root {root}, not {docker_engine.NEXT_DATA_ROOT}"
+        )
+    return f"key login, host key pinned, docker engine of {root}, docker-compose {compose}"
 
 
 def _soa(_: Paths) -> str:
@@ -220,6 +231,7 @@ def checks(paths: Paths) -> list[tuple[str, str, str, Callable[[Paths], str]]]:
     items: list[tuple[str, str, str, Callable[[Paths], str]]] = [
         ("ssh old host", f"sshd-old {OLD}:{SSH_PORT}", "sshd-old", _ssh_old),
         ("ssh new host", f"sshd-new {NEW}:{SSH_PORT}", "sshd-new", _ssh_new),
+        ("ssh next host", f"sshd-next {NEXT}:{SSH_PORT}, dockerd-next", "dockerd-next", _ssh_next),
         ("dns soa", f"named {NS1}:53 / {NS2}:53", "named-secondary", _soa),
         ("resolver", f"unbound {RESOLVER}:53", "unbound", _resolver),
     ]

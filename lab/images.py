@@ -349,3 +349,10 @@ def ensure_app_images(paths: Paths, images: tuple[Image, ...] = APP_IMAGES) -> l
             if docker_engine.ensure_alias(image.tag, alias):
                 done.append(alias)
     return done
+
+
+def lab_image_names() -> list[str]:
+    """Every name of every lab image on the new host's engine (tags and aliases): what the next
+    host's engine gets a copy of (lab/docker_engine.py copy_images)."""
+    names = [name for tag in docker_engine.IMAGES for name in (tag, *docker_engine.ALIASES.get(tag, ()))]
+    return [*names, *MAIL.names(), *(name for image in APP_IMAGES for name in image.names())]

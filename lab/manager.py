@@ -39,6 +39,7 @@ from lab.topology import (
     ALIASES,
     FILE_MOUNTS,
     NEW,
+    NEXT,
     NS1,
     NS2,
     OLD,
@@ -61,7 +62,7 @@ class Server:
 
     name: str
     address: str
-    host: str | None  # "old" / "new": started inside that host's mount namespace
+    host: str | None  # "old" / "new" / "next": started inside that host's mount namespace
 
 
 SERVERS = (
@@ -70,6 +71,7 @@ SERVERS = (
     Server("unbound", f"{RESOLVER}:53", None),
     Server("sshd-old", f"{OLD}:{SSH_PORT}", None),
     Server("sshd-new", f"{NEW}:{SSH_PORT}", None),
+    Server("sshd-next", f"{NEXT}:{SSH_PORT}", None),
     Server("apache2", f"{OLD}:80,443,{web.BACKEND_PORT}", "old"),
     Server("varnish", f"{OLD}:{web.VARNISH_PORT}", "old"),
     Server("dovecot", f"{OLD}:143,993,4190", "old"),
@@ -79,6 +81,7 @@ SERVERS = (
     Server("php-fpm", f"unix:{apps.FPM_SOCKET}", "old"),
     Server("cron", "old namespace (www-data's crontab, /etc/cron.d)", "old"),
     Server("dockerd", f"unix://{docker_engine.SOCKET}", "new"),
+    Server("dockerd-next", f"unix://{docker_engine.NEXT_SOCKET}", "next"),
     Server("pebble", f"{PEBBLE}:14000,15000", None),
     Server("blackbox", blackbox.ADDRESS, None),
     Server("prometheus", prometheus.ADDRESS, None),
@@ -93,6 +96,7 @@ class UpResult:
     started: list[str] = field(default_factory=list)
     already_up: list[str] = field(default_factory=list)
     images_built: list[str] = field(default_factory=list)
+    images_copied: list[str] = field(default_factory=list)  # names copied to the next host's engine
     variant_switched: bool = False
     certificates: list[str] = field(default_factory=list)  # names certbot got certificates for now
     checks: list[health.Check] = field(default_factory=list)
@@ -212,6 +216,7 @@ class Lab:
         # wordpress:6-apache, php:8.2-fpm, httpd:2.4, varnish:7.1 (and their lab/ names): a few
         # inspects when they are there; one debootstrap (about 80 s) when their root is not cached.
         result.images_built += images.ensure_app_images(self.paths)
+        result.images_copied = docker_engine.copy_images(images.lab_image_names(), docker_engine.NEXT_SOCKET)
         self._ensure_seeded()
         dnsservers.wait_secondary(self.paths)
         result.checks = self.health()
@@ -229,6 +234,7 @@ class Lab:
             "unbound": lambda: dnsservers.start_unbound(p),
             "sshd-old": lambda: sshhosts.start(p, "old"),
             "sshd-new": lambda: sshhosts.start(p, "new"),
+            "sshd-next": lambda: sshhosts.start(p, "next"),
             "apache2": lambda: web.start_apache(p, sshhosts.ns_pid(p, "old")),
             "varnish": lambda: web.start_varnish(p, sshhosts.ns_pid(p, "old")),
             "dovecot": lambda: mail.start_dovecot(p, sshhosts.ns_pid(p, "old")),
@@ -238,6 +244,7 @@ class Lab:
             "php-fpm": lambda: apps.start_fpm(p, sshhosts.ns_pid(p, "old")),
             "cron": lambda: apps.start_cron(p, sshhosts.ns_pid(p, "old")),
             "dockerd": lambda: docker_engine.start(p, sshhosts.ns_pid(p, "new")),
+            "dockerd-next": lambda: docker_engine.start_next(p, sshhosts.ns_pid(p, "next")),
             "pebble": lambda: acme.start(p),
             "blackbox": lambda: blackbox.start(p),
             "prometheus": lambda: prometheus.start(p),
@@ -273,8 +280,11 @@ class Lab:
             keys = self.paths.old / "home-admin" / ".ssh" / "authorized_keys"
             if not (self.paths.old / "etc" / "apache2" / "apache2.conf").exists() or not keys.exists():
                 self._restore_old_files()
-        (self.paths.new / "srv").mkdir(parents=True, exist_ok=True)
-        (self.paths.new / "root-ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
+        for host in (self.paths.new, self.paths.next):
+            (host / "srv").mkdir(parents=True, exist_ok=True)
+            (host / "root-ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.paths.next / "etc-docker").mkdir(parents=True, exist_ok=True)
+        docker_engine.write_client_config(self.paths.next / "root-docker")
         db.prepare(self.paths)
 
     def _restore_old_files(self) -> None:
@@ -337,11 +347,14 @@ class Lab:
                     self._stop_dependents(server.name.removeprefix("sshd-"))
                 self._start(server.name)
         docker_engine.clean()
-        for child in [*(p.new / "srv").iterdir(), *(p.new / "root-ssh").iterdir()]:
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        docker_engine.clean(docker_engine.NEXT_SOCKET)
+        for host in (p.new, p.next):
+            for child in [*(host / "srv").iterdir(), *(host / "root-ssh").iterdir()]:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        docker_engine.write_client_config(p.next / "root-docker")  # the next shell's engine, as at up
         # a fresh exporter and Prometheus: plain configs, no modules or targets of a migration
         for name in ("prometheus", "blackbox"):
             self._stop(name)
@@ -361,17 +374,20 @@ class Lab:
 
     def _down(self) -> list[str]:
         stopped = []
-        if self.pid("dockerd") and docker_engine.engine_up():
-            with suppress(LabError):
-                docker_engine.clean()
+        for name, socket in (("dockerd", docker_engine.SOCKET), ("dockerd-next", docker_engine.NEXT_SOCKET)):
+            if self.pid(name) and docker_engine.engine_up(socket):
+                with suppress(LabError):
+                    docker_engine.clean(socket)
         for server in reversed(SERVERS):
             if self._stop(server.name):
                 stopped.append(server.name)
+        with suppress(LabError):
+            docker_engine.remove_next_network()
         proc.remove_lo_aliases(self.paths.run / "lo-aliases")
         return stopped
 
     def _stop(self, name: str) -> bool:
-        timeout = 30.0 if name == "dockerd" else 10.0
+        timeout = 30.0 if name.startswith("dockerd") else 10.0
         # cron's running jobs (a certbot renewal's random sleep, a cron.php) are its descendants: they end with it
         return proc.stop(self.paths.pid(name), timeout=timeout, tree=name == "cron")
 
@@ -379,6 +395,7 @@ class Lab:
 ADDRESSES = {
     "old": OLD,
     "new": NEW,
+    "next": NEXT,
     "ns1": NS1,
     "ns2": NS2,
     "resolver": RESOLVER,

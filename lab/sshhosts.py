@@ -1,8 +1,8 @@
-"""The old and new host: one sshd each, inside its own private mount namespace.
+"""The old, new and next host: one sshd each, inside its own private mount namespace.
 
-Before sshd starts, the host's own folders from ``.lab/old`` / ``.lab/new`` are bind-mounted over
-the real Debian paths (/etc/apache2, /var/www, /srv, ...). Servers of a host are later started
-with ``nsenter -t <sshd pid> -m`` so a remote shell and the servers see the same files.
+Before sshd starts, the host's own folders from ``.lab/old`` / ``.lab/new`` / ``.lab/next`` are
+bind-mounted over the real Debian paths (/etc/apache2, /var/www, /srv, ...). Servers of a host are
+later started with ``nsenter -t <sshd pid> -m`` so a remote shell and the servers see the same files.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from lab.topology import (
     FILE_MOUNTS,
     NEW,
     NEW_MOUNTS,
+    NEXT,
+    NEXT_MOUNTS,
     OLD,
     OLD_MOUNTS,
     OLD_RUNTIME_MOUNTS,
@@ -31,6 +33,7 @@ from lab.topology import (
 HOSTS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "old": (OLD, OLD_MOUNTS + OLD_RUNTIME_MOUNTS),
     "new": (NEW, NEW_MOUNTS),
+    "next": (NEXT, NEXT_MOUNTS),
 }
 
 
@@ -59,7 +62,7 @@ def ensure_admin(paths: Paths) -> None:
 
     The password field is `*` (no password login), not `!`: sshd without PAM refuses locked accounts
     even for keys. The old host's folders go to the pristine tree (reset restores them); the new
-    host's are written in place.
+    and next host's are written in place.
     """
     try:
         pwd.getpwnam(ADMIN)
@@ -67,7 +70,7 @@ def ensure_admin(paths: Paths) -> None:
         proc.run(["useradd", "--no-create-home", "--home-dir", ADMIN_HOME, "--shell", "/bin/bash", "-p", "*", ADMIN])
     Path(ADMIN_HOME).mkdir(exist_ok=True)  # the mount point; each host binds its own folder over it
     entry = pwd.getpwnam(ADMIN)
-    for base in (paths.pristine / "old", paths.new):
+    for base in (paths.pristine / "old", paths.new, paths.next):
         home = base / "home-admin"
         (home / ".ssh").mkdir(parents=True, exist_ok=True)
         write(home / ".profile", "# admin's .profile on the lab host: a server's plain start-up\n")
@@ -115,7 +118,7 @@ def start(paths: Paths, host: str) -> int:
     """Start the host's sshd in a new private mount namespace with its folders bind-mounted."""
     address, mounts = HOSTS[host]
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    base = paths.old if host == "old" else paths.new
+    base = paths.host(host)
     script = []
     for inside, rel in mounts:
         src = base / rel

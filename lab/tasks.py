@@ -36,7 +36,7 @@ def _fail(exc: LabError) -> None:
     }
 )
 def up(c, variant="fast", tls=None):
-    """Start the lab (idempotent): DNS, old and new host, Docker, pebble; then check health."""
+    """Start the lab (idempotent): DNS, old, new and next host, their Docker engines, pebble; then check health."""
     try:
         result = _lab().up(variant=variant, tls=tls)
     except LabError as exc:
@@ -55,6 +55,8 @@ def up(c, variant="fast", tls=None):
             console.print(f"lab: started {', '.join(result.started)}")
         if result.images_built:
             console.print(f"lab: built images {', '.join(result.images_built)}")
+        if result.images_copied:
+            console.print(f"lab: copied images to the next host's engine: {', '.join(result.images_copied)}")
         console.print(
             f"lab: up, {len(result.checks)} health checks ok in {result.seconds:.1f} s "
             f"(zone variant {_lab().variant()})"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 OLD = "127.0.0.11"
 NEW = "127.0.0.12"
+#: The host of the next upgrade (issue 19): shaped like the new host, with its own docker engine.
+NEXT = "127.0.0.13"
 PEBBLE = "127.0.0.14"
 BLACKBOX = "127.0.0.15"
 #: The hosts' IPv6 addresses, in DNS only: IPv4-mapped, so a client that connects to the AAAA
@@ -14,6 +16,7 @@ BLACKBOX = "127.0.0.15"
 #: IPv4 and nothing ever leaves loopback; the engine switches them exactly like A records.
 OLD6 = "::ffff:127.0.0.11"
 NEW6 = "::ffff:127.0.0.12"
+NEXT6 = "::ffff:127.0.0.13"
 NS1 = "127.0.0.53"
 NS2 = "127.0.0.54"
 RESOLVER = "127.0.0.55"
@@ -34,7 +37,7 @@ XFER_NAME = "xfer-key"
 VARIANTS = {"fast": 10, "realistic": 3600}
 
 #: Aliases the lab puts on lo (named only listens on addresses that exist on an interface).
-ALIASES = (OLD, NEW, PEBBLE, NS1, NS2, RESOLVER, PDNS)
+ALIASES = (OLD, NEW, NEXT, PEBBLE, NS1, NS2, RESOLVER, PDNS)
 
 #: vhost name -> (domains, text the page must contain)
 SITES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -96,6 +99,15 @@ NEW_MOUNTS = (
     (ADMIN_HOME, "home-admin"),
     ("/etc/sudoers.d", "etc/sudoers.d"),
 )
+#: The next host binds what the new host binds, plus two folders of its own so that a shell there
+#: reaches the next host's engine by default, not the new host's (lab/docker_engine.py):
+NEXT_MOUNTS = (
+    *NEW_MOUNTS,
+    # root's docker CLI config: its current context is the next engine's socket (sudo sets HOME=/root)
+    ("/root/.docker", "root-docker"),
+    # the next engine's own /etc/docker (its key.json, so its engine ID is its own)
+    ("/etc/docker", "etc-docker"),
+)
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,14 @@ class Paths:
     @property
     def new(self) -> Path:
         return self.root / "new"
+
+    @property
+    def next(self) -> Path:
+        return self.root / "next"
+
+    def host(self, name: str) -> Path:
+        """The folder of one lab host ("old", "new", "next"): its bind mounts' sources."""
+        return self.root / name
 
     @property
     def pristine(self) -> Path:

@@ -25,6 +25,7 @@ class LabHandle:
     passwords: Path
     old: str
     new: str
+    next: str
     ns1: str
     ns2: str
     resolver: str
@@ -85,6 +86,7 @@ def lab() -> Iterator[LabHandle]:
         passwords=p.passwords,
         old=str(ADDRESSES["old"]),
         new=str(ADDRESSES["new"]),
+        next=str(ADDRESSES["next"]),
         ns1=str(ADDRESSES["ns1"]),
         ns2=str(ADDRESSES["ns2"]),
         resolver=str(ADDRESSES["resolver"]),
