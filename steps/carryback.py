@@ -39,7 +39,7 @@ from runbook.services.adapters import source_for, target_for
 from runbook.specs import SiteSpec
 from steps.database import old_dump_dir, parse_counts
 from steps.relay import AwaitCachesExpire, Relay
-from steps.rollbackkey import RollbackKey
+from steps.rollbackkey import RollbackKey, mark_done
 from steps.siteapp import cron_stop_actions, excludes
 
 if TYPE_CHECKING:
@@ -251,19 +251,7 @@ class CarryBack:
                 ),
             ]
         actions += self.key.revoke_actions(ctx)
-        actions.append(
-            RunCommand(
-                "old",
-                (
-                    "sh",
-                    "-c",
-                    'set -e; umask 077; mkdir -p "$(dirname "$1")"; date +%s > "$1"',
-                    "mark",
-                    self.marker,
-                ),
-                why="mark the copy done (a resumed rollback does not copy again)",
-            )
-        )
+        actions.append(mark_done(self.marker, "mark the copy done (a resumed rollback does not copy again)"))
         return actions
 
     def serve_old(self, ctx: RunContext) -> list[Action]:

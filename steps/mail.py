@@ -46,7 +46,7 @@ from runbook.dns.values import RRsetValue
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.remote.facts import compose_argv, host_facts
-from runbook.remote.hold import hold_argv, hold_state
+from runbook.remote.hold import HOLD_SCRIPT, hold_argv, hold_state
 from runbook.remote.scripts import script
 from runbook.services import dkim, mailserver
 from runbook.services.mailcheck import imaps_login, send_to_self, smtp_accepts, submission_login
@@ -56,6 +56,7 @@ from steps.mailbase import MailStep
 from steps.maildns import switched_mx
 from steps.mailhold import Hold, Release
 from steps.provision import sha
+from steps.rollbackkey import RollbackKey, mark_done
 from steps.transfer import KEY as TRANSFER_KEY
 from steps.transfer import old_source, rsync_pull, rsync_ssh
 
@@ -92,6 +93,10 @@ class PreSync(MailStep):
             *self.dkim_key_actions(ctx),
             PutFile("new", self.marker("pre-sync"), "pre-synced by runbook\n", 0o600, why="mark the pre-sync"),
         ]
+
+    def rollback_actions(self, ctx: RunContext) -> list[Action]:
+        # the last of the mail's rollback: a later migration carries the store back again
+        return [RunCommand("old", ("rm", "-f", self.carried_back_marker()), why="the mail carry-back is over")]
 
     def dkim_key_actions(self, ctx: RunContext) -> list[Action]:
         """The old host's DKIM key goes to the new host, host to host (the engine never reads it),
@@ -201,21 +206,12 @@ class Server(MailStep):
         # The new Postfix stops listening (senders get "connection refused" and retry, by then to
         # the old host) but delivers what it accepted; then whatever reached the new Maildirs after
         # the final sync goes to the old host by SMTP, from the new host itself.
-        running = (
-            host_facts(ctx.hosts.get("new"), [], [mailserver.CONTAINER])
-            .get(f"container.{mailserver.CONTAINER}", "")
-            .startswith("running")
-        )
+        new = ctx.hosts.get("new")
+        running = host_facts(new, [], [mailserver.CONTAINER]).get(f"container.{mailserver.CONTAINER}", "")
+        held = hold_state(new, mailserver.CONTAINER) == "held"  # by final-sync's carry-back: drained
         actions: list[Action] = []
-        if running:
-            actions.append(
-                RunCommand(
-                    "new",
-                    ("docker", "exec", mailserver.CONTAINER, "sh", "-c", script("mail-drain.sh")),
-                    why="the new Postfix stops taking mail and delivers what it has",
-                    timeout=300,
-                )
-            )
+        if running.startswith("running") and not held:
+            actions.append(self.drain_action())
         actions.append(
             RunCommand(
                 "new",
@@ -231,8 +227,10 @@ class Server(MailStep):
                 (
                     "sh",
                     "-c",
+                    'hold=$1; shift; sh -c "$hold" hold thaw "$1" >/dev/null 2>&1; '
                     'docker rm -f "$@" >/dev/null 2>&1 || true',
                     "stop",
+                    HOLD_SCRIPT,
                     mailserver.CONTAINER,
                     mailserver.DUMPER,
                 ),
@@ -321,7 +319,60 @@ class FinalSync(MailStep):
         ]
 
     def rollback_actions(self, ctx: RunContext) -> list[Action]:
-        return self.source.imap_local_actions()
+        return [*self.carry_back(ctx), *self.source.imap_local_actions()]
+
+    def carry_back(self, ctx: RunContext) -> list[Action]:
+        """Since the final sync, members read and changed only the new copy (through the old
+        Dovecot's proxy, or directly): before the old Dovecot serves its own copy again, the new
+        store goes back, whole. The new Postfix stops taking mail and delivers what it has; the
+        new server is held (its cgroup frozen: an IMAP session waits, none changes the copy); the
+        old host pulls the Maildirs over a read-only key of its own (UIDVALIDITY, UIDs, flags,
+        folders, moves and deletes with them; what the old copy had is kept in a backup folder);
+        the manifest is written again, so the relay-back of mail/server's rollback sends only
+        what arrives later. The new server stays held until mail/server's rollback stops it."""
+        new, old = ctx.hosts.get("new"), ctx.hosts.get("old")
+        if "new" in ctx.unreachable_hosts:
+            return [Note("the new host is unreachable: what members changed there since the final sync stays there")]
+        # the manifest, not the marker: the journaled inverses (the marker's removal) ran first
+        if new.run(["test", "-f", f"{self.root}/vmail/{MANIFEST}"], check=False).exit_code:
+            return []
+        if old.run(["test", "-f", self.carried_back_marker()], check=False).exit_code == 0:
+            return [Note(f"the new mail store was carried back already ({self.carried_back_marker()})")]
+        state = hold_state(new, mailserver.CONTAINER)
+        actions: list[Action] = []
+        if state == "serving":
+            actions.append(self.drain_action())
+        if state != "missing":
+            actions.append(
+                RunCommand("new", hold_argv("freeze", mailserver.CONTAINER), why="no member changes the new copy now")
+            )
+        key = RollbackKey(self.inventory)
+        backup = f"{self.inventory.hosts['old'].backup_dir}/carried-back/mail-replaced-{int(time.time())}"
+        source, dest = f"{self.root}/vmail/{self.spec.domain}", f"{self.spec.maildir_root}/{self.spec.domain}"
+        actions += [
+            *key.actions(ctx),
+            RunCommand(
+                "old",
+                key.rsync_pull(source, dest, "--delete", "--backup", f"--backup-dir={backup}"),
+                why=f"the members' mail as they left it on the new host (what it replaces is kept in {backup})",
+                timeout=3600,
+            ),
+            *key.revoke_actions(ctx),
+            RunCommand(
+                "new",
+                (
+                    "sh",
+                    "-c",
+                    script("mail-manifest.sh"),
+                    "manifest",
+                    f"{self.root}/vmail",
+                    f"{self.root}/vmail/{MANIFEST}",
+                ),
+                why="what the old host has now: the relay-back sends only what comes later",
+            ),
+            mark_done(self.carried_back_marker(), "mark the carry-back done"),
+        ]
+        return actions
 
     def synced(self, ctx: RunContext) -> dict[str, list[str]]:
         """The final sync's manifest on the new host: user -> the messages' unique names."""

@@ -11,6 +11,7 @@ from runbook.actions import Action, RunCommand
 from runbook.context import RunContext
 from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
+from runbook.remote.scripts import script
 from runbook.services import dovecot, mailserver
 from runbook.services.adapters import source_for
 from runbook.specs import MailSpec
@@ -60,6 +61,21 @@ class MailStep(Step):
 
     def marker(self, name: str) -> str:
         return f"{self.root}/.runbook-{name}"
+
+    def drain_action(self) -> Action:
+        """In the new container: Postfix stops listening and delivers what it accepted (a rollback)."""
+        return RunCommand(
+            "new",
+            ("docker", "exec", mailserver.CONTAINER, "sh", "-c", script("mail-drain.sh")),
+            why="the new Postfix stops taking mail and delivers what it has",
+            timeout=300,
+        )
+
+    def carried_back_marker(self) -> str:
+        """On the old host: the new store was copied back by final-sync's rollback (a resumed
+        rollback never copies again over what members changed on the old copy since);
+        mail/pre-sync's rollback removes it."""
+        return f"{self.inventory.hosts['old'].backup_dir}/carried-back/mail-{self.spec.domain}"
 
     def maildir_sync(self, *options: str, why: str) -> list[Action]:
         source = f"{self.spec.maildir_root}/{self.spec.domain}"

@@ -134,3 +134,10 @@ class AuthorizeFromOld(Action):
         line = f'restrict,command="{self.forced}" {public.decode().strip()}'
         ctx.hosts.get("new").run(["sh", "-c", AUTHORIZE, "authorize", line, self.keys])
         return {}
+
+
+def mark_done(path: str, why: str) -> RunCommand:
+    """On the old host: a private marker holding the time (a carry-back done: never copied again)."""
+    return RunCommand(
+        "old", ("sh", "-c", 'set -e; umask 077; mkdir -p "$(dirname "$1")"; date +%s > "$1"', "mark", path), why=why
+    )

@@ -241,10 +241,12 @@ class MemberClient:
 ARCHIVE = "Archiv"
 
 
-def folder_ids(lab: Any, user: str, folder: str, context: ssl.SSLContext) -> dict[str, tuple[str, str]]:
-    """Message-ID -> (UID, flags) of every message in one folder on the new host; with the folder's
-    UIDVALIDITY under the key ''."""
-    imap = Imaps(lab.new, context)
+def folder_ids(
+    lab: Any, user: str, folder: str, context: ssl.SSLContext, old: bool = False
+) -> dict[str, tuple[str, str]]:
+    """Message-ID -> (UID, flags) of every message in one folder on the new host (or the old one);
+    with the folder's UIDVALIDITY under the key ''."""
+    imap = OldImaps(lab) if old else Imaps(lab.new, context)
     try:
         imap.login(f"{user}@{DOMAIN}", passwords(lab)[f"{user}@{DOMAIN}"])
         imap.select(folder, readonly=True)
@@ -564,3 +566,18 @@ def test_mail_rollback_brings_mail_that_reached_the_new_host_back_to_the_old_one
     for user in ("kasse", "jugend"):
         ids = [p.read_bytes() for p in old_maildir_files(lab, user)]
         assert len(ids) == inbox_seed_count(user) + 1, f"{user}: {len(ids)} messages on the old host"
+    # Every change the member's client made through the proxy after the final sync is on the old
+    # host after the rollback (the new store was carried back), under the same UIDVALIDITY and UIDs;
+    # the messages members submitted on the new host are there exactly once.
+    old_inbox = folder_ids(lab, member.user, "INBOX", context, old=True)
+    old_archive = folder_ids(lab, member.user, ARCHIVE, context, old=True)
+    assert old_inbox[""][1] == member.uidvalidity, "the old INBOX's UIDVALIDITY changed"
+    lost = [m for m in member.flagged if "\\Flagged" not in old_inbox.get(m, ("", ""))[1]]
+    lost += [m for m in member.moved if m in old_inbox or m not in old_archive]
+    lost += [m for m in member.deleted if m in old_inbox or m in old_archive]
+    assert not lost, f"{len(lost)} of the client's changes did not come back to the old host, e.g. {lost[:3]}"
+    assert all(old_inbox[m][0] == inbox[m][0] for m in kept if m in old_inbox), "UIDs changed on the way back"
+    submitted = [
+        m for m in (by_587, by_465) for p in old_maildir_files(lab, "vorstand") if m.encode() in p.read_bytes()
+    ]
+    assert sorted(submitted) == sorted([by_587, by_465]), f"submitted on the new host, on the old one: {submitted}"

@@ -15,6 +15,9 @@ runs the step's check() and, when it is not done, its actions(), and compares wi
 `verify: true` runs the step's verify() instead (once, no retries) and compares `expect.seen` (a
 substring of what it saw) or `expect.error` (of the VerifyError it raised).
 
+`rollback: true` runs the step's rollback_actions() instead and compares them as `expect.actions`
+(or `expect.error`).
+
 `plan: true` decides as a dry run's plan does (runbook/plan.py: one batched facts read per host of
 what the step declares in reads(), then check and actions in a dry-run context); `expect.batched`
 ({host: [command names]}) then says which commands the host was asked besides that one read.
@@ -47,7 +50,9 @@ from tests.steps.fakes import FakeDns, FakeHost, command_name
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CASES = sorted(HERE.glob("*/*.yaml"))
-KEYS = {"step", "inventory", "local_files", "hosts", "dns", "journal", "acme_root", "plan", "verify", "expect"}
+KEYS = {
+    "step", "inventory", "local_files", "hosts", "dns", "journal", "acme_root", "plan", "verify", "rollback", "expect",
+}  # fmt: skip
 
 
 def merge(base: Any, change: Any) -> Any:
@@ -98,7 +103,9 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def outcome(step_id: str, ctx: RunContext, plan: bool = False, verify: bool = False) -> dict[str, Any]:
+def outcome(
+    step_id: str, ctx: RunContext, plan: bool = False, verify: bool = False, rollback: bool = False
+) -> dict[str, Any]:
     """What the step decides: done and reason, the actions' descriptions when not done, or the error.
     With `plan`, as a dry run's plan decides it (runbook/plan.py: the batched read of what the
     step declares in reads(), then check and actions in a dry-run context). With `verify`, what
@@ -106,6 +113,11 @@ def outcome(step_id: str, ctx: RunContext, plan: bool = False, verify: bool = Fa
     found = [s for s in build_steps(ctx.inventory) if s.id == step_id]
     assert found, f"no step {step_id!r} in the lab inventory's plan"
     step = found[0]
+    if rollback:
+        try:
+            return {"done": False, "reason": "", "actions": [a.describe() for a in step.rollback_actions(ctx)]}
+        except RunbookError as exc:
+            return {"error": str(exc)}
     if verify:
         try:
             return {"seen": Verified.of(step.verify(ctx)).seen}
@@ -137,7 +149,13 @@ def test_case(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     case = yaml.safe_load(path.read_text())
     transfer._ENDPOINTS.clear()  # each case resolves its own logins
     ctx = build(case, tmp_path)
-    got = outcome(case["step"], ctx, plan=bool(case.get("plan")), verify=bool(case.get("verify")))
+    got = outcome(
+        case["step"],
+        ctx,
+        plan=bool(case.get("plan")),
+        verify=bool(case.get("verify")),
+        rollback=bool(case.get("rollback")),
+    )
     expect = case["expect"]
     for name, answered in (expect.get("asked") or {}).items():
         host = ctx.hosts.get(name)
@@ -158,7 +176,7 @@ def test_case(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     if case.get("verify"):
         assert expect["seen"] in got["seen"], got["seen"]
         return
-    assert got["done"] == expect["done"], got
+    assert got["done"] == expect.get("done", False), got
     assert expect.get("reason", "") in got["reason"], got["reason"]
     if not got["done"]:
         wanted = expect.get("actions") or []
