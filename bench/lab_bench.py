@@ -337,6 +337,8 @@ def bench_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None: 
             "window_seconds": window,
             "switch_dns_seconds": switch,
             **{f"{part}_seconds": step_seconds(status, f"mail/{part}") for part in ("hold", "final-sync", "release")},
+            # mail/verify's journal entry has no start of its own: from the end of switch-dns
+            "verify_seconds": float(status["mail/verify"]["finished"]) - float(status["mail/switch-dns"]["finished"]),
             "messages": float(len(sender.sent)),
             "lost": float(sum(len(expected[u] - set(counts[u])) for u in USERS)),
             "twice": float(sum(1 for u in USERS for m in expected[u] if counts[u][m] > 1)),
@@ -345,6 +347,8 @@ def bench_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None: 
             "failed_submissions": float(len(submitter.failures)),
         }
         print(f"\nmail switch run {run + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+        for failure in submitter.failures:
+            print(f"  failed submission: {failure}")
         runs.append(figures)
     summary = {f"{key}_median": median([r[key] for r in runs]) for key in runs[0]}
     summary["runs"] = float(len(runs))

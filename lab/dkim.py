@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import signal
 from pathlib import Path
 
 from lab import proc
@@ -134,10 +133,3 @@ def start(paths: Paths, ns: int) -> int:
     )
     proc.wait_until(lambda: proc.port_open(OLD, PORT), 10, f"opendkim ({OLD}:{PORT})", paths.log("opendkim"))
     return pid
-
-
-def reload(paths: Paths) -> None:
-    """Have opendkim read its (restored) configuration and key again (SIGUSR1)."""
-    pid = proc.read_pid(paths.pid("opendkim"))
-    if pid is not None:
-        os.kill(pid, signal.SIGUSR1)

@@ -344,6 +344,9 @@ def test_mail_moves_after_the_sites_and_every_message_sent_during_the_switch_arr
 
     verified = must(run_inv("verify", "--only", "mail/*"))
     assert "mail/verify" in verified.stdout
+    # A receiving server's SPF check (pyspf, asking the clients' resolver) passes mail from the new
+    # host's address and, until decommission, from the old host's: the record mail/spf extended.
+    assert spf_result(lab, lab.new) == "pass" and spf_result(lab, lab.old) == "pass"
 
     # The old Postfix's virtual aliases answer on the new host: the trainer's address forwards to
     # the jugend mailbox, the board's public one reaches two members.
@@ -392,6 +395,21 @@ def where(user: str, missing: set[str]) -> str:
     query = [f"{user}@{DOMAIN}", "mailbox", "*", "header", "Message-ID", msgid]
     found = subprocess.run([*argv, *query], capture_output=True, text=True, timeout=60)
     return f"{msgid} in the new store: {found.stdout.strip() or found.stderr.strip() or 'not found'}"
+
+
+def spf_result(lab: Any, address: str, sender: str = f"kasse@{DOMAIN}") -> str:
+    """What a receiver's SPF check (pyspf, RFC 7208) says of mail from `sender` sent from `address`,
+    with every lookup going to the lab's resolver."""
+    import spf
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [lab.resolver]
+    saved, dns.resolver.default_resolver = dns.resolver.default_resolver, resolver
+    try:
+        result, _ = spf.check2(i=address, s=sender, h=MAIL_HOST)
+    finally:
+        dns.resolver.default_resolver = saved
+    return str(result)
 
 
 def vacation_reply_seen(to: str, timeout: float = 30) -> bool:
