@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +16,8 @@ from rich.table import Table
 
 from runbook.cli import common
 from runbook.cli.common import INVENTORY_HELP, console
+from runbook.discover.composehost import ComposeHost, discover_compose
+from runbook.discover.composehost import markdown as compose_markdown
 from runbook.discover.scan import Discovery
 from runbook.discover.scan import discover as read_host
 from runbook.discover.writeup import guess_sites, markdown, php_column, size, starting_inventory
@@ -33,6 +36,23 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     os.chmod(path, 0o600)
+
+
+def _compose_table(found: ComposeHost) -> None:
+    table = Table(title=f"Compose projects on {found.host}")
+    for column in ("project", "service", "role", "image", "routers", "data"):
+        table.add_column(column)
+    for project in found.projects:
+        for s in project.services:
+            table.add_row(
+                project.name,
+                s.name,
+                s.role,
+                s.image,
+                "\n".join(f"{r.protocol} {', '.join(r.hosts) or r.rule}" for r in s.routers),
+                "\n".join([*(src for src, _ in s.binds), *(f"volume {v}" for v, _ in s.volumes)]),
+            )
+    console.print(table)
 
 
 def _tables(found: Discovery) -> None:
@@ -91,14 +111,22 @@ def discover(c, inventory=None, host="old", name=None):
         pool = HostPool(inv)
         try:
             found = read_host(pool.get(host), host)
+            # a host with compose projects (what this engine builds): the next upgrade's source
+            projects = discover_compose(pool.get(host), host)
+            projects = projects if projects is not None and (projects.projects or projects.loose) else None
         finally:
             pool.close()
         _tables(found)
+        if projects is not None:
+            _compose_table(projects)
         stem = f"discover-{inv.name}" if host == "old" else f"discover-{inv.name}-{host}"
         base = inv.state_dir / stem
+        data = found.to_dict()
+        if projects is not None:
+            data["compose"] = dataclasses.asdict(projects)
         written = {
-            base.with_suffix(".md"): markdown(found),
-            base.with_suffix(".json"): json.dumps(found.to_dict(), indent=2, sort_keys=True) + "\n",
+            base.with_suffix(".md"): markdown(found) + ("\n" + compose_markdown(projects) if projects else ""),
+            base.with_suffix(".json"): json.dumps(data, indent=2, sort_keys=True) + "\n",
             inv.state_dir / f"{stem}.inventory.yaml": starting_inventory(found, inv, name or f"{inv.name}-next"),
         }
         for path, text in written.items():

@@ -4,6 +4,7 @@ refusal, before anything changes, of a plan that would leave IPv6 clients on the
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 from pathlib import Path
@@ -130,6 +131,17 @@ def test_the_whole_lab_migration_also_finishes_logged_in_as_root(clean_lab, tmp_
     must(run_inv("verify", inventory=inventory))
     second = must(run_inv("migrate", "--yes", inventory=inventory))
     assert "changed=0" in second.stdout, second.stdout[-3000:]
+    # The next host upgrade starts here (issue 19): discover reads what this migration built on the
+    # new host, the compose projects behind Traefik, with their routers, data and roles.
+    must(run_inv("discover", "--host", "new", inventory=inventory, timeout=300))
+    moved_to = load_inventory(inventory)
+    report = json.loads((moved_to.state_dir / f"discover-{moved_to.name}-new.json").read_text())["compose"]
+    services = {s["container"]: s for p in report["projects"] for s in p["services"]}
+    assert services["traefik"]["role"] == "traefik" and services["mail_server"]["role"] == "mail"
+    assert any(s["role"] == "database" for s in services.values()), sorted(services)
+    routed = {h for s in services.values() for r in s["routers"] for h in r["hosts"]}
+    assert {"club.test", "www.club.test", "shop.club.test", "blog.club.test", "mail.club.test"} <= routed, routed
+    assert any(src.startswith("/srv/") for s in services.values() for src, _ in s["binds"])
     for server in (lab.ns1, lab.ns2):
         assert aaaa("club.test", server) == [NEW6] and aaaa("mail.club.test", server) == [NEW6], server
         # mail/spf: the new host's addresses added after the old host's, which keep theirs
