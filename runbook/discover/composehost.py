@@ -6,7 +6,7 @@ A container belongs to a compose project by Docker Compose's own labels
 the `traefik.*` labels the same way Traefik's docker provider reads them: HTTP routers with their
 rule (the `Host(...)` names in it), entrypoints and certificate resolver, TCP routers with their
 `HostSNI(...)`. Bind mounts and named volumes say where each service's data lives; a service is a
-database by its image (MariaDB, MySQL, PostgreSQL), the mail server by what it publishes (25/993),
+database by its image (MariaDB, MySQL, PostgreSQL), the mail server by publishing SMTP (25),
 Traefik by its image. The result is plain data, rendered as Markdown by `markdown`.
 """
 
@@ -23,7 +23,8 @@ from runbook.remote.hosts import Host
 #: Every container, running or not, as `docker inspect` gives it (a JSON list; `[]` when none).
 INSPECT = 'ids=$(docker ps -aq) || exit 1; [ -n "$ids" ] || { echo "[]"; exit 0; }; docker inspect $ids'
 DATABASE_IMAGES = ("mariadb", "mysql", "postgres")
-MAIL_PORTS = frozenset({"25/tcp", "993/tcp"})
+#: a mail server publishes SMTP (IMAPS may come through Traefik's TCP router instead)
+MAIL_PORT = "25/tcp"
 #: Host(`a`, `b`) and HostSNI(`c`) in a Traefik rule
 _NAMES = re.compile(r"Host(?:SNI)?\(([^)]*)\)")
 
@@ -115,7 +116,7 @@ def _role(image: str, ports: set[str]) -> str:
         return "traefik"
     if base in DATABASE_IMAGES:
         return "database"
-    if ports >= MAIL_PORTS:
+    if MAIL_PORT in ports:
         return "mail"
     return "app"
 
