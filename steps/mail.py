@@ -49,6 +49,7 @@ from runbook.remote.facts import compose_argv, host_facts
 from runbook.remote.hold import HOLD_SCRIPT, hold_argv, hold_state
 from runbook.remote.scripts import script
 from runbook.services import dkim, mailserver
+from runbook.services.dkim import DkimKey
 from runbook.services.mailcheck import imaps_login, send_to_self, smtp_accepts, submission_login
 from runbook.step import CheckResult, Step
 from steps import addresses, ttl
@@ -152,12 +153,21 @@ class Server(MailStep):
 
     part = "server"
     verify_timeout = 180.0
+    _read: tuple[RunContext, list[tuple[str, str, str]], dict[str, str], DkimKey | None] | None = None
 
     def _files(self, ctx: RunContext) -> dict[str, tuple[str, int]]:
-        """The project's files, with the old Postfix's virtual alias tables (read on the old host)."""
-        return mailserver.files(
-            self.inventory, self.source.mail_alias_tables(ctx), self.source.mail_offers(ctx), self.source.mail_dkim(ctx)
-        )
+        """The project's files, with what the old host's mail configuration says (its virtual alias
+        tables, what Dovecot offers, the DKIM key): read once per run, since check() and actions()
+        both need them and the old host's configuration does not change while the mail moves."""
+        if self._read is None or self._read[0] is not ctx:
+            self._read = (
+                ctx,
+                self.source.mail_alias_tables(ctx),
+                self.source.mail_offers(ctx),
+                self.source.mail_dkim(ctx),
+            )
+        _, aliases, offers, key = self._read
+        return mailserver.files(self.inventory, aliases, offers, key)
 
     def _facts(self, ctx: RunContext, files: dict[str, tuple[str, int]]) -> dict[str, str]:
         return host_facts(ctx.hosts.get("new"), list(files), [mailserver.CONTAINER])
