@@ -166,7 +166,17 @@ def start_next(paths: Paths, ns: int) -> int:
         paths.log("dockerd-next"),
         interval=0.2,
     )
+    bind_next_socket(ns)
     return pid
+
+
+def bind_next_socket(ns: int) -> None:
+    """Inside the next host's namespace, /var/run/docker.sock is the next engine's socket, as on a
+    real host: what mounts the docker socket there (Traefik's docker provider) must see the next
+    host's containers, not the first engine's. A bind mount of the socket file, made again after
+    each start of dockerd-next (a new socket is a new file; the old mount would point at the gone one)."""
+    proc.run(proc.ns_argv(ns, ["sh", "-c", f"umount {SOCKET} 2>/dev/null; exit 0"]), check=False)
+    proc.run(proc.ns_argv(ns, ["mount", "--bind", str(NEXT_SOCKET), str(SOCKET)]))
 
 
 def ensure_next_network() -> None:

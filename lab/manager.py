@@ -365,9 +365,11 @@ class Lab:
         blackbox.start(p)
         prometheus.start(p)
         web.wait_ready(p)
-        # The lab inventory's journal describes a migration that no longer exists.
-        for journal in (p.root.parent / "state").glob("lab.journal.jsonl"):
-            journal.unlink()
+        # The lab inventories' journals (hosts/lab.yaml, hosts/lab-next.yaml) describe migrations
+        # that no longer exist.
+        for name in ("lab", "lab-next"):
+            for journal in (p.root.parent / "state").glob(f"{name}.journal.jsonl"):
+                journal.unlink()
         return time.monotonic() - t0
 
     # -- down --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ def build_steps(inventory: Inventory) -> list[Step]:
         *preflight.steps(inventory),
         *provision.steps(inventory),
         *transfer.steps(inventory),
+        *provision.carry_steps(inventory),
         *backup.safety_steps(inventory),
         *ttl.steps(inventory),
         *spf.steps(inventory),

@@ -24,6 +24,7 @@ from runbook.errors import RunbookError, VerifyError
 from runbook.inventory import Inventory
 from runbook.journal import ACTION
 from runbook.remote.facts import host_facts
+from runbook.services.adapters import source_for
 from runbook.step import CheckResult, Step, Verified
 from steps.borg import (
     BORG_READ_SCRIPT,
@@ -48,7 +49,8 @@ NEW_HOST_ID = "backup/new-host"
 
 def safety_net_paths(inventory: Inventory) -> list[str]:
     """What the safety net covers on the old host: every site's data folders and the Maildirs."""
-    paths = [p for site in inventory.sites for p in site.data]
+    source = source_for(inventory)
+    paths = [source.data_path(site, p) for site in inventory.sites for p in site.data]
     if inventory.mail:
         paths.append(inventory.mail.maildir_root)
     return list(dict.fromkeys(paths))

@@ -217,11 +217,17 @@ class CarryBack:
         backup = f"{self.inventory.hosts['old'].backup_dir}/carried-back/{self.site.name}-replaced-{int(time.time())}"
         for path in self.site.data:
             source = compose.data_path(self.inventory, self.site, path)
+            old_path = source_for(self.inventory).data_path(self.site, path)
             actions.append(
                 RunCommand(
                     "old",
                     self.key.rsync_pull(
-                        source, path, "--delete", "--backup", f"--backup-dir={backup}{path}", *excludes(self.site, path)
+                        source,
+                        old_path,
+                        "--delete",
+                        "--backup",
+                        f"--backup-dir={backup}{path}",
+                        *excludes(self.site, path),
                     ),
                     why=f"carry {path} back from the new host (what it replaces is kept in {backup})",
                     timeout=3600,

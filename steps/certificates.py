@@ -105,4 +105,7 @@ class OldRenewals(Step):
 
 
 def final_steps(inventory: Inventory) -> list[Step]:
-    return [OldRenewals(inventory)] if inventory.sites else []
+    from runbook.services.adapters import source_kind
+
+    # certbot's lineages are an Apache host's; a compose+Traefik source's Traefik stops with it.
+    return [OldRenewals(inventory)] if inventory.sites and source_kind(inventory) == "apache" else []

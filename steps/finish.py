@@ -179,4 +179,7 @@ class Decommission(Step):
 
 def steps(inventory: Inventory) -> list[Step]:
     """finish/decommission, at the end of the plan."""
-    return [Decommission(inventory)] if inventory.sites else []
+    from runbook.services.adapters import source_kind
+
+    # It counts the requests in Apache's logs; a compose+Traefik source's are Traefik's (not yet).
+    return [Decommission(inventory)] if inventory.sites and source_kind(inventory) == "apache" else []

@@ -263,7 +263,10 @@ def _crypt(password: str, salted: str) -> str | None:
 
 
 def steps(inventory: Inventory) -> list[Step]:
-    dns_steps: list[Step] = [RecordsSwitchable(inventory), OldCertificatesLast(inventory)] if inventory.dns else []
+    from runbook.services.adapters import source_kind
+
+    certbot = [OldCertificatesLast(inventory)] if source_kind(inventory) == "apache" else []
+    dns_steps: list[Step] = [RecordsSwitchable(inventory), *certbot] if inventory.dns else []
     db_steps: list[Step] = [DatabaseChanges(inventory)] if any(s.database for s in inventory.sites) else []
     mail_steps: list[Step] = [Mailboxes(inventory)] if inventory.mail and inventory.mail.users else []
     return [HostsReachable(inventory), *dns_steps, *db_steps, *mail_steps]

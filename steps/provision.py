@@ -131,7 +131,9 @@ class Traefik(Step):
     def actions(self, ctx: RunContext) -> list[Action]:
         facts = self._facts(ctx)
         flavour = facts.get("compose") or "v1"
-        actions: list[Action] = [RunCommand("new", ("mkdir", "-p", f"{self.root}/letsencrypt"), why="project folder")]
+        actions: list[Action] = [
+            RunCommand("new", ("mkdir", "-p", f"{self.root}/letsencrypt", f"{self.root}/dynamic"), why="project folder")
+        ]
         for path, (text, mode) in self.files().items():
             if not facts.get(f"file.{path}", "").startswith(sha(text)):
                 actions.append(PutFile("new", path, text, mode, why="Traefik configuration"))
@@ -226,5 +228,67 @@ class AcmeRelay(Step):
         return f"{site.domains[0]}/.well-known/acme-challenge/ on the old host reaches Traefik"
 
 
+class AcmeCarry(Step):
+    """A compose+Traefik source (runbook/services/composesource.py): the new host's Traefik starts
+    from the old Traefik's acme.json, so the sites have their certificates before their names
+    move. (The old Traefik answers every HTTP-01 challenge itself, so none can be relayed.) The
+    file goes host to host over the transfer key, 0600; the engine never reads it."""
+
+    id = "provision/acme-carry"
+    title = "new host's Traefik gets the old Traefik's certificates"
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        old = inventory.hosts["old"]
+        self.source = f"{old.data_root or '/srv'}/{compose.TRAEFIK_PROJECT}/letsencrypt/acme.json"
+        self.dest = f"{inventory.hosts['new'].data_root}/{compose.TRAEFIK_PROJECT}/letsencrypt/acme.json"
+        self.marker = f"{self.dest}.runbook-carried"
+
+    def check(self, ctx: RunContext) -> CheckResult:
+        if ctx.hosts.get("new").read_file(self.marker) is not None:
+            return CheckResult(True, f"{self.dest} came from the old host")
+        return CheckResult(False, f"{self.source} (old host) not carried yet")
+
+    def actions(self, ctx: RunContext) -> list[Action]:
+        from steps.transfer import old_source, rsync_ssh
+
+        return [
+            RunCommand(
+                "new",
+                (
+                    "rsync",
+                    "-a",
+                    "--chmod=F600",
+                    "-e",
+                    rsync_ssh(self.inventory),
+                    old_source(self.inventory, self.source),
+                    self.dest,
+                ),
+                why="the old Traefik's certificates and ACME account (0600)",
+                kept="the new host keeps the certificates",
+            ),
+            RunCommand("new", ("docker", "restart", "traefik"), why="Traefik reads acme.json when it starts"),
+            RunCommand(
+                "new",
+                ("sh", "-c", 'umask 077 && date +%s > "$1"', "mark", self.marker),
+                undo=("rm", "-f", self.marker),
+                why="mark the carry",
+            ),
+        ]
+
+    def verify(self, ctx: RunContext) -> str:
+        return Traefik(self.inventory).verify(ctx)
+
+
 def steps(inventory: Inventory) -> list[Step]:
-    return [DockerPresent(), WebNetwork(), Traefik(inventory), AcmeRelay(inventory)]
+    from runbook.services.adapters import source_kind
+
+    relay: list[Step] = [AcmeRelay(inventory)] if source_kind(inventory) == "apache" else []
+    return [DockerPresent(), WebNetwork(), Traefik(inventory), *relay]
+
+
+def carry_steps(inventory: Inventory) -> list[Step]:
+    """After the transfer key: a compose+Traefik source's certificates (AcmeCarry)."""
+    from runbook.services.adapters import source_kind
+
+    return [AcmeCarry(inventory)] if source_kind(inventory) == "compose-traefik" else []

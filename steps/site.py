@@ -284,7 +284,7 @@ class FinalSync(SiteStep):
                 list(
                     rsync_pull(
                         self.inventory,
-                        path,
+                        self.source.data_path(self.site, path),
                         dest,
                         "--update",
                         "-n",

@@ -80,20 +80,28 @@ class OverrideFile(PutFile):
 def override_actions(ctx: RunContext, site: SiteSpec, data_path: Callable[[SiteSpec, str], str]) -> list[Action]:
     """Write each override on the new host when it differs from what is there (owner and group
     taken from the folder it is in, which the sync copied with the old host's ids)."""
+    from runbook.services.adapters import source_for
+
     old, new = ctx.hosts.get("old"), ctx.hosts.get("new")
+    on_old = source_for(ctx.inventory).data_path
     actions: list[Action] = []
     for override in site.overrides:
-        raw = old.read_file(override.path)
+        raw = old.read_file(on_old(site, override.path))
         if raw is None:
             raise RunbookError(f"override {override.path}: no such file on the old host")
         wanted = render(override, raw.decode())
         dest = data_path(site, override.path)
         if (new.read_file(dest) or b"").decode(errors="replace") == wanted:
             continue
-        mode = _mode(old, override.path)
+        mode = _mode(old, on_old(site, override.path))
         actions.append(
             OverrideFile(
-                "new", dest, wanted, mode, why="differs on the new host (sites[].overrides)", base=override.path
+                "new",
+                dest,
+                wanted,
+                mode,
+                why="differs on the new host (sites[].overrides)",
+                base=on_old(site, override.path),
             )
         )
         actions.append(

@@ -52,7 +52,13 @@ class SiteStep(Step):
             actions.append(
                 RunCommand(
                     "new",
-                    rsync_pull(self.inventory, path, dest, *options, *siteapp.excludes(self.site, path)),
+                    rsync_pull(
+                        self.inventory,
+                        self.source.data_path(self.site, path),
+                        dest,
+                        *options,
+                        *siteapp.excludes(self.site, path),
+                    ),
                     why=why,
                     kept="the synced data stays on the new host",
                 )

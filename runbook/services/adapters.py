@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from runbook.errors import InventoryError
 from runbook.inventory import Inventory
+from runbook.services.composesource import ComposeTraefikSource
 from runbook.services.source import ACME_ROOT_ON_OLD, ApacheSource, Source
 from runbook.services.target import ComposeTraefikTarget, Target
 
@@ -60,14 +61,16 @@ __all__ = [
     "SOURCES",
     "TARGETS",
     "ApacheSource",
+    "ComposeTraefikSource",
     "ComposeTraefikTarget",
     "Source",
     "Target",
     "source_for",
+    "source_kind",
     "target_for",
 ]
 
-SOURCES: dict[str, type[Source]] = {ApacheSource.kind: ApacheSource}
+SOURCES: dict[str, type[Source]] = {ApacheSource.kind: ApacheSource, ComposeTraefikSource.kind: ComposeTraefikSource}
 TARGETS: dict[str, type[Target]] = {ComposeTraefikTarget.kind: ComposeTraefikTarget}
 DEFAULT_KINDS = {"old": ApacheSource.kind, "new": ComposeTraefikTarget.kind}
 
@@ -81,6 +84,11 @@ def _kind(inventory: Inventory, role: str, known: dict[str, type[Source]] | dict
             [f"hosts.{role}.kind: unknown kind {kind!r} of {side}; known: {', '.join(sorted(known))}"],
         )
     return kind
+
+
+def source_kind(inventory: Inventory) -> str:
+    """`hosts.old.kind` (apache when unset). Raises InventoryError for an unknown kind."""
+    return _kind(inventory, "old", SOURCES)
 
 
 def source_for(inventory: Inventory) -> Source:

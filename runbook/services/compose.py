@@ -144,6 +144,8 @@ def traefik_static_config(inventory: Inventory) -> str:
     if acme:
         resolver["caServer"] = acme.ca_server
     config = {
+        # No version check or usage report: Traefik would call traefik.io from the server.
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {
             "http": {"address": f"{bind}:80"},
             "https": {"address": f"{bind}:443"},
@@ -151,7 +153,12 @@ def traefik_static_config(inventory: Inventory) -> str:
             "ping": {"address": f"{bind if host_mode else '127.0.0.1'}:8082"},
         },
         "ping": {"entryPoint": "ping"},
-        "providers": {"docker": {"exposedByDefault": False, "network": WEB_NETWORK}},
+        # The file provider's folder: the next host upgrade's freeze routes a site from here
+        # (runbook/services/composesource.py), without a restart.
+        "providers": {
+            "docker": {"exposedByDefault": False, "network": WEB_NETWORK},
+            "file": {"directory": "/etc/traefik/dynamic", "watch": True},
+        },
         "certificatesResolvers": {inventory.traefik.cert_resolver: {"acme": resolver}},
         "log": {"level": "INFO"},
         "accessLog": {},
@@ -167,6 +174,7 @@ def traefik_project(inventory: Inventory) -> dict[str, Any]:
         "/var/run/docker.sock:/var/run/docker.sock:ro",
         f"{root}/traefik.yml:/etc/traefik/traefik.yml:ro",
         f"{root}/letsencrypt:/letsencrypt",
+        f"{root}/dynamic:/etc/traefik/dynamic:ro",
     ]
     environment: dict[str, str] = {}
     if inventory.acme and inventory.acme.ca_bundle:

@@ -41,7 +41,9 @@ class Source(Protocol):
 
     def __init__(self, inventory: Inventory) -> None: ...
 
-    # a site: freeze it into a proxy to the target, serve it again
+    # a site: where its data are; freeze it into a proxy to the target, serve it again
+    def data_path(self, site: SiteSpec, path: str) -> str: ...
+
     def frozen_files(self, ctx: RunContext, site: SiteSpec, proxy_to: str) -> dict[str, tuple[str, str]]: ...
 
     def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]: ...
@@ -104,6 +106,10 @@ class ApacheSource:
         self.inventory = inventory
 
     # -- a site ------------------------------------------------------------------------------
+    def data_path(self, site: SiteSpec, path: str) -> str:
+        """The site's data folders are where the inventory says (sites[].data)."""
+        return path
+
     def _dump(self, ctx: RunContext) -> str:
         """`apache2ctl -S`: the vhosts and the run configuration (PidFile)."""
         output = ctx.hosts.get("old").run(["apache2ctl", "-S"], check=False)

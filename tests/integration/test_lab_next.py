@@ -63,6 +63,22 @@ def test_next_host_runs_its_own_engine_publishing_on_its_address_only(lab):
         admin(lab, lab.next, f"sudo -n docker rm -f {name}", check=False)
 
 
+def test_a_container_mounting_the_docker_socket_on_the_next_host_sees_the_next_engine(lab):
+    """Traefik's docker provider mounts /var/run/docker.sock: on the next host that is its engine's
+    socket (lab/docker_engine.py bind_next_socket), or the next Traefik would route to the first
+    engine's containers."""
+    at = admin(lab, lab.next, "sudo -n docker -H unix:///var/run/docker.sock info --format '{{.DockerRootDir}}'")
+    assert at.stdout.strip() == str(docker_engine.NEXT_DATA_ROOT)
+    inside = admin(
+        lab,
+        lab.next,
+        "sudo -n docker run --rm -v /var/run/docker.sock:/var/run/docker.sock lab/busybox:1 "
+        "stat -c %i /var/run/docker.sock",
+    ).stdout.strip()
+    assert inside == str(docker_engine.NEXT_SOCKET.stat().st_ino)
+    assert inside != str(docker_engine.SOCKET.stat().st_ino)
+
+
 def test_docker_compose_on_the_next_host_uses_the_next_engine(lab):
     project = f"labnext{uuid.uuid4().hex[:8]}"
     compose = (

@@ -24,6 +24,10 @@ if [ "${1:-}" = --changes ]; then changes=1; shift; fi
 umask 077
 mkdir -p "$dir"
 q() { mariadb -N -B -r -e "$1"; }
+# mysqlbinlog_at DIR ARG...: mysqlbinlog run in DIR, the server's binary log folder. A source whose
+# MariaDB runs in a container (runbook/services/composesource.py) defines it, and mariadb and
+# mysqldump, in front of this text to run them there.
+command -v mysqlbinlog_at >/dev/null 2>&1 || mysqlbinlog_at() { (cd "$1" && shift && mysqlbinlog "$@"); }
 # Changes are shipped for one database alone only from row events: each names its table's database,
 # where a statement names only the session's default one (MIXED, STATEMENT).
 binlog=$(q "SELECT @@log_bin AND @@binlog_format = 'ROW'")
@@ -104,8 +108,8 @@ delta() {
   k=$((last + 1))
   base=$(dirname "$(q 'SELECT @@log_bin_basename')")
   # shellcheck disable=SC2046  # one word a log file name
-  (cd "$base" && mysqlbinlog --database="$db" --start-position="$pos" --stop-position="$epos" \
-    $(printf '%s\n' "$logs" | sed -n "/^$file\$/,/^$efile\$/p")) > "$at.delta.$k.sql.tmp"
+  mysqlbinlog_at "$base" --database="$db" --start-position="$pos" --stop-position="$epos" \
+    $(printf '%s\n' "$logs" | sed -n "/^$file\$/,/^$efile\$/p") > "$at.delta.$k.sql.tmp"
   # The tables the changes since the dump name, counted now.
   named=$(cat "$at".delta.*.sql "$at.delta.$k.sql.tmp" 2>/dev/null | named_tables "$db")
   # shellcheck disable=SC2046  # one word a table name

@@ -1,0 +1,356 @@
+"""The source kind `compose-traefik`: the old host is what this engine builds (a compose project per
+site behind Traefik, a MariaDB container per site), so the next host upgrade starts from it.
+
+- A site's data are the bind mounts of its project, where ComposeTraefikTarget put them
+  (`DATA_ROOT/SITE/data/PATH`).
+- The freeze moves the site's route on the source's Traefik to the target: a file-provider router
+  (Traefik's `providers.file` directory, which provisioning gives every Traefik it starts) with a
+  higher priority than the docker provider's, proxying to the target's Traefik over HTTPS. The
+  source keeps its certificate and its access log while it proxies. Once Traefik serves that
+  route (a probe path on the same router answers with its header) and what the old route took has
+  had time to finish, the site's own containers (all but the db) are frozen (cgroup freeze, as the
+  target's hold): nothing of the old copy writes any more. Rollback thaws them first, then the
+  route file goes.
+- Databases are dumped from the site's db container with the same db-dump.sh as on an Apache host
+  (mariadb, mysqldump and mysqlbinlog run in the container through `docker exec`).
+- Certificates: Traefik answers every ACME HTTP-01 challenge on its http entrypoint itself (its
+  acme-http@internal router has the highest priority), so a relay route cannot take the target's
+  challenges. The target gets the source's acme.json instead (steps/provision.py AcmeCarry) and
+  renews them itself once the names point to it.
+- Mail from a mail container is not moved yet: an inventory with a mail section is refused, naming
+  the setting.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runbook.actions import Action, PutFile, RunCommand
+from runbook.errors import InventoryError, RunbookError
+from runbook.inventory import Inventory
+from runbook.remote.hold import hold_argv
+from runbook.remote.http import acme_root_pem
+from runbook.remote.scripts import script
+from runbook.services import compose
+from runbook.services.dkim import DkimKey
+from runbook.services.source import CARRYBACK_IMPORT, DATABASE_LOG
+from runbook.specs import SiteSpec
+
+if TYPE_CHECKING:
+    from runbook.context import RunContext
+
+#: Where the source's Traefik reads its file-provider configuration, inside its container.
+DYNAMIC_IN_TRAEFIK = "/etc/traefik/dynamic"
+#: The header the frozen route answers its probe path with (ProbeFrozenRoute).
+FROZEN_HEADER = "X-Runbook-Frozen"
+#: How long what the old route took before the switch may take to finish before the site's
+#: containers are frozen (a request in progress; Traefik's reload keeps it on the old handler).
+DRAIN_S = 3
+#: In front of db-dump.sh, carryback-import.sh and DATABASE_LOG: $1 is the db container; the MariaDB
+#: clients run in it.
+IN_DB_CONTAINER = """db_container=$1; shift
+mariadb() { docker exec -i "$db_container" mariadb "$@"; }
+mysqldump() {
+  docker exec "$db_container" sh -c 'exec "$(command -v mariadb-dump || command -v mysqldump)" "$@"' mysqldump "$@"
+}
+mysqlbinlog_at() { docker exec "$db_container" sh -c 'cd "$1" && shift && exec mysqlbinlog "$@"' mysqlbinlog "$@"; }
+"""
+#: route SITE ADDRESS HOST URL_PATH TIMEOUT (source host): wait until its Traefik serves the frozen
+#: route (the probe path answers with FROZEN_HEADER naming SITE), then DRAIN_S more.
+ROUTE_ACTIVE = """site=$1 address=$2 host=$3 path=$4 timeout=$5
+i=0
+while :; do
+  if docker exec traefik wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
+    grep -qi "X-Runbook-Frozen: $site"; then
+    break
+  fi
+  i=$((i + 1))
+  if [ "$i" -ge $((timeout * 10)) ]; then
+    echo "Traefik on this host does not serve the frozen route of $site after ${timeout}s" >&2; exit 1
+  fi
+  sleep 0.1
+done
+sleep "$6"
+"""
+
+
+def route_name(site: SiteSpec) -> str:
+    return f"runbook-freeze-{site.name}"
+
+
+def probe_path(site: SiteSpec) -> str:
+    return f"/.well-known/runbook-frozen/{site.name}"
+
+
+def frozen_route(site: SiteSpec, proxy_to: str, root_ca: str | None) -> str:
+    """The file-provider configuration that sends the site's HTTPS requests to `proxy_to` (the
+    target's Traefik, verified against `root_ca` when the ACME server's root is not a system one),
+    above the docker provider's routers, with the probe path that shows it is served."""
+    name = route_name(site)
+    rule = compose.host_rule(site.domains)
+    middleware = {"headers": {"customResponseHeaders": {FROZEN_HEADER: site.name}}}
+    # The target is verified under the site's first name (its certificate's), not its address.
+    service: dict[str, object] = {"passHostHeader": True, "servers": [{"url": proxy_to}], "serversTransport": name}
+    transport: dict[str, object] = {"serverName": site.domains[0]}
+    http: dict[str, object] = {
+        "routers": {
+            name: {
+                "rule": rule,
+                "entryPoints": ["https"],
+                "priority": 100000,
+                "tls": {},
+                "service": name,
+                "middlewares": [name],
+            },
+            f"{name}-probe": {
+                "rule": f"({rule}) && Path(`{probe_path(site)}`)",
+                "entryPoints": ["http"],
+                "priority": 100001,
+                # Traefik's ping (provisioning enables it): it answers anywhere (noop@internal does not).
+                "service": "ping@internal",
+                "middlewares": [name],
+            },
+        },
+        "middlewares": {name: middleware},
+        "services": {name: {"loadBalancer": service}},
+        "serversTransports": {name: transport},
+    }
+    if root_ca:
+        transport["rootCAs"] = [f"{DYNAMIC_IN_TRAEFIK}/{name}-root.pem"]
+    return compose.to_yaml(
+        {"http": http},
+        f"Written by runbook's freeze of {site.name}: its requests go to the new host. Removed by rollback.",
+    )
+
+
+class ComposeTraefikSource:
+    """An old host built by this engine: compose projects behind Traefik (see the module's text)."""
+
+    kind = "compose-traefik"
+
+    def __init__(self, inventory: Inventory) -> None:
+        if inventory.mail is not None:
+            raise InventoryError(str(inventory.path), [f"mail: {NO_MAIL}"])
+        self.inventory = inventory
+        self.host = inventory.hosts["old"]
+        root = self.host.data_root or "/srv"
+        self.data_root = root
+        self.dynamic_dir = f"{root}/{compose.TRAEFIK_PROJECT}/dynamic"
+
+    # -- where things are ---------------------------------------------------------------------
+    def data_path(self, site: SiteSpec, path: str) -> str:
+        """Where the site's data folder `path` (its path in the container) is on this host."""
+        return f"{self.data_root}/{site.name}/data{path}"
+
+    def _route_file(self, site: SiteSpec) -> str:
+        return f"{self.dynamic_dir}/{route_name(site)}.yml"
+
+    def _root_file(self, site: SiteSpec) -> str:
+        return f"{self.dynamic_dir}/{route_name(site)}-root.pem"
+
+    def _own_containers(self, ctx: RunContext, site: SiteSpec) -> list[str]:
+        """The site's project's running containers but its db (`docker ps` by the project's label)."""
+        result = ctx.hosts.get("old").run(
+            ["docker", "ps", "--filter", f"label=com.docker.compose.project={site.name}", "--format", "{{.Names}}"],
+            check=False,
+        )
+        if result.exit_code != 0:
+            raise RunbookError(f"site {site.name}: docker ps on the old host failed: {result.stderr.strip()[-200:]}")
+        names = sorted(n for n in result.stdout.split() if n != compose.db_container(site))
+        if not names:
+            raise RunbookError(f"site {site.name}: the old host runs no container of compose project {site.name}")
+        return names
+
+    def _probe_address(self) -> str:
+        if self.inventory.traefik.network_mode == "host":
+            return self.host.publish_address or self.host.address
+        return "127.0.0.1"
+
+    # -- a site -------------------------------------------------------------------------------
+    def frozen_files(self, ctx: RunContext, site: SiteSpec, proxy_to: str) -> dict[str, tuple[str, str]]:
+        old = ctx.hosts.get("old")
+        if old.read_file(f"{self.data_root}/{compose.TRAEFIK_PROJECT}/traefik.yml") is None:
+            raise RunbookError(
+                f"site {site.name}: the old host has no {self.data_root}/{compose.TRAEFIK_PROJECT}/traefik.yml "
+                f"(hosts.old.data_root: where this engine put Traefik's project)"
+            )
+        root = acme_root_pem(ctx)
+        route = self._route_file(site)
+        out = {route: ((old.read_file(route) or b"").decode(), frozen_route(site, proxy_to, root))}
+        if root:
+            out[self._root_file(site)] = ((old.read_file(self._root_file(site)) or b"").decode(), root)
+        return out
+
+    def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]:
+        """The target's hold, the route file (the root CA first), the wait until Traefik serves it
+        and the old route's requests are done, then the site's containers frozen."""
+        files = self.frozen_files(ctx, site, proxy_to)
+        containers = self._own_containers(ctx, site)
+        actions: list[Action] = [*hold]
+        for path in sorted(files, key=lambda p: not p.endswith(".pem")):
+            now, frozen = files[path]
+            if now != frozen:
+                actions.append(PutFile("old", path, frozen, 0o644, why="Traefik sends the site to the new host"))
+        actions.append(
+            RunCommand(
+                "old",
+                (
+                    "sh",
+                    "-c",
+                    ROUTE_ACTIVE,
+                    "route",
+                    site.name,
+                    self._probe_address(),
+                    site.domains[0],
+                    probe_path(site),
+                    "15",
+                    str(DRAIN_S),
+                ),
+                why="wait until Traefik serves the route; let the old route's requests finish",
+            )
+        )
+        actions += [
+            RunCommand(
+                "old",
+                hold_argv("freeze", name),
+                undo=hold_argv("thaw", name),
+                why="the old copy stops writing (its cgroup frozen)",
+            )
+            for name in containers
+        ]
+        return actions
+
+    def serve_actions(self, restores: list[Action]) -> list[Action]:
+        """The site's containers thawed first (their route is still the frozen one), then the files."""
+        return [*self.reload_actions(), *restores]
+
+    def reload_actions(self) -> list[Action]:
+        # The freeze's journaled inverses thaw the containers; this covers one frozen by hand or by
+        # a run cut off before its journal entry (thawing a running container changes nothing).
+        return [
+            RunCommand(
+                "old",
+                ("sh", "-c", THAW_PROJECTS, "thaw", *(s.name for s in self.inventory.sites)),
+                why="the old copies serve again (their cgroups thawed)",
+            )
+        ]
+
+    def serves(self, ctx: RunContext, site: SiteSpec) -> tuple[str, int]:
+        return "https", 443
+
+    # -- a site's databases: the site's db container ------------------------------------------
+    def _db_container(self, names: tuple[str, ...] | list[str]) -> str:
+        for site in self.inventory.sites:
+            if site.database and set(names) <= set(site.database.names):
+                return compose.db_container(site)
+        raise RunbookError(f"no site of the inventory has the database(s) {', '.join(names)}")
+
+    def dump_argv(self, folder: str, names: tuple[str, ...], changes: bool = False) -> tuple[str, ...]:
+        return (
+            "sh",
+            "-c",
+            IN_DB_CONTAINER + script("db-dump.sh"),
+            "dump",
+            self._db_container(names),
+            folder,
+            *(("--changes",) if changes else ()),
+            *names,
+        )
+
+    def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
+        return ("sh", "-c", IN_DB_CONTAINER + CARRYBACK_IMPORT, "import", self._db_container(names), folder, *names)
+
+    def database_log(self, ctx: RunContext, names: list[str]) -> tuple[str | None, dict[str, str]]:
+        sizes: dict[str, str] = {}
+        reasons: list[str] = []
+        by_container: dict[str, list[str]] = {}
+        for name in names:
+            by_container.setdefault(self._db_container([name]), []).append(name)
+        for container, dbs in by_container.items():
+            result = ctx.hosts.get("old").run(
+                ["sh", "-c", IN_DB_CONTAINER + DATABASE_LOG, "databases", container, *dbs], check=False
+            )
+            lines = result.stdout.splitlines()
+            if result.exit_code != 0 or not lines:
+                raise RunbookError(
+                    f"old host: cannot ask {container}'s MariaDB about {', '.join(dbs)}: {result.stderr.strip()[-300:]}"
+                )
+            log_bin, _, binlog_format = lines[0].partition("\t")
+            sizes.update({db: mib for db, _, mib in (line.partition("\t") for line in lines[1:])})
+            if log_bin != "1":
+                reasons.append(f"{container}: the binary log is off (log_bin)")
+            elif binlog_format != "ROW":
+                reasons.append(f"{container}: binlog_format is {binlog_format}, not ROW")
+        return ("; ".join(reasons) or None), sizes
+
+    # -- mail: not from a mail container yet --------------------------------------------------
+    def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]:
+        raise self._no_mail_error()
+
+    def mail_hold_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
+        raise self._no_mail_error()
+
+    def mail_unhold_actions(self) -> list[Action]:
+        raise self._no_mail_error()
+
+    def mail_held(self, ctx: RunContext) -> tuple[bool, str]:
+        raise self._no_mail_error()
+
+    def mail_relayed(self, ctx: RunContext, relay_to: str) -> bool:
+        raise self._no_mail_error()
+
+    def mail_release_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
+        raise self._no_mail_error()
+
+    def mail_backlog(self, ctx: RunContext) -> int:
+        raise self._no_mail_error()
+
+    def mail_flush(self, ctx: RunContext) -> None:
+        raise self._no_mail_error()
+
+    def mail_wait_idle_action(self) -> Action:
+        raise self._no_mail_error()
+
+    def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]:
+        raise self._no_mail_error()
+
+    def mail_offers(self, ctx: RunContext) -> dict[str, str]:
+        raise self._no_mail_error()
+
+    def mail_dkim(self, ctx: RunContext) -> DkimKey | None:
+        raise self._no_mail_error()
+
+    def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]:
+        raise self._no_mail_error()
+
+    def imap_proxy_actions(self, ctx: RunContext, host: str, address: str) -> list[Action]:
+        raise self._no_mail_error()
+
+    def imap_local_actions(self) -> list[Action]:
+        raise self._no_mail_error()
+
+    def imap_proxied_to(self, ctx: RunContext) -> str | None:
+        raise self._no_mail_error()
+
+    @staticmethod
+    def _no_mail_error() -> RunbookError:
+        return RunbookError(NO_MAIL)
+
+
+NO_MAIL = (
+    "hosts.old.kind compose-traefik: moving mail out of a mail container is not built yet; "
+    "move the sites with an inventory that has no mail section"
+)
+#: thaw PROJECT... (source host): every container of those compose projects thawed (cgroup).
+THAW_PROJECTS = (
+    script("cgroup-freeze.sh")
+    + """for project do
+  for name in $(docker ps -q --filter "label=com.docker.compose.project=$project"); do
+    pid=$(docker inspect -f '{{.State.Pid}}' "$name")
+    [ "$pid" != 0 ] || continue
+    freeze_file "$pid"
+    echo "$thawed" > "$file"
+  done
+done
+"""
+)
