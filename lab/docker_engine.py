@@ -179,6 +179,25 @@ def bind_next_socket(ns: int) -> None:
     proc.run(proc.ns_argv(ns, ["mount", "--bind", str(NEXT_SOCKET), str(SOCKET)]))
 
 
+def next_socket_bound(ns: int) -> bool:
+    """Whether /var/run/docker.sock in the next host's namespace is the next engine's socket file."""
+    inodes = proc.run(proc.ns_argv(ns, ["stat", "-L", "-c", "%i", str(SOCKET), str(NEXT_SOCKET)]), check=False)
+    found = inodes.stdout.split()
+    return inodes.returncode == 0 and len(found) == 2 and found[0] == found[1]
+
+
+def ensure_next_socket(ns: int) -> bool:
+    """Bind the next engine's socket again where the mount is gone; True when it was.
+
+    A restart of the first dockerd (the new host's namespace made again after its sshd died)
+    replaces /var/run/docker.sock with a new file, and the bind mount in the next host's
+    namespace goes with the old one: the next Traefik would then see the first engine."""
+    if next_socket_bound(ns):
+        return False
+    bind_next_socket(ns)
+    return True
+
+
 def ensure_next_network() -> None:
     """The next engine's bridge (with its address, up) and its FORWARD rule, each made when missing."""
     if proc.run(["ip", "link", "show", NEXT_BRIDGE], check=False).returncode != 0:

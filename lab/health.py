@@ -116,12 +116,18 @@ def _ssh_new(paths: Paths) -> str:
 
 def _ssh_next(paths: Paths) -> str:
     """The next host's shell reaches the next host's engine (its data root), not the new host's."""
-    out = ssh_run(paths, NEXT, "docker info --format '{{.DockerRootDir}}' && docker-compose version --short")
-    root, compose = (out.split() + ["?", "?"])[:2]
-    if root != str(docker_engine.NEXT_DATA_ROOT):
-        raise RuntimeError(
-            f"docker on the next host talks to the engine of data root {root}, not {docker_engine.NEXT_DATA_ROOT}"
-        )
+    out = ssh_run(
+        paths,
+        NEXT,
+        "docker info --format '{{.DockerRootDir}}' && docker-compose version --short"
+        f" && sudo -n docker -H unix://{docker_engine.SOCKET} info --format '{{{{.DockerRootDir}}}}'",
+    )
+    root, compose, mounted = (out.split() + ["?", "?", "?"])[:3]
+    for what, found in (("docker", root), (f"{docker_engine.SOCKET} (what Traefik mounts)", mounted)):
+        if found != str(docker_engine.NEXT_DATA_ROOT):
+            raise RuntimeError(
+                f"{what} on the next host talks to the engine of data root {found}, not {docker_engine.NEXT_DATA_ROOT}"
+            )
     return f"key login, host key pinned, docker engine of {root}, docker-compose {compose}"
 
 

@@ -203,6 +203,7 @@ class Lab:
                 self._stop_dependents(server.name.removeprefix("sshd-"))
             self._start(server.name)
             result.started.append(server.name)
+        docker_engine.ensure_next_socket(sshhosts.ns_pid(p, "next"))
         if self.variant() != variant or dnsservers.zone_outdated(self.paths):
             switched = self.variant() != variant
             dnsservers.reload_pristine_zone(self.paths, variant)

@@ -168,7 +168,7 @@ class Freeze(SiteStep):
         )
         actions = [
             *siteapp.hook_actions(self.site, "before_freeze"),
-            *siteapp.cron_pause_actions(self.site),
+            *siteapp.cron_pause_actions(self.site, self.source.kind),
             # The files and the databases catch up at the same time (different chains).
             *side_by_side(
                 files=self.sync_actions("--delete", why="catch up just before the freeze"),

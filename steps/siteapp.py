@@ -148,25 +148,40 @@ def _where(job: CronSpec) -> tuple[str, str]:
     return ("file", job.file) if job.file else ("user", job.user)
 
 
-def cron_pause_actions(site: SiteSpec) -> list[Action]:
+def old_cron_jobs(site: SiteSpec, source_kind: str = "apache") -> list[tuple[str, str, str, str]]:
+    """The site's cron jobs as the old host runs them: (kind, where, line, command). An Apache
+    host runs the inventory's lines. A compose+Traefik source runs the jobs this engine carried:
+    a project's cron service is frozen with the site's containers by the freeze (nothing here),
+    a host job is its line in /etc/cron.d/runbook-SITE."""
+    if source_kind == "apache":
+        return [(*_where(job), job.line, job.command) for job in site.cron]
+    container = code_container(site, f"{site.name}_app")
+    return [
+        ("file", host_cron_file(site), host_cron_line(site, job, container), job.command)
+        for job in site.cron
+        if job.on_new == "host"
+    ]
+
+
+def cron_pause_actions(site: SiteSpec, source_kind: str = "apache") -> list[Action]:
     """Comment out each of the site's cron lines on the old host (undo: put it back), then wait
     for a run that is still going."""
+    jobs = old_cron_jobs(site, source_kind)
     actions: list[Action] = []
-    for job in site.cron:
-        kind, where = _where(job)
+    for kind, where, line, _ in jobs:
         actions.append(
             RunCommand(
                 "old",
-                ("sh", "-c", CRON_SCRIPT, "cron", "pause", kind, where, job.line),
-                undo=("sh", "-c", CRON_SCRIPT, "cron", "resume", kind, where, job.line),
+                ("sh", "-c", CRON_SCRIPT, "cron", "pause", kind, where, line),
+                undo=("sh", "-c", CRON_SCRIPT, "cron", "resume", kind, where, line),
                 why="the old host's cron job stops writing the site's data",
             )
         )
-    for job in site.cron:
+    for _, _, _, command in jobs:
         actions.append(
             RunCommand(
                 "old",
-                ("sh", "-c", CRON_SCRIPT, "cron", "wait", "-", "-", job.command),
+                ("sh", "-c", CRON_SCRIPT, "cron", "wait", "-", "-", command),
                 why="let a run that is still going finish before the final sync",
                 timeout=3600,
             )
@@ -176,11 +191,12 @@ def cron_pause_actions(site: SiteSpec) -> list[Action]:
 
 def cron_states(ctx: RunContext, site: SiteSpec) -> dict[str, str]:
     """Each cron line's state on the old host: active, paused or missing."""
+    from runbook.services.adapters import source_kind
+
     out: dict[str, str] = {}
-    for job in site.cron:
-        kind, where = _where(job)
-        found = ctx.hosts.get("old").run(["sh", "-c", CRON_SCRIPT, "cron", "state", kind, where, job.line], check=False)
-        out[job.line] = found.stdout.strip() or "missing"
+    for kind, where, line, _ in old_cron_jobs(site, source_kind(ctx.inventory)):
+        found = ctx.hosts.get("old").run(["sh", "-c", CRON_SCRIPT, "cron", "state", kind, where, line], check=False)
+        out[line] = found.stdout.strip() or "missing"
     return out
 
 
@@ -200,12 +216,14 @@ def code_container(site: SiteSpec, app: str) -> str:
 
 def host_cron_text(site: SiteSpec, container: str) -> str:
     lines = [f"# {site.name}: the old host's cron jobs, carried by runbook (sites[].cron)"]
-    for job in site.cron:
-        if job.on_new != "host":
-            continue
-        inner = shlex.join(["sh", "-c", job.command])
-        lines.append(f"{job.schedule} root docker exec -u {job.user} {job.container or container} {inner}")
+    lines += [host_cron_line(site, job, container) for job in site.cron if job.on_new == "host"]
     return "\n".join(lines) + "\n"
+
+
+def host_cron_line(site: SiteSpec, job: CronSpec, container: str) -> str:
+    """A job's line in /etc/cron.d/runbook-SITE: run in the site's code container."""
+    inner = shlex.join(["sh", "-c", job.command])
+    return f"{job.schedule} root docker exec -u {job.user} {job.container or container} {inner}"
 
 
 def cron_stop_actions(site: SiteSpec, facts: dict[str, str], project_dir: str) -> list[Action]:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from runbook.cli import common
 from runbook.cli.common import INVENTORY_HELP, console
-from runbook.discover.composehost import ComposeHost, discover_compose
+from runbook.discover.composehost import ComposeHost, database_names, discover_compose, next_inventory
 from runbook.discover.composehost import markdown as compose_markdown
 from runbook.discover.scan import Discovery
 from runbook.discover.scan import discover as read_host
@@ -114,6 +114,7 @@ def discover(c, inventory=None, host="old", name=None):
             # a host with compose projects (what this engine builds): the next upgrade's source
             projects = discover_compose(pool.get(host), host)
             projects = projects if projects is not None and (projects.projects or projects.loose) else None
+            databases = database_names(pool.get(host), projects) if projects is not None else {}
         finally:
             pool.close()
         _tables(found)
@@ -127,7 +128,12 @@ def discover(c, inventory=None, host="old", name=None):
         written = {
             base.with_suffix(".md"): markdown(found) + ("\n" + compose_markdown(projects) if projects else ""),
             base.with_suffix(".json"): json.dumps(data, indent=2, sort_keys=True) + "\n",
-            inv.state_dir / f"{stem}.inventory.yaml": starting_inventory(found, inv, name or f"{inv.name}-next"),
+            # a compose host (a host other than old, or one without vhosts): the next upgrade's inventory
+            inv.state_dir / f"{stem}.inventory.yaml": (
+                next_inventory(projects, inv, host, name or f"{inv.name}-next", databases)
+                if projects is not None and projects.projects and (host != "old" or not found.vhosts)
+                else starting_inventory(found, inv, name or f"{inv.name}-next")
+            ),
         }
         for path, text in written.items():
             _write_private(path, text)

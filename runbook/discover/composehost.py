@@ -55,6 +55,7 @@ class Service:
     volumes: list[tuple[str, str]] = field(default_factory=list)  # (volume name, container path)
     published: list[str] = field(default_factory=list)  # host address:port -> container port/proto
     routers: list[Router] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)  # Config.Cmd
 
 
 @dataclass
@@ -157,6 +158,7 @@ def parse_inspect(host: str, text: str) -> ComposeHost:
             volumes=sorted((m.get("Name", ""), m["Destination"]) for m in mounts if m.get("Type") == "volume"),
             published=sorted(published),
             routers=routers(labels),
+            command=[str(c) for c in config.get("Cmd") or []],
         )
         folder = labels.get("com.docker.compose.project.working_dir", "")
         projects.setdefault(project, Project(project, folder)).services.append(service)
@@ -206,3 +208,134 @@ def markdown(found: ComposeHost) -> str:
     if found.loose:
         out.append(f"- containers of no compose project: {', '.join(found.loose)}")
     return "\n".join(out) + "\n"
+
+
+#: The databases of a db container (`docker exec` its client; no credentials: root over the socket).
+DATABASES = 'docker exec "$1" sh -c \'"$(command -v mariadb || command -v mysql)" -N -B -e "SHOW DATABASES"\''
+SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
+#: Inventory keys whose values are files: made absolute when the starting inventory copies them.
+PATH_KEYS = frozenset({"secret_file", "ca_bundle", "credentials_file", "ca_file", "known_hosts", "config"})
+
+
+def database_names(host: Host, found: ComposeHost) -> dict[str, list[str]]:
+    """Each running db container's own databases (the system ones left out); a container that
+    does not answer is left out too (its site's inventory entry then says TODO)."""
+    out: dict[str, list[str]] = {}
+    for service in found.services("database"):
+        if service.state != "running":
+            continue
+        result = host.run(["sh", "-c", DATABASES, "databases", service.container], check=False, timeout=60)
+        if result.exit_code == 0:
+            out[service.container] = [d for d in result.stdout.split() if d not in SYSTEM_DATABASES]
+    return out
+
+
+def _site_kind(project: Project) -> tuple[str | None, Service | None]:
+    """The inventory's site kind (runbook/services/kinds.py) from the project's services, and the
+    service that runs the site's code."""
+    by_name = {s.name: s for s in project.services}
+    if "fpm" in by_name:
+        return "php-fpm", by_name["fpm"]
+    varnish = [s for s in project.services if "varnish" in s.name or "varnish" in s.image]
+    varnish += [s for s in project.services if s.command and s.command[0].endswith("varnishd")]
+    if "backend" in by_name and varnish:
+        return "varnish", by_name["backend"]
+    app = by_name.get("app")
+    if app and (app.image.split("/")[-1].startswith(("wordpress", "php")) or "php" in app.image):
+        return "php", app
+    return None, app
+
+
+def _absolute(value: Any, base: Any, key: str = "") -> Any:
+    """Copy of an inventory section with the file values (PATH_KEYS) made absolute from `base`."""
+    if isinstance(value, dict):
+        return {k: _absolute(v, base, k) for k, v in value.items()}
+    if key in PATH_KEYS and isinstance(value, str) and not value.startswith("/"):
+        return str((base / value).resolve())
+    return value
+
+
+def next_inventory(found: ComposeHost, current: Any, role: str, name: str, databases: dict[str, list[str]]) -> str:
+    """The starting inventory of the next host upgrade, from the compose host `role` of the
+    inventory `current` (what its migration built): that host becomes the old one (kind
+    compose-traefik), a site per compose project with HTTP routers, with its names, its data
+    folders (the bind mounts under DATA_ROOT/PROJECT/data, by their paths below it), its
+    databases (asked of its db container) and its kind. `# TODO` marks what the operator decides:
+    the next host's address above all (the file does not load until it is set)."""
+    import yaml
+
+    raw = yaml.safe_load(current.path.read_text()) or {}
+    base = current.path.parent
+    host = current.hosts[role]
+    root = host.data_root or "/srv"
+    lines = [
+        f"# Starting inventory of the next host upgrade, written by `inv discover --host {role}` from",
+        f"# the compose projects on {host.address} ({current.path.name}'s {role} host). Edit every line",
+        "# marked TODO, then run `inv check-config --inventory FILE`. Paths are absolute.",
+        f"name: {_j(name)}  # TODO: name this migration; the journal is named after it",
+        f"state_dir: {_j(str(current.state_dir))}",
+    ]
+    if raw.get("ssh"):
+        lines.append("ssh:")
+        lines += [f"  {k}: {_j(v)}" for k, v in _absolute(raw["ssh"], base).items()]
+    lines += ["hosts:", "  old:", '    kind: "compose-traefik"', f"    address: {_j(host.address)}"]
+    for key in ("ipv6", "port", "user", "publish_address"):
+        if getattr(host, key, None) is not None:
+            lines.append(f"    {key}: {_j(getattr(host, key))}")
+    if host.identity_file:
+        lines.append(f"    identity_file: {_j(str(host.identity_file))}")
+    lines += [
+        f"    data_root: {_j(root)}",
+        f"    backup_dir: {_j(root + '/runbook-backups')}  # the engine's dumps of the db containers",
+        "  new:",
+        "    address: null  # TODO: the next host's address (and ipv6, port, user, identity_file)",
+        f"    data_root: {_j(root)}",
+    ]
+    for section in ("dns", "acme", "traefik"):
+        if raw.get(section):
+            text = yaml.safe_dump({section: _absolute(raw[section], base)}, sort_keys=False, width=1000)
+            lines += text.rstrip("\n").splitlines()
+    if current.apps_dir:
+        lines.append(f"apps_dir: {_j(str(current.apps_dir))}")
+    lines.append("sites:")
+    for project in found.projects:
+        routed = [r for s in project.services for r in s.routers if r.protocol == "http" and r.hosts]
+        if not routed or any(s.role in ("traefik", "mail") for s in project.services):
+            continue
+        secure = [r for r in routed if "https" in r.entrypoints] or routed
+        domains = list(dict.fromkeys(h for r in secure for h in r.hosts))
+        kind, code = _site_kind(project)
+        # the inventory's data paths are the mounts' host paths under DATA_ROOT/PROJECT/data (the
+        # container may see them elsewhere: WordPress's image at /var/www/html)
+        prefix = f"{root}/{project.name}/data"
+        data = sorted(
+            {src[len(prefix) :] for s in project.services for src, _ in s.binds if src.startswith(prefix + "/")}
+        )
+        lines += [f"  - name: {_j(project.name)}"]
+        if kind:
+            lines.append(f"    kind: {_j(kind)}")
+        lines += [f"    domains: {_j(domains)}", f"    data: {_j(data)}"]
+        if code is not None and kind != "php-fpm":
+            lines.append(f"    image: {_j(code.image)}")
+            if kind in (None, "varnish") and code.command:
+                lines.append(f"    command: {_j(code.command)}")
+        db = next((s for s in project.services if s.role == "database"), None)
+        if db is not None:
+            names = databases.get(db.container)
+            if names:
+                lines.append(f"    database: {{names: {_j(names)}, image: {_j(db.image)}}}")
+            else:
+                lines.append(f"    # TODO: database: {db.container} did not say which databases it holds")
+        if "cron" in {s.name for s in project.services}:
+            lines.append(
+                "    # TODO: cron: the project's cron service runs jobs; list them (sites[].cron) to carry them"
+            )
+        lines.append("    # TODO: expect: {text: ...} a text the site's page shows, for the verifications")
+    mail = found.services("mail")
+    if mail:
+        lines.append(f"# note: {mail[0].container} serves mail; moving it out of a mail container is not built yet")
+    return "\n".join(lines) + "\n"
+
+
+def _j(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)

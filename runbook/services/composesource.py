@@ -221,19 +221,13 @@ class ComposeTraefikSource:
         return actions
 
     def serve_actions(self, restores: list[Action]) -> list[Action]:
-        """The site's containers thawed first (their route is still the frozen one), then the files."""
-        return [*self.reload_actions(), *restores]
+        """The freeze's inverses, in reverse: the site's containers thawed first (their route is
+        still the frozen one), then the route file removed; Traefik reloads it by itself."""
+        return restores
 
     def reload_actions(self) -> list[Action]:
-        # The freeze's journaled inverses thaw the containers; this covers one frozen by hand or by
-        # a run cut off before its journal entry (thawing a running container changes nothing).
-        return [
-            RunCommand(
-                "old",
-                ("sh", "-c", THAW_PROJECTS, "thaw", *(s.name for s in self.inventory.sites)),
-                why="the old copies serve again (their cgroups thawed)",
-            )
-        ]
+        # Nothing beyond the freeze's journaled inverses (each intent is journaled before it runs).
+        return []
 
     def serves(self, ctx: RunContext, site: SiteSpec) -> tuple[str, int]:
         return "https", 443
@@ -340,17 +334,4 @@ class ComposeTraefikSource:
 NO_MAIL = (
     "hosts.old.kind compose-traefik: moving mail out of a mail container is not built yet; "
     "move the sites with an inventory that has no mail section"
-)
-#: thaw PROJECT... (source host): every container of those compose projects thawed (cgroup).
-THAW_PROJECTS = (
-    script("cgroup-freeze.sh")
-    + """for project do
-  for name in $(docker ps -q --filter "label=com.docker.compose.project=$project"); do
-    pid=$(docker inspect -f '{{.State.Pid}}' "$name")
-    [ "$pid" != 0 ] || continue
-    freeze_file "$pid"
-    echo "$thawed" > "$file"
-  done
-done
-"""
 )

@@ -122,3 +122,72 @@ def test_traefik_enable_false_has_no_routers_and_bad_output_is_named() -> None:
         parse_inspect("new", "Cannot connect to the Docker daemon")
     with pytest.raises(RunbookError, match="printed dict, not a list"):
         parse_inspect("new", "{}")
+
+
+def test_the_next_upgrades_starting_inventory_names_each_project_as_a_site_and_loads_once_the_next_host_is_set(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from runbook.discover.composehost import next_inventory
+    from runbook.errors import InventoryError
+    from runbook.inventory import load_inventory
+
+    repo = Path(__file__).resolve().parents[2]
+    lab = load_inventory(repo / "hosts" / "lab.yaml")
+    secure = {
+        "traefik.enable": "true",
+        "traefik.http.routers.shop_unsecure.rule": "Host(`shop.club.test`)",
+        "traefik.http.routers.shop_unsecure.entrypoints": "http",
+        "traefik.http.routers.shop_secure.rule": "Host(`shop.club.test`)",
+        "traefik.http.routers.shop_secure.entrypoints": "https",
+    }
+    shop = container(
+        "shop_app",
+        "shop",
+        "lab/busybox:1",
+        secure,
+        mounts=[{"Type": "bind", "Source": "/srv/shop/data/var/www/shop", "Destination": "/var/www/shop"}],
+    )
+    shop["Config"]["Cmd"] = ["httpd", "-f", "-p", "80", "-h", "/var/www/shop"]
+    fpm_labels = {k.replace("shop", "mitglieder"): v.replace("shop", "mitglieder") for k, v in secure.items()}
+    mitglieder = [
+        container("mitglieder_app", "mitglieder", "lab/nginx:1", fpm_labels),
+        container(
+            "mitglieder_fpm",
+            "mitglieder",
+            "lab/php-fpm:1",
+            mounts=[
+                {
+                    "Type": "bind",
+                    "Source": "/srv/mitglieder/data/var/www/mitglieder",
+                    "Destination": "/var/www/mitglieder",
+                }
+            ],
+        ),
+        container("mitglieder_db", "mitglieder", "mariadb:10.11"),
+        container("mitglieder_cron", "mitglieder", "lab/php-fpm:1"),
+    ]
+    for c in mitglieder:  # compose's service names: app, fpm, db, cron
+        c["Config"]["Labels"]["com.docker.compose.service"] = c["Name"].split("_", 1)[1]
+    found = parse_inspect("new", json.dumps([*INSPECT[:1], shop, INSPECT[2], *mitglieder, INSPECT[3]]))
+    text = next_inventory(found, lab, "new", "lab-next", {"shop_db": ["shop"], "mitglieder_db": ["mitglieder"]})
+    path = tmp_path / "next.yaml"
+    path.write_text(text)
+    with pytest.raises(InventoryError, match="hosts.new.address"):
+        load_inventory(path)  # the next host is the operator's to name
+    data = yaml.safe_load(text)
+    data["hosts"]["new"]["address"] = "127.0.0.13"
+    path.write_text(yaml.safe_dump(data))
+    loaded = load_inventory(path)
+    assert loaded.hosts["old"].kind == "compose-traefik" and loaded.hosts["old"].address == "127.0.0.12"
+    assert loaded.dns == lab.dns and loaded.acme == lab.acme
+    sites = {s.name: s for s in loaded.sites}
+    assert sorted(sites) == ["mitglieder", "shop"]  # Traefik and the mail server are not sites
+    assert sites["shop"].domains == ("shop.club.test",) and sites["shop"].data == ("/var/www/shop",)
+    assert sites["shop"].command == ("httpd", "-f", "-p", "80", "-h", "/var/www/shop")
+    assert sites["shop"].database is not None and sites["shop"].database.names == ("shop",)
+    assert sites["mitglieder"].kind == "php-fpm" and sites["mitglieder"].data == ("/var/www/mitglieder",)
+    assert "# TODO: cron:" in text and "moving it out of a mail container is not built yet" in text

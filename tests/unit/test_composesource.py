@@ -1,0 +1,105 @@
+"""The compose+Traefik source (runbook/services/composesource.py) as hosts/lab-next.yaml names it:
+where its data is, the Traefik route its freeze writes, the db container its dumps come from, the
+steps an upgrade from it has (the certificates carried, no certbot or Apache steps), and a mail
+section refused with the setting named."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runbook.errors import InventoryError, RunbookError
+from runbook.inventory import load_inventory
+from runbook.services import compose
+from runbook.services.adapters import ComposeTraefikSource, source_for
+from runbook.services.composesource import frozen_route, probe_path
+from steps import build_steps
+
+REPO = Path(__file__).resolve().parents[2]
+NEXT = REPO / "hosts" / "lab-next.yaml"
+
+
+def site(name: str):  # type: ignore[no-untyped-def]
+    return next(s for s in load_inventory(NEXT).sites if s.name == name)
+
+
+def test_the_next_inventory_names_a_compose_source_whose_data_are_the_projects_bind_mounts() -> None:
+    inventory = load_inventory(NEXT)
+    source = source_for(inventory)
+    assert isinstance(source, ComposeTraefikSource)
+    www = site("www")
+    assert source.data_path(www, "/var/www/www") == "/srv/www/data/var/www/www"
+    # where the new host's target put it when hosts/lab.yaml moved the site
+    assert source.data_path(www, "/var/www/www") == compose.data_path(
+        load_inventory(REPO / "hosts" / "lab.yaml"), www, "/var/www/www"
+    )
+    assert source.serves(None, www) == ("https", 443)  # type: ignore[arg-type]
+
+
+def test_the_frozen_route_outranks_the_docker_provider_and_verifies_the_target_under_the_sites_name() -> None:
+    www = site("www")
+    document = yaml.safe_load(frozen_route(www, "https://127.0.0.13", "-----BEGIN CERTIFICATE-----\n"))
+    routers = document["http"]["routers"]
+    main, probe = routers["runbook-freeze-www"], routers["runbook-freeze-www-probe"]
+    assert main["rule"] == compose.host_rule(www.domains) and main["entryPoints"] == ["https"]
+    # the docker provider's routers have their rule's length as priority
+    assert main["priority"] > len(compose.host_rule(www.domains)) + 1000
+    assert probe["priority"] > main["priority"] and probe["service"] == "ping@internal"
+    assert probe_path(www) in probe["rule"] and probe["entryPoints"] == ["http"]
+    service = document["http"]["services"]["runbook-freeze-www"]["loadBalancer"]
+    assert service["servers"] == [{"url": "https://127.0.0.13"}] and service["passHostHeader"] is True
+    transport = document["http"]["serversTransports"][service["serversTransport"]]
+    assert transport["serverName"] == "club.test"
+    assert transport["rootCAs"] == ["/etc/traefik/dynamic/runbook-freeze-www-root.pem"]
+    headers = document["http"]["middlewares"]["runbook-freeze-www"]["headers"]["customResponseHeaders"]
+    assert headers == {"X-Runbook-Frozen": "www"}
+    # with Let's Encrypt (no ACME root to fetch) the system's roots verify the target
+    plain = yaml.safe_load(frozen_route(www, "https://127.0.0.13", None))
+    assert "rootCAs" not in plain["http"]["serversTransports"]["runbook-freeze-www"]
+
+
+def test_databases_are_dumped_in_their_sites_db_container_and_an_unknown_one_is_an_error() -> None:
+    source = source_for(load_inventory(NEXT))
+    argv = source.dump_argv("/srv/runbook-backups/shop", ("shop",), changes=True)
+    assert argv[:2] == ("sh", "-c") and "mysqlbinlog_at()" in argv[2]
+    assert argv[3:] == ("dump", "shop_db", "/srv/runbook-backups/shop", "--changes", "shop")
+    assert source.import_argv("/d", ("blog",))[3:] == ("import", "blog_db", "/d", "blog")
+    with pytest.raises(RunbookError, match="no site of the inventory has the database"):
+        source.dump_argv("/d", ("nope",))
+
+
+def test_an_upgrade_from_a_compose_host_carries_the_certificates_and_has_no_certbot_or_apache_steps() -> None:
+    ids = [s.id for s in build_steps(load_inventory(NEXT))]
+    assert ids.index("provision/acme-carry") > ids.index("transfer/authorize")
+    assert ids.index("provision/acme-carry") < ids.index("site:www/pre-sync")
+    for apache_only in ("provision/acme-relay", "preflight/certificates", "finish/old-renewals", "finish/decommission"):
+        assert apache_only not in ids
+    lab_ids = [s.id for s in build_steps(load_inventory(REPO / "hosts" / "lab.yaml"))]
+    assert "provision/acme-relay" in lab_ids and "provision/acme-carry" not in lab_ids
+
+
+def test_a_mail_section_with_a_compose_source_is_refused_naming_the_setting() -> None:
+    lab = load_inventory(REPO / "hosts" / "lab.yaml")
+    inventory = dataclasses.replace(load_inventory(NEXT), mail=lab.mail)
+    with pytest.raises(InventoryError, match="mail: hosts.old.kind compose-traefik: moving mail"):
+        source_for(inventory)
+
+
+def test_a_compose_sources_cron_jobs_are_the_ones_this_engine_carried() -> None:
+    from steps import siteapp
+
+    mitglieder = site("mitglieder")
+    # in the project's cron service: frozen with the site's containers, nothing to pause on the host
+    assert siteapp.old_cron_jobs(mitglieder, "compose-traefik") == []
+    on_host = dataclasses.replace(
+        mitglieder, cron=tuple(dataclasses.replace(j, on_new="host") for j in mitglieder.cron)
+    )
+    [(kind, where, line, command)] = siteapp.old_cron_jobs(on_host, "compose-traefik")
+    assert (kind, where) == ("file", "/etc/cron.d/runbook-mitglieder")
+    assert line in siteapp.host_cron_text(on_host, "mitglieder_fpm").splitlines()
+    assert command == "php /var/www/mitglieder/cron.php"
+    # an Apache host runs the inventory's own line
+    assert siteapp.old_cron_jobs(mitglieder)[0][2] == mitglieder.cron[0].line
