@@ -261,16 +261,19 @@ class CarryBack:
         return actions
 
     def serve_old(self, ctx: RunContext) -> list[Action]:
-        """The old vhost as it was before the freeze (the freeze's own inverses), reloaded."""
+        """The old copy as it was before the freeze: the freeze's own inverses on the old host, last
+        first (a compose source's containers thawed, then its route file removed; an Apache
+        source's vhost restored), then reloaded. Its containers must thaw here, not when the
+        freeze step is rolled back later: the relay sends the held requests to them."""
         restores = [
             r.inverse
-            for r in ctx.journal.action_records()
+            for r in reversed(ctx.journal.action_records())
             if r.step_id == self.freeze_id
             and r.inverse is not None
-            and r.inverse.kind in ("restore_file", "remove_file")
+            and r.inverse.kind in ("restore_file", "remove_file", RunCommand.kind)
             and getattr(r.inverse, "host", "") == "old"
         ]
-        return source_for(self.inventory).serve_actions(restores)
+        return source_for(self.inventory).serve_actions(self.site, restores)
 
     def abort_actions(self, ctx: RunContext) -> list[Action]:
         """A carry-back that failed before its copy was done: the relay goes (the new copy serves

@@ -9,8 +9,8 @@ A source kind provides (the old host serving a site and its mail today):
 - `freeze_actions(ctx, site, proxy_to, hold)`: make it so, with the target's `hold` actions run
   before the switch, reloading without dropping a request, and letting what the old copy took
   before the reload finish;
-- `serve_actions(restores)`: serve its own copy again after the frozen files were put back (the
-  freeze's journaled inverses, `restores`), and `reload_actions()` for a rollback's end;
+- `serve_actions(site, restores)`: serve its own copy again after the frozen files were put back
+  (the freeze's journaled inverses, `restores`), once that is in effect, and `reload_actions()` for a rollback's end;
 - `serves(ctx, site)`: how clients reach it (scheme and port), for the rollback's relay;
 - `dump_argv(dir, names)`: a command that dumps the site's databases into `dir` (with each table's
   row count), and `import_argv(dir, names)`: one that restores the target's dumps from `dir` in a

@@ -55,18 +55,22 @@ mysqldump() {
 }
 mysqlbinlog_at() { docker exec "$db_container" sh -c 'cd "$1" && shift && exec mysqlbinlog "$@"' mysqlbinlog "$@"; }
 """
-#: route SITE ADDRESS HOST URL_PATH TIMEOUT (source host): wait until its Traefik serves the frozen
-#: route (the probe path answers with FROZEN_HEADER naming SITE), then DRAIN_S more.
-ROUTE_ACTIVE = """site=$1 address=$2 host=$3 path=$4 timeout=$5
+#: route SITE ADDRESS HOST URL_PATH TIMEOUT DRAIN WANT (source host): wait until its Traefik serves
+#: the frozen route (WANT=present: the probe path answers with FROZEN_HEADER naming SITE), then DRAIN
+#: seconds more; or (WANT=absent) until it no longer does, as Traefik reloads a removed file by itself.
+ROUTE_ACTIVE = """site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$7
 i=0
 while :; do
   if docker exec traefik wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
     grep -qi "X-Runbook-Frozen: $site"; then
-    break
+    now=present
+  else
+    now=absent
   fi
+  [ "$now" = "$want" ] && break
   i=$((i + 1))
   if [ "$i" -ge $((timeout * 10)) ]; then
-    echo "Traefik on this host does not serve the frozen route of $site after ${timeout}s" >&2; exit 1
+    echo "Traefik on this host: the frozen route of $site is not $want after ${timeout}s" >&2; exit 1
   fi
   sleep 0.1
 done
@@ -181,6 +185,11 @@ class ComposeTraefikSource:
             out[self._root_file(site)] = ((old.read_file(self._root_file(site)) or b"").decode(), root)
         return out
 
+    def _route_wait(self, site: SiteSpec, want: str, drain: int, why: str) -> RunCommand:
+        """Wait until the source's Traefik serves the site's frozen route (or no longer does)."""
+        argv = ("sh", "-c", ROUTE_ACTIVE, "route", site.name, self._probe_address(), site.domains[0])
+        return RunCommand("old", (*argv, probe_path(site), "15", str(drain), want), why=why)
+
     def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]:
         """The target's hold, the route file (the root CA first), the wait until Traefik serves it
         and the old route's requests are done, then the site's containers frozen."""
@@ -192,21 +201,8 @@ class ComposeTraefikSource:
             if now != frozen:
                 actions.append(PutFile("old", path, frozen, 0o644, why="Traefik sends the site to the new host"))
         actions.append(
-            RunCommand(
-                "old",
-                (
-                    "sh",
-                    "-c",
-                    ROUTE_ACTIVE,
-                    "route",
-                    site.name,
-                    self._probe_address(),
-                    site.domains[0],
-                    probe_path(site),
-                    "15",
-                    str(DRAIN_S),
-                ),
-                why="wait until Traefik serves the route; let the old route's requests finish",
+            self._route_wait(
+                site, "present", DRAIN_S, "wait until Traefik serves the route; let the old route's requests finish"
             )
         )
         actions += [
@@ -220,10 +216,13 @@ class ComposeTraefikSource:
         ]
         return actions
 
-    def serve_actions(self, restores: list[Action]) -> list[Action]:
+    def serve_actions(self, site: SiteSpec, restores: list[Action]) -> list[Action]:
         """The freeze's inverses, in reverse: the site's containers thawed first (their route is
-        still the frozen one), then the route file removed; Traefik reloads it by itself."""
-        return restores
+        still the frozen one), then the route file removed; then the wait until Traefik, which
+        reloads the file by itself, no longer serves the frozen route. Before that, a request the
+        rollback's relay on the target sends here would go back to the target: a loop."""
+        gone = self._route_wait(site, "absent", 0, "wait until Traefik serves the site's own containers again")
+        return [*restores, gone]
 
     def reload_actions(self) -> list[Action]:
         # Nothing beyond the freeze's journaled inverses (each intent is journaled before it runs).

@@ -48,7 +48,7 @@ class Source(Protocol):
 
     def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]: ...
 
-    def serve_actions(self, restores: list[Action]) -> list[Action]: ...
+    def serve_actions(self, site: SiteSpec, restores: list[Action]) -> list[Action]: ...
 
     def reload_actions(self) -> list[Action]: ...
 
@@ -171,7 +171,7 @@ class ApacheSource:
         )
         return actions
 
-    def serve_actions(self, restores: list[Action]) -> list[Action]:
+    def serve_actions(self, site: SiteSpec, restores: list[Action]) -> list[Action]:
         return [
             *restores,
             RunCommand("old", ("apache2ctl", "configtest"), why="refuse a broken configuration"),

@@ -6,6 +6,7 @@ target scraped and probe_success 1 for every moved site, the mail host and the z
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lab.prometheus import SCRAPE_INTERVAL
 from runbook.errors import RunbookError
 from runbook.inventory import load_inventory
 from runbook.journal import APPLIED, Journal
@@ -23,6 +25,7 @@ from tests.integration.helpers import SETUP, inventory_variant, must, run_inv
 pytestmark = pytest.mark.lab
 EXPORTER = "http://127.0.0.15:9115"
 PROMETHEUS = "http://127.0.0.15:9090"
+SCRAPE_SECONDS = float(SCRAPE_INTERVAL.removesuffix("s"))
 
 
 def prometheus(path: str, **params: str) -> Any:
@@ -65,14 +68,22 @@ def test_the_step_installs_modules_and_targets_and_prometheus_shows_every_target
     by_module = {g["labels"]["module"]: g["targets"] for g in groups}
     assert by_module["http_2xx_www"] == ["https://club.test/", "https://www.club.test/"]
 
-    # Prometheus scrapes every target through the exporter (a module it lacked would be a 400: down)
-    active = prometheus("/api/v1/targets", state="active")["activeTargets"]
-    ours = {
-        (t["labels"]["module"], t["labels"]["instance"]): t for t in active if t["labels"]["migration"] == "montest"
-    }
+    # Prometheus scrapes every target through the exporter (a module it lacked would be a 400: down).
+    # The step waits for the required targets only; Prometheus spreads the others over the scrape
+    # interval, so one may still be "unknown" (not scraped yet) on a loaded machine: wait for a
+    # first scrape of each, a few intervals at most.
+    deadline = time.monotonic() + 4 * SCRAPE_SECONDS
+    while True:
+        active = prometheus("/api/v1/targets", state="active")["activeTargets"]
+        ours = {
+            (t["labels"]["module"], t["labels"]["instance"]): t for t in active if t["labels"]["migration"] == "montest"
+        }
+        if all(t["health"] != "unknown" for t in ours.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     expected = {(module, target) for module, targets in by_module.items() for target in targets}
     assert set(ours) == expected
-    assert all(t["health"] == "up" for t in ours.values()), [t["lastError"] for t in ours.values()]
+    assert all(t["health"] == "up" for t in ours.values()), [(t["health"], t["lastError"]) for t in ours.values()]
     assert ("http_2xx_vereinsheim", "https://admin.club.test/") in ours
     success = {
         (s["metric"]["module"], s["metric"]["instance"]): s["value"][1]
