@@ -214,7 +214,7 @@ def markdown(found: ComposeHost) -> str:
 DATABASES = 'docker exec "$1" sh -c \'"$(command -v mariadb || command -v mysql)" -N -B -e "SHOW DATABASES"\''
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
 #: Inventory keys whose values are files: made absolute when the starting inventory copies them.
-PATH_KEYS = frozenset({"secret_file", "ca_bundle", "credentials_file", "ca_file", "known_hosts", "config"})
+PATH_KEYS = frozenset({"secret_file", "ca_bundle", "credentials_file", "ca_file"})
 
 
 def database_names(host: Host, found: ComposeHost) -> dict[str, list[str]]:
@@ -264,6 +264,8 @@ def next_inventory(found: ComposeHost, current: Any, role: str, name: str, datab
     the next host's address above all (the file does not load until it is set)."""
     import yaml
 
+    from runbook.discover.writeup import _j
+
     raw = yaml.safe_load(current.path.read_text()) or {}
     base = current.path.parent
     host = current.hosts[role]
@@ -275,9 +277,10 @@ def next_inventory(found: ComposeHost, current: Any, role: str, name: str, datab
         f"name: {_j(name)}  # TODO: name this migration; the journal is named after it",
         f"state_dir: {_j(str(current.state_dir))}",
     ]
-    if raw.get("ssh"):
+    ssh = {"known_hosts": current.ssh_known_hosts, "config": current.ssh_config}  # as writeup's
+    if any(ssh.values()):
         lines.append("ssh:")
-        lines += [f"  {k}: {_j(v)}" for k, v in _absolute(raw["ssh"], base).items()]
+        lines += [f"  {k}: {_j(str(v))}" for k, v in ssh.items() if v]
     lines += ["hosts:", "  old:", '    kind: "compose-traefik"', f"    address: {_j(host.address)}"]
     for key in ("ipv6", "port", "user", "publish_address"):
         if getattr(host, key, None) is not None:
@@ -335,7 +338,3 @@ def next_inventory(found: ComposeHost, current: Any, role: str, name: str, datab
     if mail:
         lines.append(f"# note: {mail[0].container} serves mail; moving it out of a mail container is not built yet")
     return "\n".join(lines) + "\n"
-
-
-def _j(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)

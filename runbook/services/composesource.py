@@ -58,7 +58,7 @@ mysqlbinlog_at() { docker exec "$db_container" sh -c 'cd "$1" && shift && exec m
 #: route SITE ADDRESS HOST URL_PATH TIMEOUT DRAIN WANT (source host): wait until its Traefik serves
 #: the frozen route (WANT=present: the probe path answers with FROZEN_HEADER naming SITE), then DRAIN
 #: seconds more; or (WANT=absent) until it no longer does, as Traefik reloads a removed file by itself.
-ROUTE_ACTIVE = """site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$7
+ROUTE_WAIT = """site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$7
 i=0
 while :; do
   if docker exec traefik wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
@@ -187,7 +187,7 @@ class ComposeTraefikSource:
 
     def _route_wait(self, site: SiteSpec, want: str, drain: int, why: str) -> RunCommand:
         """Wait until the source's Traefik serves the site's frozen route (or no longer does)."""
-        argv = ("sh", "-c", ROUTE_ACTIVE, "route", site.name, self._probe_address(), site.domains[0])
+        argv = ("sh", "-c", ROUTE_WAIT, "route", site.name, self._probe_address(), site.domains[0])
         return RunCommand("old", (*argv, probe_path(site), "15", str(drain), want), why=why)
 
     def freeze_actions(self, ctx: RunContext, site: SiteSpec, proxy_to: str, hold: list[Action]) -> list[Action]:
