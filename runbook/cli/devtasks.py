@@ -39,7 +39,7 @@ def schema_doc(c):
 
 
 #: How many crash points the crash test samples when neither CRASH_POINTS nor --crash-points says.
-CRASH_SAMPLE = 24
+CRASH_SAMPLE = 12
 
 
 @task(

@@ -266,7 +266,16 @@ class SSHHost(Host):
                     out += channel.recv(65536)
                 while channel.recv_stderr_ready():
                     err += channel.recv_stderr(65536)
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                # Done when both the exit status and the end of output are in: sshd may send the
+                # exit status before the last output it still reads from the command's pipe (seen
+                # in CI as an empty stdout from `echo`), and EOF comes only after all data.
+                ended = channel.eof_received or channel.closed
+                if (
+                    ended
+                    and (channel.exit_status_ready() or channel.closed)
+                    and not channel.recv_ready()
+                    and not channel.recv_stderr_ready()
+                ):
                     break
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:

@@ -16,7 +16,7 @@ was not reached by a whole run of that step (e.g. mid-actions of a step with not
 is not reached on a fresh lab either, and alone it is no reason for another pass (a whole
 migration); it is counted as never reached.
 
-CI samples CRASH_POINTS points (default 24: runbook/cli/devtasks.py CRASH_SAMPLE, `inv test
+CI samples CRASH_POINTS points (default 12: runbook/cli/devtasks.py CRASH_SAMPLE, `inv test
 --crash-points N` another number) with a printed seed (CRASH_SEED repeats a run); a
 sample holds at most one of a step's last three phases (after-apply, before-verify, after-verify):
 a run killed at one of them leaves the step done, its resume skips the later ones, and each of
