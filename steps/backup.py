@@ -112,7 +112,7 @@ class SafetyNet(Step):
         return [
             BorgScript(
                 "old",
-                SAFETY_NET_SCRIPT,
+                source_for(self.inventory).mysqldump_prelude(tuple(self.spec.databases)) + SAFETY_NET_SCRIPT,
                 args,
                 why="dump the databases, then one Borg archive of the data",
                 kept="the safety-net archive stays in the repository",

@@ -23,6 +23,7 @@ site behind Traefik, a MariaDB container per site), so the next host upgrade sta
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 from runbook.actions import Action, PutFile, RunCommand
@@ -46,14 +47,17 @@ FROZEN_HEADER = "X-Runbook-Frozen"
 #: How long what the old route took before the switch may take to finish before the site's
 #: containers are frozen (a request in progress; Traefik's reload keeps it on the old handler).
 DRAIN_S = 3
+#: After `docker exec CONTAINER`: the image's dump client (mariadb-dump, or mysqldump in older
+#: images) with the arguments after it.
+DUMP_CLIENT = """sh -c 'exec "$(command -v mariadb-dump || command -v mysqldump)" "$@"' mysqldump"""
 #: In front of db-dump.sh, carryback-import.sh and DATABASE_LOG: $1 is the db container; the MariaDB
 #: clients run in it.
-IN_DB_CONTAINER = """db_container=$1; shift
-mariadb() { docker exec -i "$db_container" mariadb "$@"; }
-mysqldump() {
-  docker exec "$db_container" sh -c 'exec "$(command -v mariadb-dump || command -v mysqldump)" "$@"' mysqldump "$@"
-}
-mysqlbinlog_at() { docker exec "$db_container" sh -c 'cd "$1" && shift && exec mysqlbinlog "$@"' mysqlbinlog "$@"; }
+IN_DB_CONTAINER = f"""db_container=$1; shift
+mariadb() {{ docker exec -i "$db_container" mariadb "$@"; }}
+mysqldump() {{
+  docker exec "$db_container" {DUMP_CLIENT} "$@"
+}}
+mysqlbinlog_at() {{ docker exec "$db_container" sh -c 'cd "$1" && shift && exec mysqlbinlog "$@"' mysqlbinlog "$@"; }}
 """
 #: route SITE ADDRESS HOST URL_PATH TIMEOUT DRAIN WANT (source host): wait until its Traefik serves
 #: the frozen route (WANT=present: the probe path answers with FROZEN_HEADER naming SITE), then DRAIN
@@ -252,6 +256,21 @@ class ComposeTraefikSource:
 
     def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
         return ("sh", "-c", IN_DB_CONTAINER + CARRYBACK_IMPORT, "import", self._db_container(names), folder, *names)
+
+    def mysqldump_prelude(self, names: tuple[str, ...]) -> str:
+        """A `mysqldump` that runs in the db container of the database it dumps (its last
+        argument), for a script written for a host's mysqldump (the safety net)."""
+        cases = "".join(f"    {shlex.quote(n)}) runbook_c={shlex.quote(self._db_container([n]))} ;;\n" for n in names)
+        return (
+            "mysqldump() {\n"
+            "  for runbook_db; do :; done\n"
+            '  case "$runbook_db" in\n'
+            f"{cases}"
+            '    *) echo "runbook: no db container holds $runbook_db" >&2; return 1 ;;\n'
+            "  esac\n"
+            f'  docker exec "$runbook_c" {DUMP_CLIENT} "$@"\n'
+            "}\n"
+        )
 
     def database_log(self, ctx: RunContext, names: list[str]) -> tuple[str | None, dict[str, str]]:
         sizes: dict[str, str] = {}

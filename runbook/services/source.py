@@ -61,6 +61,8 @@ class Source(Protocol):
 
     def database_log(self, ctx: RunContext, names: list[str]) -> tuple[str | None, dict[str, str]]: ...
 
+    def mysqldump_prelude(self, names: tuple[str, ...]) -> str: ...
+
     # mail: hold it, release it to the target
     def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]: ...
 
@@ -198,6 +200,11 @@ class ApacheSource:
     def import_argv(self, folder: str, names: tuple[str, ...]) -> tuple[str, ...]:
         """The target's dumps (Target.db_dump_argv) in `folder` restored, row counts compared."""
         return ("sh", "-c", CARRYBACK_IMPORT, "import", folder, *names)
+
+    def mysqldump_prelude(self, names: tuple[str, ...]) -> str:
+        """Shell put in front of a script that runs `mysqldump ... DB` (the safety net): nothing,
+        the host's own mysqldump reaches its MariaDB."""
+        return ""
 
     def database_log(self, ctx: RunContext, names: list[str]) -> tuple[str | None, dict[str, str]]:
         """Why the host's MariaDB cannot ship the databases' changes alone (None: it can, its

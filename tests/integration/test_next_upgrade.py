@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -87,6 +88,34 @@ def written_matches_lab_next(lab: Any) -> None:
     filled.unlink()
 
 
+def backed_up_and_watched(lab: Any) -> None:
+    """The second migration's backup and monitoring: the safety net on the compose host holds its
+    data and the shop's dump made in its db container; the next host has its nightly archive; the
+    club's Prometheus probes every site (now on the next host) and still the mail (on the new one)."""
+    from runbook.inventory import load_inventory
+    from runbook.journal import Journal
+    from tests.integration.test_backup import borg
+
+    journal = Journal(load_inventory(NEXT_INVENTORY).journal_path)
+    for step in ("backup/safety-net", "backup/new-host", "monitoring/blackbox"):
+        assert journal.state(step) == "done", step
+    net = journal.data("backup/safety-net")
+    listing = borg(lab, "new", "list", "--short", f"{net['repository']}::{net['archive']}")
+    assert "srv/admin/data/var/www/admin/data/entries.txt" in listing, listing[:2000]
+    dump = borg(
+        lab, "new", "extract", "--stdout", f"{net['repository']}::{net['archive']}",
+        "srv/runbook-backups/dumps/safety-net/shop.sql",
+    )  # fmt: skip
+    assert "CREATE TABLE" in dump and "orders" in dump
+    archives = json.loads(borg(lab, "next", "list", "--json", "/srv/backup/borg"))["archives"]
+    assert archives, "no nightly archive on the next host"
+    with urllib.request.urlopen("http://127.0.0.15:9090/api/v1/targets?state=active", timeout=10) as answer:
+        targets = json.load(answer)["data"]["activeTargets"]
+    migrations = {t["labels"].get("migration") for t in targets}
+    assert {"lab", "lab-next"} <= migrations, migrations
+    assert any(t["labels"].get("module") == "imaps" for t in targets)
+
+
 def test_the_whole_life_old_host_to_new_host_to_next_host_under_probes(clean_lab) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
     first = must(run_inv("migrate", "--yes"))
@@ -131,6 +160,8 @@ def test_the_whole_life_old_host_to_new_host_to_next_host_under_probes(clean_lab
     assert probes["admin"].acknowledged
     for _, entry in probes["admin"].acknowledged:
         assert on_next.splitlines().count(entry) == 1, entry  # every acknowledged write, once, on the next host
+
+    backed_up_and_watched(lab)
 
     third = must(run_inv("migrate", "--yes", inventory=NEXT_INVENTORY))
     assert "changed=0" in third.stdout and "failed=0" in third.stdout, third.stdout[-3000:]

@@ -103,3 +103,27 @@ def test_a_compose_sources_cron_jobs_are_the_ones_this_engine_carried() -> None:
     assert command == "php /var/www/mitglieder/cron.php"
     # an Apache host runs the inventory's own line
     assert siteapp.old_cron_jobs(mitglieder)[0][2] == mitglieder.cron[0].line
+
+
+def test_the_safety_nets_mysqldump_runs_in_the_db_container_of_the_database_it_dumps(tmp_path: Path) -> None:
+    import subprocess
+
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\nprintf "%s|" "$@"\n')
+    fake.chmod(0o755)
+    prelude = source_for(load_inventory(NEXT)).mysqldump_prelude(("shop", "blog"))
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+
+    def dump(db: str) -> subprocess.CompletedProcess[str]:
+        command = prelude + f"mysqldump --single-transaction --databases {db}"
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, check=False)
+
+    shop = dump("shop")
+    assert shop.returncode == 0 and shop.stdout.startswith("exec|shop_db|sh|-c|")
+    assert shop.stdout.endswith("|mysqldump|--single-transaction|--databases|shop|")
+    assert dump("blog").stdout.startswith("exec|blog_db|")
+    stray = dump("other")
+    assert stray.returncode == 1 and "no db container holds other" in stray.stderr
+    with pytest.raises(RunbookError, match="no site of the inventory has the database"):
+        source_for(load_inventory(NEXT)).mysqldump_prelude(("nowhere",))
+    assert source_for(load_inventory(REPO / "hosts" / "lab.yaml")).mysqldump_prelude(("shop",)) == ""
