@@ -358,7 +358,7 @@ class Lab:
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child)
                 else:
-                    child.unlink()
+                    child.unlink(missing_ok=True)  # a killed run's ssh master may remove its socket meanwhile
         docker_engine.write_client_config(p.next / "root-docker")  # the next shell's engine, as at up
         # a fresh exporter and Prometheus: plain configs, no modules or targets of a migration
         for name in ("prometheus", "blackbox"):
