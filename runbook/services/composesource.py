@@ -64,22 +64,24 @@ mysqlbinlog_at() {{ docker exec "$db_container" sh -c 'cd "$1" && shift && exec 
 #: route SITE ADDRESS HOST URL_PATH TIMEOUT DRAIN WANT (source host): wait until its Traefik serves
 #: the frozen route (WANT=present: the probe path answers with FROZEN_HEADER naming SITE), then DRAIN
 #: seconds more; or (WANT=absent) until it no longer does, as Traefik reloads a removed file by itself.
-ROUTE_WAIT = """site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$7
+#: The loop runs in the Traefik container (its sh and wget), one `docker exec` for the whole wait.
+ROUTE_WAIT = """docker exec traefik sh -c '
+site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$6
 i=0
 while :; do
-  if docker exec traefik wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
+  if wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
     grep -qi "X-Runbook-Frozen: $site"; then
     now=present
   else
     now=absent
   fi
-  [ "$now" = "$want" ] && break
+  [ "$now" = "$want" ] && exit 0
   i=$((i + 1))
   if [ "$i" -ge $((timeout * 10)) ]; then
     echo "Traefik on this host: the frozen route of $site is not $want after ${timeout}s" >&2; exit 1
   fi
   sleep 0.1
-done
+done' route "$1" "$2" "$3" "$4" "$5" "$7" || exit 1
 sleep "$6"
 """
 
