@@ -14,6 +14,9 @@ a time.
   the hold should not grow with the database (BENCH_FREEZE_RUNS runs each)
 - the mail switch window (mail/hold to mail/verify) while tests.integration.test_mail's sender
   delivers without pause, with every message counted on the new host (BENCH_MAIL_RUNS, default 3)
+- the next host upgrade's freeze windows beside the first migration's (issue 19): www, admin and
+  shop moved from the Apache host to the new host, then from that compose host to the next host,
+  under a probe on admin (BENCH_NEXT_RUNS, default 3)
 """
 
 from __future__ import annotations
@@ -364,3 +367,47 @@ def bench_mail_switch_window_under_delivery(clean_lab, tmp_path: Path) -> None: 
         f"10.0 s median, about 4,700 messages per run"
     )
     save("mail_switch", summary)
+
+
+NEXT_BENCH_SITES = ("www", "admin", "shop")
+
+
+@pytest.mark.timeout(3600)
+def bench_next_upgrade_freeze_window_beside_the_first(clean_lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each site's freeze window (the target's hold to its thaw, from the journal) when it moves off
+    the Apache host, and when it moves again off the compose host that move built; medians of
+    BENCH_NEXT_RUNS runs (default 3), each from a reset lab."""
+    from tests.integration.test_next_upgrade import NEXT_INVENTORY, freeze_windows
+
+    lab = clean_lab
+    runs: list[dict[str, float]] = []
+    for run in range(int(os.environ.get("BENCH_NEXT_RUNS", "3"))):
+        if run:
+            lab.lab.reset()
+        must(run_inv("migrate", "--yes", timeout=1200))
+        first = freeze_windows()
+        only = ",".join([SETUP, *(f"site:{name}/*" for name in NEXT_BENCH_SITES)])
+        probe = Probe("admin.club.test", lab.resolver, acme_trust(lab), rate=20, write_every=5)
+        probe.start()
+        try:
+            must(run_inv("migrate", "--yes", "--only", only, inventory=NEXT_INVENTORY, timeout=1200))
+            time.sleep(8)  # past the cutover TTL
+        finally:
+            probe.stop()
+        second = freeze_windows(NEXT_INVENTORY)
+        summary = probe.summary()
+        figures = {f"{name}_first": first[name] for name in NEXT_BENCH_SITES}
+        figures.update({f"{name}_next": second[name] for name in NEXT_BENCH_SITES})
+        figures["admin_requests"] = float(summary["requests"])  # type: ignore[arg-type]
+        figures["admin_failed"] = float(summary["failed"])  # type: ignore[arg-type]
+        runs.append(figures)
+    medians = {key: median([r[key] for r in runs]) for key in runs[0]}
+    print(f"\nfreeze window (s), medians of {len(runs)} runs: Apache host -> new host | compose host -> next host")
+    for name in NEXT_BENCH_SITES:
+        each = ", ".join(f"{r[name + '_first']:.2f}|{r[name + '_next']:.2f}" for r in runs)
+        print(f"  {name:6} {medians[name + '_first']:6.2f} | {medians[name + '_next']:6.2f}   (runs: {each})")
+    print(
+        f"  probe on admin during the next upgrade: {sum(r['admin_requests'] for r in runs):.0f} requests, "
+        f"{sum(r['admin_failed'] for r in runs):.0f} failed"
+    )
+    save("next-upgrade", {"sites": list(NEXT_BENCH_SITES), "runs": runs, **medians})

@@ -7,10 +7,11 @@ site behind Traefik, a MariaDB container per site), so the next host upgrade sta
   (Traefik's `providers.file` directory, which provisioning gives every Traefik it starts) with a
   higher priority than the docker provider's, proxying to the target's Traefik over HTTPS. The
   source keeps its certificate and its access log while it proxies. Once Traefik serves that
-  route (a probe path on the same router answers with its header) and what the old route took has
-  had time to finish, the site's own containers (all but the db) are frozen (cgroup freeze, as the
-  target's hold): nothing of the old copy writes any more. Rollback thaws them first, then the
-  route file goes.
+  route (a probe path on the same router answers with its header) and the requests the old route
+  took are answered (drain.sh: no connection of the site's containers is mid-request, read with
+  `ss` in their network namespace; at most DRAIN_LIMIT_S), the site's own containers (all but the
+  db) are frozen (cgroup freeze, as the target's hold): nothing of the old copy writes any more.
+  Rollback thaws them first, then the route file goes.
 - Databases are dumped from the site's db container with the same db-dump.sh as on an Apache host
   (mariadb, mysqldump and mysqlbinlog run in the container through `docker exec`).
 - Certificates: Traefik answers every ACME HTTP-01 challenge on its http entrypoint itself (its
@@ -44,9 +45,10 @@ if TYPE_CHECKING:
 DYNAMIC_IN_TRAEFIK = "/etc/traefik/dynamic"
 #: The header the frozen route answers its probe path with (ProbeFrozenRoute).
 FROZEN_HEADER = "X-Runbook-Frozen"
-#: How long what the old route took before the switch may take to finish before the site's
-#: containers are frozen (a request in progress; Traefik's reload keeps it on the old handler).
-DRAIN_S = 3
+#: How long the requests the old route took before the switch may take to finish before the
+#: site's containers are frozen anyway (drain.sh waits for them; Traefik's reload keeps them on the
+#: old handler); meanwhile the target holds the new requests.
+DRAIN_LIMIT_S = 10
 #: After `docker exec CONTAINER`: the image's dump client (mariadb-dump, or mysqldump in older
 #: images) with the arguments after it.
 DUMP_CLIENT = """sh -c 'exec "$(command -v mariadb-dump || command -v mysqldump)" "$@"' mysqldump"""
@@ -62,22 +64,24 @@ mysqlbinlog_at() {{ docker exec "$db_container" sh -c 'cd "$1" && shift && exec 
 #: route SITE ADDRESS HOST URL_PATH TIMEOUT DRAIN WANT (source host): wait until its Traefik serves
 #: the frozen route (WANT=present: the probe path answers with FROZEN_HEADER naming SITE), then DRAIN
 #: seconds more; or (WANT=absent) until it no longer does, as Traefik reloads a removed file by itself.
-ROUTE_WAIT = """site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$7
+#: The loop runs in the Traefik container (its sh and wget), one `docker exec` for the whole wait.
+ROUTE_WAIT = """docker exec traefik sh -c '
+site=$1 address=$2 host=$3 path=$4 timeout=$5 want=$6
 i=0
 while :; do
-  if docker exec traefik wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
+  if wget -S -q -O /dev/null --header "Host: $host" "http://$address$path" 2>&1 |
     grep -qi "X-Runbook-Frozen: $site"; then
     now=present
   else
     now=absent
   fi
-  [ "$now" = "$want" ] && break
+  [ "$now" = "$want" ] && exit 0
   i=$((i + 1))
   if [ "$i" -ge $((timeout * 10)) ]; then
     echo "Traefik on this host: the frozen route of $site is not $want after ${timeout}s" >&2; exit 1
   fi
   sleep 0.1
-done
+done' route "$1" "$2" "$3" "$4" "$5" "$7" || exit 1
 sleep "$6"
 """
 
@@ -204,9 +208,13 @@ class ComposeTraefikSource:
             now, frozen = files[path]
             if now != frozen:
                 actions.append(PutFile("old", path, frozen, 0o644, why="Traefik sends the site to the new host"))
+        actions.append(self._route_wait(site, "present", 0, "wait until Traefik serves the route"))
         actions.append(
-            self._route_wait(
-                site, "present", DRAIN_S, "wait until Traefik serves the route; let the old route's requests finish"
+            RunCommand(
+                "old",
+                ("sh", "-c", script("drain.sh"), "drain", str(DRAIN_LIMIT_S), *containers),
+                why="let the requests the old route took finish (no connection of the site's containers mid-request)",
+                timeout=DRAIN_LIMIT_S + 30,
             )
         )
         actions += [
