@@ -17,7 +17,6 @@ from bench.probe import Probe
 from runbook.remote.http import request
 from tests.integration.helpers import (
     SETUP,
-    SITES_ONLY,
     a_record,
     break_admin,
     client_trust,
@@ -121,54 +120,9 @@ def test_a_site_moves_under_a_live_probe_with_no_failed_request_no_stale_answer_
         assert lines.count(entry) == 1, entry
 
 
-def test_every_site_moves_over_https_under_probes_with_no_failure_and_a_second_run_changes_nothing(clean_lab) -> None:  # type: ignore[no-untyped-def]
-    """The old host is HTTPS-only as certbot leaves it (lab/README.md): each probe asks http://,
-    follows the redirect to https:// and verifies the certificate against what members' browsers
-    trust (the old host's root, then pebble's for the new host), through the clients' resolver.
-    Then the TTLs come back and the transfer key goes, and a second run of it all changes nothing.
-    (One move for both: each was a whole-lab move of its own.)"""
-    lab = clean_lab
-    must(run_inv("migrate", "--yes", "--only", SETUP))
-    probes = {
-        name: Probe(domain, lab.resolver, acme_trust(lab), rate=10, read_path="/", write_every=0)
-        for name, (domain, _) in SITES.items()
-        if name != "admin"
-    }
-    probes["admin"] = Probe("admin.club.test", lab.resolver, acme_trust(lab), rate=10, write_every=5)
-    for probe in probes.values():
-        probe.start()
-    time.sleep(1.0)
-    must(run_inv("migrate", "--yes", "--only", "site:*"))
-    time.sleep(12)  # past the cutover TTL: every resolver answer now points to the new host
-    for probe in probes.values():
-        probe.stop()
-    for name, probe in probes.items():
-        summary = probe.summary()
-        print(name, json.dumps(summary))
-        failures = [s for s in probe.samples if not s.ok]
-        assert summary["failed"] == 0 and summary["stale"] == 0, (name, failures[:5])
-        assert not [s for s in failures if "CERTIFICATE" in s.error.upper()], name
-        assert summary["addresses"] == [lab.old, lab.new], name
-    status = json.loads(must(run_inv("status", "--json")).stdout)["steps"]
-    frozen_at = status["site:admin/freeze"]["finished"]
-    on_old = (lab.root / "old" / "www" / "admin" / "data" / "entries.txt").read_text().splitlines()
-    on_new = request(lab.new, "admin.club.test", "/cgi-bin/entries.cgi", tls=True, context=acme_trust(lab)).text()
-    assert probes["admin"].acknowledged
-    for when, entry in probes["admin"].acknowledged:
-        assert on_new.splitlines().count(entry) == 1, entry  # every acknowledged write, once, on the new host
-        if when > frozen_at:
-            assert entry not in on_old, entry  # the frozen copy took no write
-    # The rest of the sites' migration: normal TTLs back, the transfer key revoked.
-    first = must(run_inv("migrate", "--yes", "--only", SITES_ONLY))
-    assert "failed=0" in first.stdout
-    for name, (domain, text) in SITES.items():
-        answers_from_new_host(lab, domain, text)
-        for server in (lab.ns1, lab.ns2):
-            assert a_record(domain, server) == ([lab.new], 10), (name, server)  # restored TTL, new address
-    second = must(run_inv("migrate", "--yes", "--only", SITES_ONLY))
-    assert "changed=0" in second.stdout and "failed=0" in second.stdout, second.stdout[-3000:]
-    status = json.loads(must(run_inv("status", "--json")).stdout)["steps"]
-    assert all(status[f"site:{n}/{p}"]["state"] == "done" for n in SITES for p in PARTS)
+# Every site moving over HTTPS under probes (HTTPS-only old host, certbot's redirect), then the rest
+# of the migration and a second run that changes nothing: the first half of the whole-life test in
+# tests/integration/test_next_upgrade.py (first_migration_under_probes), which needs that move anyway.
 
 
 ORDERS = "SELECT id, product_id, quantity FROM shop.orders ORDER BY id"
