@@ -96,3 +96,13 @@ def test_drain_waits_for_a_request_in_progress_and_not_for_idle_keep_alive(tmp_p
     finally:
         server.kill()
         server.wait()
+
+
+def test_drain_fails_naming_the_container_whose_connections_it_cannot_read(tmp_path: Path) -> None:
+    docker = tmp_path / "docker"  # a PID no process has: no namespace to enter
+    docker.write_text("#!/bin/sh\necho 2147483646\n")
+    docker.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    argv = ["sh", "-c", script("drain.sh"), "drain", "5", "shop_app"]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert result.returncode == 1 and "drain: cannot read shop_app's connections" in result.stderr, result

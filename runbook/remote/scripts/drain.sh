@@ -34,9 +34,14 @@ busy() {
       mine = 0
     }'
 }
+for tool in nsenter ss; do
+  command -v "$tool" >/dev/null || { echo "drain: $tool is not on this host (util-linux, iproute2)" >&2; exit 1; }
+done
 pids=""
 for container do
   pid=$(docker inspect -f '{{.State.Pid}}' "$container") || exit 1
+  # a namespace it cannot enter would read as no connection at all: fail instead
+  nsenter -t "$pid" -n ss -Htln >/dev/null || { echo "drain: cannot read $container's connections" >&2; exit 1; }
   pids="$pids $pid"
 done
 while :; do
