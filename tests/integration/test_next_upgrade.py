@@ -15,6 +15,7 @@ import random
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -129,19 +130,17 @@ def probes_on_every_site(lab: Any) -> dict[str, Probe]:
     return probes
 
 
-def first_migration_under_probes(lab: Any) -> None:
-    """The old host is HTTPS-only as certbot leaves it (lab/README.md): every site moves under the
-    probes with no failed or stale answer and no certificate error; each write admin acknowledged
-    is on the new host once, and none reached the frozen copy. Then the rest of the migration
-    (mail, backup, monitoring, TTLs back, the transfer key gone). (It was test_sites' own test.)"""
-    must(run_inv("migrate", "--yes", "--only", SETUP))
+def moved_under_probes(lab: Any, move: Callable[[], object], source: str, target: str) -> dict[str, Probe]:
+    """`move` run under probes_on_every_site, which go on until past the cutover TTL (every resolver
+    answer then names the target): no failed or stale answer and no certificate error on any
+    site, each answered from `source`, then from `target`. The probes, for their writes."""
     probes = probes_on_every_site(lab)
     for probe in probes.values():
         probe.start()
-    try:
+    try:  # a failed run must not leave probes knocking at the hosts for the tests after it
         time.sleep(1.0)
-        must(run_inv("migrate", "--yes", "--only", "site:*"))
-        time.sleep(12)  # past the cutover TTL: every resolver answer now points to the new host
+        move()
+        time.sleep(12)  # past the cutover TTL
     finally:
         for probe in probes.values():
             probe.stop()
@@ -151,7 +150,17 @@ def first_migration_under_probes(lab: Any) -> None:
         failures = [s for s in probe.samples if not s.ok]
         assert summary["failed"] == 0 and summary["stale"] == 0, (name, failures[:5])
         assert not [s for s in failures if "CERTIFICATE" in s.error.upper()], name
-        assert summary["addresses"] == [lab.old, lab.new], name
+        assert summary["addresses"] == [source, target], name
+    return probes
+
+
+def first_migration_under_probes(lab: Any) -> None:
+    """The old host is HTTPS-only as certbot leaves it (lab/README.md): every site moves under the
+    probes with no failed or stale answer and no certificate error; each write admin acknowledged
+    is on the new host once, and none reached the frozen copy. Then the rest of the migration
+    (mail, backup, monitoring, TTLs back, the transfer key gone). (It was test_sites' own test.)"""
+    must(run_inv("migrate", "--yes", "--only", SETUP))
+    probes = moved_under_probes(lab, lambda: must(run_inv("migrate", "--yes", "--only", "site:*")), lab.old, lab.new)
     status = json.loads(must(run_inv("status", "--json")).stdout)["steps"]
     frozen_at = status["site:admin/freeze"]["finished"]
     on_old = (lab.root / "old" / "www" / "admin" / "data" / "entries.txt").read_text().splitlines()
@@ -178,23 +187,11 @@ def test_the_whole_life_old_host_to_new_host_to_next_host_under_probes(clean_lab
     written_matches_lab_next(lab)
     orders_on_new = new_sql(ORDERS)
 
-    probes = probes_on_every_site(lab)
-    for probe in probes.values():
-        probe.start()
-    try:  # a failed run must not leave probes knocking at the hosts for the tests after it
-        time.sleep(1.0)
+    def second_migration() -> None:
         second = must(run_inv("migrate", "--yes", inventory=NEXT_INVENTORY, timeout=1200))
         assert "failed=0" in second.stdout
-        time.sleep(12)  # past the cutover TTL: every resolver answer now points to the next host
-    finally:
-        for probe in probes.values():
-            probe.stop()
-    for name, probe in probes.items():
-        summary = probe.summary()
-        print(name, json.dumps(summary))
-        failures = [s for s in probe.samples if not s.ok]
-        assert summary["failed"] == 0 and summary["stale"] == 0, (name, failures[:5])
-        assert summary["addresses"] == [lab.new, lab.next], name
+
+    probes = moved_under_probes(lab, second_migration, lab.new, lab.next)
 
     for name, (domain, text) in NEXT_SITES.items():
         answers_from(lab.next, lab, domain, text)

@@ -14,11 +14,10 @@ timeout=$1
 shift
 started=$(date +%s)
 busy() {
-  # $1: the container's PID. Prints one line per busy connection.
-  listening=$(nsenter -t "$1" -n ss -Htln state listening | awk '{ n = split($3, a, ":"); print a[n] }')
-  nsenter -t "$1" -n ss -Htni state established | awk -v ports=" $(echo "$listening" | tr '\n' ' ') " '
+  # $1: the container's PID, $2 its listening ports (",80,9000,"). Prints each busy connection.
+  nsenter -t "$1" -n ss -Htni state established | awk -v ports="$2" '
     /^[0-9]/ {
-      n = split($3, a, ":"); mine = index(ports, " " a[n] " ") > 0
+      n = split($3, a, ":"); mine = index(ports, "," a[n] ",") > 0
       queued = ($1 > 0 || $2 > 0); conn = $3 " <- " $4; next
     }
     mine {
@@ -37,17 +36,20 @@ busy() {
 for tool in nsenter ss; do
   command -v "$tool" >/dev/null || { echo "drain: $tool is not on this host (util-linux, iproute2)" >&2; exit 1; }
 done
-pids=""
+# each container's PID and listening ports, read once: "PID/,80,9000," per container
+targets=""
 for container do
   pid=$(docker inspect -f '{{.State.Pid}}' "$container") || exit 1
   # a namespace it cannot enter would read as no connection at all: fail instead
-  nsenter -t "$pid" -n ss -Htln >/dev/null || { echo "drain: cannot read $container's connections" >&2; exit 1; }
-  pids="$pids $pid"
+  listening=$(nsenter -t "$pid" -n ss -Htln state listening) ||
+    { echo "drain: cannot read $container's connections" >&2; exit 1; }
+  ports=$(echo "$listening" | awk '{ n = split($3, a, ":"); printf ",%s", a[n] } END { printf "," }')
+  targets="$targets $pid/$ports"
 done
 while :; do
   left=""
-  for pid in $pids; do
-    left="$left$(busy "$pid")"
+  for target in $targets; do
+    left="$left$(busy "${target%%/*}" "${target#*/}")"
   done
   if [ -z "$left" ]; then
     echo "drained in $(($(date +%s) - started)) s"
