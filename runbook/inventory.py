@@ -242,6 +242,14 @@ def _semantic_problems(data: dict[str, Any]) -> list[schema.Problem]:
                 value.rstrip(".").lower() == zone or value.rstrip(".").lower().endswith("." + zone)
             ):
                 problems.append((("mail", key), f"{value!r} is not in the zone {zone!r}"))
+    if isinstance(mail, dict) and mail.get("network_mode") == "host" and mail.get("imaps", "traefik") == "traefik":
+        problems.append(
+            (
+                ("mail", "imaps"),
+                "network_mode host needs imaps: direct (Dovecot binds 993 on the publish address itself; "
+                "Traefik's TCP router would look for a host-network container at 127.0.0.1)",
+            )
+        )
     monitoring = data.get("monitoring")
     if isinstance(monitoring, dict) and isinstance(hosts, dict):
         role = monitoring.get("host", "new")
@@ -384,6 +392,7 @@ def _build(path: Path, data: dict[str, Any]) -> Inventory:
             _resolve(base, m["password_file"]),
             image=m["image"],
             imaps=m["imaps"],
+            network_mode=m["network_mode"],
             certs_dumper=m["certs_dumper"],
             passdb=m["passdb"],
         )

@@ -452,6 +452,15 @@ MAIL = _f(
             default="traefik",
             choices=("traefik", "direct"),
         ),
+        "network_mode": _f(
+            "choice",
+            "bridge: the mail container on the `web` network, its ports published on the new host's "
+            "publish_address; host: on the host's network, Postfix and Dovecot bind that address themselves, "
+            "see each client's own address (SPF checks, rate limits) and send from it (needs imaps: direct).",
+            "bridge",
+            default="bridge",
+            choices=("bridge", "host"),
+        ),
         "certs_dumper": _f(
             "str",
             "Image that dumps the mail name's certificate out of Traefik's acme.json for Dovecot: an "

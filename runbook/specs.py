@@ -189,6 +189,7 @@ class MailSpec:
     password_file: Path | None
     image: str = "mail:latest"
     imaps: str = "traefik"
+    network_mode: str = "bridge"
     certs_dumper: str = "ldez/traefik-certs-dumper:v2.7.0"
     passdb: str | None = None
 

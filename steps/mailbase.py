@@ -14,6 +14,7 @@ from runbook.inventory import Inventory
 from runbook.remote.scripts import script
 from runbook.services import dovecot, mailserver
 from runbook.services.adapters import source_for
+from runbook.services.source import Source
 from runbook.specs import MailSpec
 from runbook.step import Step
 from steps.transfer import rsync_pull
@@ -25,10 +26,11 @@ def tolerant(argv: tuple[str, ...]) -> tuple[str, ...]:
     return ("sh", "-c", 'rsync "$@"; rc=$?; [ "$rc" -eq 24 ] && rc=0; exit "$rc"', "rsync", *argv[1:])
 
 
-def old_passdb(ctx: RunContext, spec: MailSpec) -> tuple[str, str]:
-    """The old Dovecot's passwd-file (the inventory's, else what `doveconf` says) and its default
-    password scheme (its args' scheme=, else Dovecot's default for passwd-file, CRYPT)."""
-    result = ctx.hosts.get("old").run(["doveconf", "-S", "passdb"], check=False)
+def old_passdb(ctx: RunContext, spec: MailSpec, source: Source) -> tuple[str, str]:
+    """The old Dovecot's passwd-file (the inventory's, else what `doveconf` says, where the old
+    host keeps it) and its default password scheme (its args' scheme=, else Dovecot's default for
+    passwd-file, CRYPT)."""
+    result = ctx.hosts.get("old").run(list(source.mail_command(["doveconf", "-S", "passdb"])), check=False)
     try:
         driver, text, _ = dovecot.first_passdb(result.stdout)
     except ValueError:
@@ -38,7 +40,7 @@ def old_passdb(ctx: RunContext, spec: MailSpec) -> tuple[str, str]:
     if spec.passdb:
         return spec.passdb, scheme
     if args:
-        return args[-1], scheme
+        return source.mail_path(args[-1]), scheme
     raise RunbookError("cannot find the old Dovecot's passwd-file (doveconf -S passdb); set mail.passdb")
 
 
@@ -93,7 +95,7 @@ class MailStep(Step):
 
     def passdb(self, ctx: RunContext) -> str:
         """The old Dovecot's passwd-file: the inventory's, else what `doveconf` says."""
-        return self.spec.passdb or old_passdb(ctx, self.spec)[0]
+        return self.spec.passdb or old_passdb(ctx, self.spec, self.source)[0]
 
     def old_queue_empty(self, ctx: RunContext) -> None:
         """Raises VerifyError while messages wait in the old queue (after asking it to try them now)."""
@@ -116,8 +118,9 @@ class MailStep(Step):
         return counts
 
     def doveadm(self, ctx: RunContext, where: str, *argv: str) -> str:
-        """doveadm on the old host or in the new container; raises VerifyError when it fails."""
-        command = ["doveadm", *argv]
+        """doveadm on the old host (where its Dovecot runs) or in the new container; raises
+        VerifyError when it fails."""
+        command = list(self.source.mail_command(["doveadm", *argv]))
         if where == "new":
             command = ["docker", "exec", mailserver.CONTAINER, "doveadm", "-c", "/etc/runbook/dovecot.conf", *argv]
         result = ctx.hosts.get(where).run(command, check=False)

@@ -196,7 +196,7 @@ class Mailboxes(Preflight):
                 f"mail.password_file ({spec.password_file}) has no password for {', '.join(missing)}: "
                 "mail/verify logs in as every mailbox on the new host; add a line USER:PASSWORD"
             )
-        path, scheme = old_passdb(ctx, spec)
+        path, scheme = old_passdb(ctx, spec, source_for(self.inventory))
         entries = {
             line.split(":", 1)[0]: line.split(":")[1] if line.count(":") else ""
             for line in (ctx.hosts.get("old").read_file(path) or b"").decode(errors="replace").splitlines()

@@ -6,7 +6,8 @@ A container belongs to a compose project by Docker Compose's own labels
 the `traefik.*` labels the same way Traefik's docker provider reads them: HTTP routers with their
 rule (the `Host(...)` names in it), entrypoints and certificate resolver, TCP routers with their
 `HostSNI(...)`. Bind mounts and named volumes say where each service's data lives; a service is a
-database by its image (MariaDB, MySQL, PostgreSQL), the mail server by publishing SMTP (25),
+database by its image (MariaDB, MySQL, PostgreSQL), the mail server by publishing SMTP (25) or
+being this engine's mail container (MAIL_HOST in its environment, on a bridge or the host's network),
 Traefik by its image. The result is plain data, rendered as Markdown by `markdown`.
 """
 
@@ -56,6 +57,8 @@ class Service:
     published: list[str] = field(default_factory=list)  # host address:port -> container port/proto
     routers: list[Router] = field(default_factory=list)
     command: list[str] = field(default_factory=list)  # Config.Cmd
+    mail_host: str | None = None  # the engine's mail container: its MAIL_HOST (Config.Env)
+    network_mode: str = ""  # HostConfig.NetworkMode
 
 
 @dataclass
@@ -111,13 +114,13 @@ def routers(labels: dict[str, str]) -> list[Router]:
     return out
 
 
-def _role(image: str, ports: set[str]) -> str:
+def _role(image: str, ports: set[str], mail_host: str | None = None) -> str:
     base = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
     if base == "traefik":
         return "traefik"
     if base in DATABASE_IMAGES:
         return "database"
-    if MAIL_PORT in ports:
+    if MAIL_PORT in ports or mail_host:
         return "mail"
     return "app"
 
@@ -148,17 +151,21 @@ def parse_inspect(host: str, text: str) -> ComposeHost:
             for b in bs or []
         ]
         mounts = item.get("Mounts") or []
+        env = dict(str(e).partition("=")[::2] for e in config.get("Env") or [])
+        mail_host = env.get("MAIL_HOST") or None
         service = Service(
             name=labels.get("com.docker.compose.service", name),
             container=name,
             image=str(config.get("Image", "")),
             state=str((item.get("State") or {}).get("Status", "")),
-            role=_role(str(config.get("Image", "")), set(bindings)),
+            role=_role(str(config.get("Image", "")), set(bindings), mail_host),
             binds=sorted((m["Source"], m["Destination"]) for m in mounts if m.get("Type") == "bind"),
             volumes=sorted((m.get("Name", ""), m["Destination"]) for m in mounts if m.get("Type") == "volume"),
             published=sorted(published),
             routers=routers(labels),
             command=[str(c) for c in config.get("Cmd") or []],
+            mail_host=mail_host,
+            network_mode=str((item.get("HostConfig") or {}).get("NetworkMode", "")),
         )
         folder = labels.get("com.docker.compose.project.working_dir", "")
         projects.setdefault(project, Project(project, folder)).services.append(service)
@@ -334,7 +341,43 @@ def next_inventory(found: ComposeHost, current: Any, role: str, name: str, datab
                 "    # TODO: cron: the project's cron service runs jobs; list them (sites[].cron) to carry them"
             )
         lines.append("    # TODO: expect: {text: ...} a text the site's page shows, for the verifications")
-    mail = found.services("mail")
-    if mail:
-        lines.append(f"# note: {mail[0].container} serves mail; moving it out of a mail container is not built yet")
+    lines += _mail_lines(found, raw, base)
     return "\n".join(lines) + "\n"
+
+
+def _mail_lines(found: ComposeHost, raw: dict[str, Any], base: Any) -> list[str]:
+    """The mail section for the mail container this engine built (its name from MAIL_HOST, its
+    Maildirs from the bind mount on /var/vmail); the current inventory's mailboxes and password
+    file where it has a mail section, else TODOs."""
+    from runbook.discover.writeup import _j
+
+    mail = found.services("mail")
+    if not mail:
+        return []
+    server = mail[0]
+    vmail = next((src for src, dst in server.binds if dst == "/var/vmail"), None)
+    if server.mail_host is None or vmail is None:
+        return [f"# TODO: mail: {server.container} serves mail, but not as this engine's mail container; describe it"]
+    current = raw.get("mail") if isinstance(raw.get("mail"), dict) else {}
+    domain = current.get("domain") or server.mail_host.partition(".")[2]
+    lines = [
+        "mail:",
+        f"  domain: {_j(domain)}",
+        f"  host: {_j(server.mail_host)}",
+        f"  maildir_root: {_j(vmail)}",
+    ]
+    if current.get("users"):
+        lines.append(f"  users: {_j(current['users'])}")
+    else:
+        lines.append("  users: []  # TODO: the mailboxes to move (USER@DOMAIN)")
+    if current.get("password_file"):
+        lines.append(f"  password_file: {_j(str((base / current['password_file']).resolve()))}")
+    else:
+        lines.append("  password_file: null  # TODO: USER:PASSWORD lines (0600) for the verifications")
+    lines += [
+        f"  image: {_j(server.image)}",
+        "  # how the next host's mail server is reached: traefik (TCP route by SNI) or direct, with",
+        "  # network_mode host",
+        "  imaps: traefik",
+    ]
+    return lines

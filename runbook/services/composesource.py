@@ -18,23 +18,28 @@ site behind Traefik, a MariaDB container per site), so the next host upgrade sta
   acme-http@internal router has the highest priority), so a relay route cannot take the target's
   challenges. The target gets the source's acme.json instead (steps/provision.py AcmeCarry) and
   renews them itself once the names point to it.
-- Mail from a mail container is not moved yet: an inventory with a mail section is refused, naming
-  the setting.
+- Mail: the mail container this engine built (runbook/services/mailserver.py) holds, relays and
+  proxies IMAP as an Apache host's Postfix and Dovecot do (runbook/services/mailsource.py): its
+  commands run through `docker exec`, and the files the hold and the proxy change are its
+  project's config/ folder on the host, which the container reads (the whole folder is bound).
+  The container must reach the target's address: on the host's network (mail.network_mode:
+  host), or on a bridge where the target's address is routed (a real host's public address).
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from runbook.actions import Action, PutFile, RunCommand
-from runbook.errors import InventoryError, RunbookError
+from runbook.errors import RunbookError
 from runbook.inventory import Inventory
 from runbook.remote.hold import hold_argv
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
-from runbook.services import compose
-from runbook.services.dkim import DkimKey
+from runbook.services import compose, dkim, mailserver
+from runbook.services.mailsource import PostfixDovecotSource
 from runbook.services.source import CARRYBACK_IMPORT, DATABASE_LOG
 from runbook.specs import SiteSpec
 
@@ -135,14 +140,12 @@ def frozen_route(site: SiteSpec, proxy_to: str, root_ca: str | None) -> str:
     )
 
 
-class ComposeTraefikSource:
+class ComposeTraefikSource(PostfixDovecotSource):
     """An old host built by this engine: compose projects behind Traefik (see the module's text)."""
 
     kind = "compose-traefik"
 
     def __init__(self, inventory: Inventory) -> None:
-        if inventory.mail is not None:
-            raise InventoryError(str(inventory.path), [f"mail: {NO_MAIL}"])
         self.inventory = inventory
         self.host = inventory.hosts["old"]
         root = self.host.data_root or "/srv"
@@ -303,61 +306,45 @@ class ComposeTraefikSource:
                 reasons.append(f"{container}: binlog_format is {binlog_format}, not ROW")
         return ("; ".join(reasons) or None), sizes
 
-    # -- mail: not from a mail container yet --------------------------------------------------
-    def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]:
-        raise self._no_mail_error()
+    # -- mail: the mail container this engine built (runbook/services/mailsource.py) ----------
+    def _mail_root(self) -> str:
+        return f"{self.data_root}/{mailserver.PROJECT}"
 
-    def mail_hold_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
-        raise self._no_mail_error()
+    def mail_command(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """Postfix, Dovecot and their tools run in the mail container."""
+        return ("docker", "exec", mailserver.CONTAINER, *argv)
 
-    def mail_unhold_actions(self) -> list[Action]:
-        raise self._no_mail_error()
+    def mail_path(self, path: str) -> str:
+        """A path of the mail container on this host: its config/ folder (/etc/runbook, with
+        /etc/dovecot/dovecot.conf linked into it and the DKIM key copied from config/dkim) and its
+        Maildirs (/var/vmail). Raises RunbookError for any other path (it is not kept on the host)."""
+        root = self._mail_root()
+        for inside, outside in (
+            (f"{mailserver.CONFIG}/", f"{root}/config/"),
+            ("/etc/dovecot/dovecot.conf", f"{root}/config/dovecot.conf"),
+            (f"{dkim.KEYS}/", f"{root}/config/dkim/"),
+            ("/var/vmail/", f"{root}/vmail/"),
+        ):
+            if path == inside or path.startswith(inside) and inside.endswith("/"):
+                return outside + path[len(inside) :] if inside.endswith("/") else outside
+        raise RunbookError(f"old host: {mailserver.CONTAINER} names {path}, which is not in a folder its host keeps")
 
-    def mail_held(self, ctx: RunContext) -> tuple[bool, str]:
-        raise self._no_mail_error()
+    def postfix_main_cf(self) -> str:
+        return f"{self._mail_root()}/config/main.cf"
 
-    def mail_relayed(self, ctx: RunContext, relay_to: str) -> bool:
-        raise self._no_mail_error()
+    def postfix_master_cf(self) -> str | None:
+        return None  # the container's run.sh defines the relay transport at every start
 
-    def mail_release_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
-        raise self._no_mail_error()
+    def postfix_apply(self) -> list[tuple[str, ...]]:
+        """main.cf copied where Postfix reads it (run.sh does so at every start), checked, reloaded."""
+        copy = f"cp {mailserver.CONFIG}/main.cf /etc/postfix/main.cf && postfix"
+        return [self.mail_command(("sh", "-c", f"{copy} check")), self.mail_command(("sh", "-c", f"{copy} reload"))]
 
-    def mail_backlog(self, ctx: RunContext) -> int:
-        raise self._no_mail_error()
+    def dovecot_include(self) -> str:
+        return f"{mailserver.CONFIG}/runbook-imap-proxy.conf"
 
-    def mail_flush(self, ctx: RunContext) -> None:
-        raise self._no_mail_error()
+    def dovecot_config(self, ctx: RunContext) -> str:
+        return f"{self._mail_root()}/config/dovecot.conf"
 
-    def mail_wait_idle_action(self) -> Action:
-        raise self._no_mail_error()
-
-    def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]:
-        raise self._no_mail_error()
-
-    def mail_offers(self, ctx: RunContext) -> dict[str, str]:
-        raise self._no_mail_error()
-
-    def mail_dkim(self, ctx: RunContext) -> DkimKey | None:
-        raise self._no_mail_error()
-
-    def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]:
-        raise self._no_mail_error()
-
-    def imap_proxy_actions(self, ctx: RunContext, host: str, address: str) -> list[Action]:
-        raise self._no_mail_error()
-
-    def imap_local_actions(self) -> list[Action]:
-        raise self._no_mail_error()
-
-    def imap_proxied_to(self, ctx: RunContext) -> str | None:
-        raise self._no_mail_error()
-
-    @staticmethod
-    def _no_mail_error() -> RunbookError:
-        return RunbookError(NO_MAIL)
-
-
-NO_MAIL = (
-    "hosts.old.kind compose-traefik: moving mail out of a mail container is not built yet; "
-    "move the sites with an inventory that has no mail section"
-)
+    def dkim_conf(self) -> str:
+        return f"{self._mail_root()}/config/opendkim.conf"

@@ -23,10 +23,15 @@ from runbook.errors import RunbookError
 CONF = "/etc/opendkim.conf"
 #: Where the new mail container keeps the key (copied there, opendkim's and 0600, by run.sh).
 KEYS = "/etc/dkimkeys"
-#: The milter's address inside the mail container, as Postfix names it (smtpd_milters) and as
-#: OpenDKIM does (Socket: port@address).
-MILTER = "inet:127.0.0.1:8891"
-MILTER_SOCKET = "inet:8891@127.0.0.1"
+#: The milter's port inside the mail container.
+MILTER_PORT = 8891
+
+
+def milter(address: str) -> tuple[str, str]:
+    """The milter's address as Postfix names it (smtpd_milters) and as OpenDKIM does (Socket:
+    port@address): the container's own loopback, or on the host's network its publish address (the
+    host's 127.0.0.1 is every container's there)."""
+    return f"inet:{address}:{MILTER_PORT}", f"inet:{MILTER_PORT}@{address}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def key_for(
     return DkimKey(domain, selector, keyfile, canon)
 
 
-def new_conf(key: DkimKey) -> str:
+def new_conf(key: DkimKey, address: str | None = None) -> str:
     """The new mail container's opendkim.conf: signs the mail domain with the old key and selector.
 
     Mode s: the new host signs what members send (mail from SASL-authenticated clients, which
@@ -119,7 +124,7 @@ def new_conf(key: DkimKey) -> str:
         f"KeyFile\t\t\t{KEYS}/{key.selector}.private\n"
         "UserID\t\t\topendkim\n"
         "UMask\t\t\t007\n"
-        f"Socket\t\t\t{MILTER_SOCKET}\n"
+        f"Socket\t\t\t{milter(address or '127.0.0.1')[1]}\n"
         "PidFile\t\t\t/run/opendkim/opendkim.pid\n"
     )
 

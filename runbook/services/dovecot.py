@@ -85,11 +85,13 @@ def proxy_conf(passdb: tuple[str, str, str], host: str, address: str, port: int 
     return "\n".join(lines)
 
 
-def with_include(text: str) -> str:
-    """dovecot.conf with the proxy's include at its end (unchanged when it is there)."""
-    if any(line.strip() == INCLUDE for line in text.splitlines()):
+def with_include(text: str, path: str = PROXY_CONF) -> str:
+    """dovecot.conf with the include of the proxy's file (`path`, as Dovecot sees it) at its end
+    (unchanged when it is there)."""
+    include = f"!include_try {path}"
+    if any(line.strip() == include for line in text.splitlines()):
         return text
-    return text + ("" if not text or text.endswith("\n") else "\n") + f"{_MARK}\n{INCLUDE}\n"
+    return text + ("" if not text or text.endswith("\n") else "\n") + f"{_MARK}\n{include}\n"
 
 
 def proxied_to(auth_lookup: str) -> str | None:

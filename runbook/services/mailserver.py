@@ -30,6 +30,8 @@ LDEZ = "ldez/traefik-certs-dumper"
 SMTP_PORTS = (25, 587, 465)
 #: The old Postfix's extra transport that relays the mail domain to the new host (master.cf name).
 RELAY_SERVICE = "runbook-relay"
+#: Where the mail container sees the project's config/ folder (read-only).
+CONFIG = "/etc/runbook"
 
 
 def mail_dir(inventory: Inventory) -> str:
@@ -42,6 +44,19 @@ def new_address(inventory: Inventory) -> str:
     return new.publish_address or new.address
 
 
+def host_network(inventory: Inventory) -> bool:
+    """Whether the mail container runs on the host's network (mail.network_mode: host): Postfix and
+    Dovecot bind the new host's publish address themselves, see the client's own address (SPF,
+    postscreen, rate limits see the sender, not Docker's gateway) and send from that address."""
+    return inventory.mail is not None and inventory.mail.network_mode == "host"
+
+
+def listen_address(inventory: Inventory) -> str | None:
+    """The one address the container's servers bind on the host's network; None: all of the
+    container's own (bridge)."""
+    return new_address(inventory) if host_network(inventory) else None
+
+
 def acme_dir(inventory: Inventory) -> str:
     return f"{inventory.hosts['new'].data_root}/{compose.TRAEFIK_PROJECT}/letsencrypt"
 
@@ -49,7 +64,7 @@ def acme_dir(inventory: Inventory) -> str:
 DOVECOT_CONF = """\
 # Dovecot of the new host's mail container, written by runbook (steps/mail.py)
 protocols = imap lmtp{managesieve}
-listen = *
+listen = {listen}
 instance_name = dovecot-new
 log_path = /dev/stderr
 ssl = yes
@@ -128,10 +143,10 @@ myhostname = {host}
 mydomain = {domain}
 myorigin = {domain}
 mydestination =
-inet_interfaces = all
+inet_interfaces = {interfaces}
 inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-virtual_mailbox_domains = {domain}
+mynetworks = {mynetworks}
+{bind}virtual_mailbox_domains = {domain}
 virtual_transport = lmtp:unix:private/dovecot-lmtp
 local_transport = error:local delivery is disabled
 alias_maps =
@@ -159,9 +174,9 @@ biff = no
 
 #: With the old host's DKIM key: OpenDKIM in the container signs what members send (run.sh starts
 #: it before Postfix; the container exits, and is started again, when it dies).
-POSTFIX_MILTERS = f"""\
+POSTFIX_MILTERS = """\
 # DKIM: the old host's key and selector sign what members send (OpenDKIM in this container)
-smtpd_milters = {dkim.MILTER}
+smtpd_milters = {milter}
 non_smtpd_milters = $smtpd_milters
 milter_default_action = accept
 """
@@ -260,18 +275,18 @@ def project(
         "environment": {"MAIL_HOST": spec.host},
         "networks": [compose.WEB_NETWORK],
         "ports": ports,
-        "volumes": [
-            f"{root}/vmail:/var/vmail",
-            f"{root}/certs:/certs:ro",
-            f"{root}/config/run.sh:/etc/runbook/run.sh:ro",
-            f"{root}/config/dovecot.conf:/etc/runbook/dovecot.conf:ro",
-            f"{root}/config/passwd:/etc/runbook/passwd:ro",
-            f"{root}/config/main.cf:/etc/runbook/main.cf:ro",
-            *(f"{root}/config/virtual.{i}:{alias_file(i)}:ro" for i in range(len(aliases))),
-            *(f"{root}/config/{name}:/etc/runbook/{name}:ro" for name in (("opendkim.conf", "dkim") if key else ())),
-        ],
+        # the whole folder, not file by file: a file the engine replaces later (the hold in main.cf,
+        # the IMAP proxy's include when this host is the source of the next upgrade) is seen at once
+        # (a file bound by itself keeps showing the replaced one)
+        "volumes": [f"{root}/vmail:/var/vmail", f"{root}/certs:/certs:ro", f"{root}/config:{CONFIG}:ro"],
         "labels": labels(inventory, spec),
     }
+    if host_network(inventory):
+        # the host's network: no ports to publish, no network to join, no name of its own (Docker
+        # refuses a hostname there); the servers bind the publish address (main.cf, dovecot.conf)
+        for key_ in ("hostname", "networks", "ports"):
+            del server[key_]
+        server["network_mode"] = "host"
     return {
         "version": "3.8",
         "services": {"server": server, "certs_dumper": dumper_service(inventory, spec)},
@@ -286,18 +301,19 @@ RELAY_BACK_PY = script("mail-relay-back.py")
 
 def alias_file(index: int) -> str:
     """Where the mail container reads the old Postfix's virtual alias table number `index`."""
-    return f"/etc/runbook/virtual.{index}"
+    return f"{CONFIG}/virtual.{index}"
 
 
-def dovecot_conf(domain: str, offers: dict[str, str] | None = None) -> str:
+def dovecot_conf(domain: str, offers: dict[str, str] | None = None, listen: str | None = None) -> str:
     """The new Dovecot's configuration; `offers` (Source.mail_offers) adds Sieve at delivery
     (`sieve`: the old plugin/sieve location), ManageSieve (`managesieve`) and IMAP with STARTTLS on
-    143 (`imap`)."""
+    143 (`imap`); `listen`: the one address it binds (the host's network), else all."""
     offers = offers or {}
     sieve = SIEVE_CONF.format(sieve=offers[SIEVE]) if SIEVE in offers else ""
     if MANAGESIEVE in offers:
         sieve += MANAGESIEVE_CONF
     return DOVECOT_CONF.format(
+        listen=listen or "*",
         domain=domain,
         managesieve=" sieve" if MANAGESIEVE in offers else "",
         lmtp_plugins=" $mail_plugins sieve" if SIEVE in offers else "",
@@ -329,14 +345,23 @@ def files(
         f"{root}/config/virtual.{i}": (f"# {old} on the old host, carried over by runbook\n{text}", 0o644)
         for i, (_, old, text) in enumerate(aliases)
     }
-    signing = {f"{root}/config/opendkim.conf": (dkim.new_conf(key), 0o644)} if key else {}
+    signing = {f"{root}/config/opendkim.conf": (dkim.new_conf(key, listen_address(inventory)), 0o644)} if key else {}
+    listen = listen_address(inventory)
+    milter = dkim.milter(listen or "127.0.0.1")
     main_cf = POSTFIX_MAIN.format(
-        host=spec.host, domain=spec.domain, aliases=maps, milters=POSTFIX_MILTERS if key else ""
+        host=spec.host,
+        domain=spec.domain,
+        aliases=maps,
+        milters=POSTFIX_MILTERS.format(milter=milter[0]) if key else "",
+        interfaces=listen or "all",
+        # on the host's network 127.0.0.0/8 is every local process of the host: trust none
+        mynetworks="127.0.0.0/8" if listen is None else "",
+        bind=f"smtp_bind_address = {listen}\n" if listen else "",
     )
     return {
         **tables,
         **signing,
-        f"{root}/config/dovecot.conf": (dovecot_conf(spec.domain, offers), 0o644),
+        f"{root}/config/dovecot.conf": (dovecot_conf(spec.domain, offers, listen_address(inventory)), 0o644),
         f"{root}/config/main.cf": (main_cf, 0o644),
         f"{root}/config/run.sh": (RUN_SH, 0o755),
         f"{root}/config/certs-dump.py": (CERTS_DUMP_PY, 0o644),

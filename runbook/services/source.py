@@ -5,6 +5,7 @@ runbook/services/adapters.py, which finds the kind an inventory names.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from runbook.actions import Action, PutFile, RunCommand
@@ -12,8 +13,9 @@ from runbook.errors import RunbookError
 from runbook.inventory import Inventory
 from runbook.remote.http import acme_root_pem
 from runbook.remote.scripts import script
-from runbook.services import apache, dkim, dovecot, mailserver, postfix
+from runbook.services import apache
 from runbook.services.dkim import DkimKey
+from runbook.services.mailsource import PostfixDovecotSource
 from runbook.specs import SiteSpec
 
 if TYPE_CHECKING:
@@ -63,6 +65,11 @@ class Source(Protocol):
 
     def mysqldump_prelude(self, names: tuple[str, ...]) -> str: ...
 
+    # mail: where its server runs commands and keeps files (runbook/services/mailsource.py)
+    def mail_command(self, argv: Sequence[str]) -> tuple[str, ...]: ...
+
+    def mail_path(self, path: str) -> str: ...
+
     # mail: hold it, release it to the target
     def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]: ...
 
@@ -98,9 +105,9 @@ class Source(Protocol):
     def imap_proxied_to(self, ctx: RunContext) -> str | None: ...
 
 
-class ApacheSource:
+class ApacheSource(PostfixDovecotSource):
     """An old host whose sites are Apache vhosts (found with `apache2ctl -S`), with its MariaDB,
-    and its Postfix for mail (runbook/services/postfix.py)."""
+    and its Postfix and Dovecot for mail, on the host itself (runbook/services/mailsource.py)."""
 
     kind = "apache"
 
@@ -222,177 +229,3 @@ class ApacheSource:
         if binlog_format != "ROW":
             return f"binlog_format is {binlog_format}, not ROW", sizes
         return None, sizes
-
-    # -- mail: the host's Postfix ------------------------------------------------------------
-    def _mail_domain(self) -> str:
-        if self.inventory.mail is None:
-            raise RunbookError("the inventory has no mail section: there is no mail to hold")
-        return self.inventory.mail.domain
-
-    def _main_cf(self, ctx: RunContext) -> str:
-        return (ctx.hosts.get("old").read_file(postfix.MAIN_CF) or b"").decode()
-
-    def mail_hold_files(self, ctx: RunContext, relay_to: str) -> dict[str, tuple[str, str]]:
-        """main.cf routes the domain to the relay transport, deferred; master.cf has that transport."""
-        main = self._main_cf(ctx)
-        master = (ctx.hosts.get("old").read_file(postfix.MASTER_CF) or b"").decode()
-        return {
-            postfix.MAIN_CF: (main, postfix.held_main_cf(main, self._mail_domain(), relay_to, hold=True)),
-            postfix.MASTER_CF: (master, postfix.relay_master_cf(master)),
-        }
-
-    def mail_hold_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
-        actions: list[Action] = [
-            PutFile("old", path, wanted, 0o644, why="hold mail for the domain on the old host")
-            for path, (now, wanted) in self.mail_hold_files(ctx, relay_to).items()
-            if now != wanted
-        ]
-        actions.append(RunCommand("old", postfix.CHECK, why="refuse a broken configuration"))
-        actions.append(RunCommand("old", postfix.RELOAD, why="the hold takes effect"))
-        return actions
-
-    def mail_unhold_actions(self) -> list[Action]:
-        """After a rollback put the hold's files back: deliver locally again, the held mail first."""
-        return [
-            RunCommand("old", postfix.RELOAD, why="the old Postfix delivers locally again"),
-            RunCommand("old", postfix.FLUSH, why="deliver what was held"),
-        ]
-
-    def mail_held(self, ctx: RunContext) -> tuple[bool, str]:
-        """Whether the running Postfix defers the relay transport, and what it said."""
-        value = ctx.hosts.get("old").run(list(postfix.DEFERRED), check=False).stdout.strip()
-        return postfix.holds(value), f"defer_transports = {value or '-'}"
-
-    def mail_relayed(self, ctx: RunContext, relay_to: str) -> bool:
-        return postfix.relays(self._main_cf(ctx), self._mail_domain(), relay_to)
-
-    def mail_release_actions(self, ctx: RunContext, relay_to: str) -> list[Action]:
-        now = self._main_cf(ctx)
-        wanted = postfix.held_main_cf(now, self._mail_domain(), relay_to, hold=False)
-        actions: list[Action] = []
-        if now != wanted:
-            actions.append(PutFile("old", postfix.MAIN_CF, wanted, 0o644, why="relay the domain to the new host"))
-        actions += [
-            RunCommand("old", postfix.RELOAD, why="release the hold"),
-            RunCommand("old", postfix.FLUSH, why="send the held mail to the new host now"),
-        ]
-        return actions
-
-    def mail_backlog(self, ctx: RunContext) -> int:
-        """Messages deferred or on hold in the queue."""
-        return postfix.backlog_count(ctx.hosts.get("old").run(["sh", "-c", postfix.BACKLOG], check=False).stdout)
-
-    def mail_flush(self, ctx: RunContext) -> None:
-        """Try the queue's delivery again now (a verification's nudge; its answer is not needed)."""
-        ctx.hosts.get("old").run(list(postfix.FLUSH), check=False)
-
-    def mail_wait_idle_action(self) -> Action:
-        return RunCommand("old", ("sh", "-c", postfix.WAIT_IDLE), why="wait until no delivery is in flight", timeout=60)
-
-    def mail_alias_tables(self, ctx: RunContext) -> list[tuple[str, str, str]]:
-        """The old Postfix's virtual alias tables, as the new server will read them (postfix.alias_tables)."""
-        result = ctx.hosts.get("old").run(["sh", "-c", postfix.ALIAS_READ], check=False)
-        if result.exit_code != 0:
-            raise RunbookError(f"cannot read the old Postfix's virtual_alias_maps: {result.stderr.strip()[-300:]}")
-        return postfix.alias_tables(result.stdout)
-
-    # -- mail: the host's Dovecot (runbook/services/dovecot.py) --------------------------------
-    def _imap_users(self) -> tuple[str, str]:
-        """A member whose login shows the proxy, and the mask of every member of the domain."""
-        spec = self.inventory.mail
-        if spec is None or not spec.users:
-            raise RunbookError("the inventory's mail section names no users: no IMAP login to move")
-        return spec.users[0], f"*@{spec.domain}"
-
-    def mail_offers(self, ctx: RunContext) -> dict[str, str]:
-        """What the old Dovecot offers beyond IMAPS that the new one must too: `sieve` (Sieve at
-        delivery, its plugin/sieve location), `managesieve` (the protocol) and `imap` (IMAP with
-        STARTTLS, the port the old imap listener has)."""
-        asked = (
-            "doveconf -h protocols && doveconf -h plugin/sieve && "
-            "{ doveconf -h service/imap-login/inet_listener/imap/port 2>/dev/null || echo 0; }"
-        )
-        result = ctx.hosts.get("old").run(["sh", "-c", asked], check=False)
-        if result.exit_code != 0:
-            raise RunbookError(f"old host: cannot ask doveconf what Dovecot offers: {result.stderr.strip()[-200:]}")
-        protocols, sieve, imap, *_ = [*result.stdout.split("\n"), "", "", ""]
-        offers = {mailserver.SIEVE: sieve.strip()} if sieve.strip() else {}
-        if "sieve" in protocols.split():
-            offers[mailserver.MANAGESIEVE] = "4190"
-        if "imap" in protocols.split() and imap.strip() not in ("", "0"):
-            offers[mailserver.IMAP_STARTTLS] = imap.strip()
-        return offers
-
-    def mail_dkim(self, ctx: RunContext) -> DkimKey | None:
-        """The key the old OpenDKIM signs the mail domain with (None: no /etc/opendkim.conf, or it
-        signs other domains only). Raises RunbookError, naming the file, when the key file is
-        missing or unreadable (the key itself is never read here: mail/pre-sync pulls it)."""
-        old = ctx.hosts.get("old")
-        conf = old.read_file(dkim.CONF)
-        if conf is None:
-            return None
-
-        def read(path: str) -> str | None:
-            data = old.read_file(path)
-            return data.decode(errors="replace") if data is not None else None
-
-        key = dkim.key_for(dkim.parse_conf(conf.decode(errors="replace")), self._mail_domain(), read)
-        if key is not None and old.run(["test", "-f", key.keyfile, "-a", "-r", key.keyfile], check=False).exit_code:
-            raise RunbookError(
-                f"old host: {key.keyfile} (the DKIM key of {key.domain}, selector {key.selector}, in "
-                f"{dkim.CONF}) is missing or unreadable: the new host could not sign with it"
-            )
-        return key
-
-    def imap_proxy_files(self, ctx: RunContext, host: str, address: str) -> dict[str, tuple[str, str]]:
-        """dovecot.conf with the proxy's include, and the proxy's file (the first passdb's driver
-        and args, proxied to `address` with `host` as the name)."""
-        old = ctx.hosts.get("old")
-        result = old.run(["doveconf", "-S", "passdb"], check=False)
-        try:
-            passdb = dovecot.first_passdb(result.stdout)
-        except ValueError as exc:
-            raise RunbookError(f"old host: doveconf -S passdb: {exc} ({result.stderr.strip()[-200:]})") from exc
-        config = dovecot.config_path(old.run(["doveconf", "-n"], check=False).stdout)
-        conf = (old.read_file(config) or b"").decode()
-        proxy = (old.read_file(dovecot.PROXY_CONF) or b"").decode()
-        return {
-            config: (conf, dovecot.with_include(conf)),
-            dovecot.PROXY_CONF: (proxy, dovecot.proxy_conf(passdb, host, address)),
-        }
-
-    def imap_proxy_actions(self, ctx: RunContext, host: str, address: str) -> list[Action]:
-        user, mask = self._imap_users()
-        actions: list[Action] = [
-            PutFile("old", path, wanted, 0o644, why="the old Dovecot proxies IMAP to the new host")
-            for path, (now, wanted) in self.imap_proxy_files(ctx, host, address).items()
-            if now != wanted
-        ]
-        actions.append(RunCommand("old", ("sh", "-c", "doveconf -n >/dev/null"), why="refuse a broken configuration"))
-        actions.append(
-            RunCommand(
-                "old",
-                ("sh", "-c", dovecot.RELOAD_AND_KICK, "dovecot", user, mask, "proxy"),
-                why="IMAP logins go to the new host; the members' local sessions end (clients reconnect)",
-                kept="a rollback reloads the old Dovecot with its own files",
-            )
-        )
-        return actions
-
-    def imap_local_actions(self) -> list[Action]:
-        """After a rollback restored the files: the old Dovecot serves its own copy again."""
-        user, mask = self._imap_users()
-        return [
-            RunCommand(
-                "old",
-                ("sh", "-c", dovecot.RELOAD_AND_KICK, "dovecot", user, mask, "local"),
-                why="the old Dovecot serves its own mailboxes again; proxied sessions end",
-                kept="the old Dovecot serves its own copy",
-            )
-        ]
-
-    def imap_proxied_to(self, ctx: RunContext) -> str | None:
-        """Where the old Dovecot sends a member's IMAP login (None: it serves it itself)."""
-        user, _ = self._imap_users()
-        result = ctx.hosts.get("old").run(["doveadm", "auth", "lookup", "-x", "service=imap", user], check=False)
-        return dovecot.proxied_to(result.stdout)

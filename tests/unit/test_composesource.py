@@ -1,7 +1,7 @@
 """The compose+Traefik source (runbook/services/composesource.py) as hosts/lab-next.yaml names it:
 where its data is, the Traefik route its freeze writes, the db container its dumps come from, the
-steps an upgrade from it has (the certificates carried, no certbot or Apache steps), and a mail
-section refused with the setting named."""
+steps an upgrade from it has (the certificates carried, no certbot or Apache steps), and where its
+mail server runs commands and keeps files."""
 
 from __future__ import annotations
 
@@ -81,11 +81,21 @@ def test_an_upgrade_from_a_compose_host_carries_the_certificates_and_has_no_cert
     assert "provision/acme-relay" in lab_ids and "provision/acme-carry" not in lab_ids
 
 
-def test_a_mail_section_with_a_compose_source_is_refused_naming_the_setting() -> None:
-    lab = load_inventory(REPO / "hosts" / "lab.yaml")
-    inventory = dataclasses.replace(load_inventory(NEXT), mail=lab.mail)
-    with pytest.raises(InventoryError, match="mail: hosts.old.kind compose-traefik: moving mail"):
-        source_for(inventory)
+def test_a_compose_sources_mail_server_runs_in_its_container_and_keeps_its_files_in_the_project() -> None:
+    source = source_for(load_inventory(NEXT))
+    assert isinstance(source, ComposeTraefikSource)
+    assert source.mail_command(["doveadm", "reload"]) == ("docker", "exec", "mail_server", "doveadm", "reload")
+    assert source.mail_path("/etc/runbook/passwd") == "/srv/mail/config/passwd"
+    assert source.mail_path("/etc/dovecot/dovecot.conf") == "/srv/mail/config/dovecot.conf"
+    assert source.mail_path("/etc/dkimkeys/lab2026.private") == "/srv/mail/config/dkim/lab2026.private"
+    with pytest.raises(RunbookError, match="mail_server names /etc/postfix/main.cf, which is not in a folder"):
+        source.mail_path("/etc/postfix/main.cf")
+    # the hold edits the project's main.cf (the container reads the folder), copied and reloaded in it
+    assert source.postfix_main_cf() == "/srv/mail/config/main.cf" and source.postfix_master_cf() is None
+    check, reload = source.postfix_apply()
+    assert check[:3] == ("docker", "exec", "mail_server") and check[-1].endswith("&& postfix check")
+    assert reload[-1] == "cp /etc/runbook/main.cf /etc/postfix/main.cf && postfix reload"
+    assert source.dovecot_include() == "/etc/runbook/runbook-imap-proxy.conf"
 
 
 def test_a_compose_sources_cron_jobs_are_the_ones_this_engine_carried() -> None:

@@ -72,6 +72,7 @@ INSPECT = [
             "25/tcp": [{"HostIp": "127.0.0.12", "HostPort": "25"}],
             "993/tcp": [{"HostIp": "127.0.0.12", "HostPort": "993"}],
         },
+        mounts=[{"Type": "bind", "Source": "/srv/mail/vmail", "Destination": "/var/vmail"}],
     ),
     container(
         "mail_certs_dumper",
@@ -190,4 +191,21 @@ def test_the_next_upgrades_starting_inventory_names_each_project_as_a_site_and_l
     assert sites["shop"].command == ("httpd", "-f", "-p", "80", "-h", "/var/www/shop")
     assert sites["shop"].database is not None and sites["shop"].database.names == ("shop",)
     assert sites["mitglieder"].kind == "php-fpm" and sites["mitglieder"].data == ("/var/www/mitglieder",)
-    assert "# TODO: cron:" in text and "moving it out of a mail container is not built yet" in text
+    assert "# TODO: cron:" in text
+    # the engine's mail container (MAIL_HOST; here on the host's network, nothing published)
+    assert loaded.mail is None and "# TODO: mail: mail_server serves mail, but not as this engine's" in text
+    server = dict(INSPECT[3], HostConfig={"NetworkMode": "host"})
+    server["Config"] = dict(server["Config"], Env=["PATH=/usr/bin", "MAIL_HOST=mail.club.test"])
+    found = parse_inspect("new", json.dumps([*INSPECT[:1], shop, INSPECT[2], *mitglieder, server]))
+    assert [s.role for s in found.services("mail")] == ["mail"]
+    path.write_text(next_inventory(found, lab, "new", "lab-next", {"shop_db": ["shop"]}))
+    data = yaml.safe_load(path.read_text())
+    data["hosts"]["new"]["address"] = "127.0.0.13"
+    path.write_text(yaml.safe_dump(data))
+    mail = load_inventory(path).mail
+    assert mail is not None and (mail.domain, mail.host, mail.maildir_root) == (
+        "club.test",
+        "mail.club.test",
+        "/srv/mail/vmail",
+    )
+    assert mail.users == lab.mail.users and mail.password_file == lab.mail.password_file

@@ -78,9 +78,11 @@ def test_the_new_server_signs_with_the_old_key_through_a_milter_debians_tools_ac
     conf = files[f"{root}/config/opendkim.conf"][0]
     assert "Selector\t\tlab2026" in conf and "KeyFile\t\t\t/etc/dkimkeys/lab2026.private" in conf
     main = files[f"{root}/config/main.cf"][0]
-    assert "smtpd_milters = inet:127.0.0.1:8891" in main and "non_smtpd_milters = $smtpd_milters" in main
+    # on the host's network (hosts/lab.yaml) the milter listens on the host's address, not its 127.0.0.1
+    assert "smtpd_milters = inet:127.0.0.12:8891" in main and "non_smtpd_milters = $smtpd_milters" in main
+    assert "Socket\t\t\tinet:8891@127.0.0.12" in conf
     compose = files[f"{root}/docker-compose.yml"][0]
-    assert f"{root}/config/dkim:/etc/runbook/dkim:ro" in compose
+    assert f"{root}/config:/etc/runbook:ro" in compose  # the key folder with the rest of config/
     assert mailserver.dkim_key_path(inventory, key) == f"{root}/config/dkim/lab2026.private"
     # Debian's opendkim reads the file (with a key made here, where the test keeps it)
     subprocess.run(
@@ -93,7 +95,9 @@ def test_the_new_server_signs_with_the_old_key_through_a_milter_debians_tools_ac
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert dkim.MILTER_SOCKET == "inet:8891@127.0.0.1" and dkim.MILTER == "inet:127.0.0.1:8891"
+    assert dkim.milter("127.0.0.1") == ("inet:127.0.0.1:8891", "inet:8891@127.0.0.1")
+    conf = (tmp_path / "opendkim.conf").read_text().replace("8891@127.0.0.12", "8891@127.0.0.1")
+    (tmp_path / "opendkim.conf").write_text(conf)
     (tmp_path / "opendkim.conf").write_text(
         (tmp_path / "opendkim.conf").read_text().replace("8891@", f"{port}@").replace("/run/opendkim/", f"{tmp_path}/")
     )
@@ -119,7 +123,7 @@ def test_the_new_server_signs_with_the_old_key_through_a_milter_debians_tools_ac
         capture_output=True,
         text=True,
     ).stdout
-    assert "smtpd_milters = inet:127.0.0.1:8891" in shown and "milter_default_action = accept" in shown
+    assert "smtpd_milters = inet:127.0.0.12:8891" in shown and "milter_default_action = accept" in shown
 
 
 def test_without_a_key_the_new_server_has_no_milter() -> None:

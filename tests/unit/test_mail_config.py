@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook.errors import RunbookError
+from runbook.errors import InventoryError, RunbookError
 from runbook.inventory import load_inventory
 from runbook.services import mailserver
 from runbook.services.postfix import MARK, alias_tables, held_main_cf, relay_master_cf
 
 LAB = Path(__file__).resolve().parents[2] / "hosts" / "lab.yaml"
+NEXT = LAB.parent / "lab-next.yaml"
 MAIN = "myhostname = mail.club.test\nvirtual_transport = lmtp:unix:/run/lmtp\ntransport_maps = hash:/etc/postfix/t\n"
 
 
@@ -46,13 +47,36 @@ def test_the_relay_transport_is_added_once_with_a_name_of_its_own() -> None:
 
 
 def test_the_mail_project_publishes_smtp_and_submission_on_loopback_and_routes_imaps_by_sni() -> None:
-    inventory = load_inventory(LAB)
-    document = yaml.safe_load(mailserver.files(inventory)["/srv/mail/docker-compose.yml"][0])
+    inventory = load_inventory(NEXT)  # the next host's mail server: on the web network, behind Traefik
+    files = mailserver.files(inventory)
+    document = yaml.safe_load(files["/srv/mail/docker-compose.yml"][0])
     server = document["services"]["server"]
-    assert server["ports"] == ["127.0.0.12:25:25", "127.0.0.12:587:587", "127.0.0.12:465:465"]
+    assert server["ports"] == ["127.0.0.13:25:25", "127.0.0.13:587:587", "127.0.0.13:465:465"]
+    assert server["networks"] == ["web"] and "network_mode" not in server
     assert server["labels"]["traefik.tcp.routers.mail_imaps.rule"] == "HostSNI(`mail.club.test`)"
     assert server["labels"]["traefik.tcp.routers.mail_imaps.tls.passthrough"] == "true"
     assert "/srv/traefik/letsencrypt:/data:ro" in document["services"]["certs_dumper"]["volumes"]
+    main_cf = files["/srv/mail/config/main.cf"][0]
+    assert "inet_interfaces = all\n" in main_cf and "mynetworks = 127.0.0.0/8\n" in main_cf
+    assert "smtp_bind_address" not in main_cf and "listen = *\n" in files["/srv/mail/config/dovecot.conf"][0]
+
+
+def test_on_the_hosts_network_the_mail_server_binds_the_publish_address_and_trusts_no_local_process() -> None:
+    inventory = load_inventory(LAB)  # hosts/lab.yaml: network_mode host, imaps direct
+    files = mailserver.files(inventory)
+    server = yaml.safe_load(files["/srv/mail/docker-compose.yml"][0])["services"]["server"]
+    assert server["network_mode"] == "host" and not {"ports", "networks", "hostname"} & set(server)
+    main_cf = files["/srv/mail/config/main.cf"][0]
+    assert "inet_interfaces = 127.0.0.12\n" in main_cf and "smtp_bind_address = 127.0.0.12\n" in main_cf
+    assert "mynetworks = \n" in main_cf  # the host's 127.0.0.0/8 is every process of the host
+    assert "listen = 127.0.0.12\n" in files["/srv/mail/config/dovecot.conf"][0]
+
+
+def test_the_hosts_network_with_traefiks_imaps_route_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    text = LAB.read_text().replace("  imaps: direct\n", "  imaps: traefik\n")
+    (tmp_path / "lab.yaml").write_text(text)
+    with pytest.raises(InventoryError, match="mail.imaps: network_mode host needs imaps: direct"):
+        load_inventory(tmp_path / "lab.yaml")
 
 
 def b64(text: str) -> str:
@@ -74,7 +98,7 @@ def test_the_old_virtual_alias_tables_become_files_the_new_server_reads_without_
     assert "virtual_alias_maps = texthash:/etc/runbook/virtual.0, regexp:/etc/runbook/virtual.1" in main_cf
     assert files["/srv/mail/config/virtual.0"][0].endswith(VIRTUAL)
     volumes = yaml.safe_load(files["/srv/mail/docker-compose.yml"][0])["services"]["server"]["volumes"]
-    assert "/srv/mail/config/virtual.1:/etc/runbook/virtual.1:ro" in volumes
+    assert "/srv/mail/config:/etc/runbook:ro" in volumes  # config/virtual.1 is /etc/runbook/virtual.1
     assert (
         alias_tables("") == []
         and "virtual_alias_maps = \n" in mailserver.files(load_inventory(LAB))["/srv/mail/config/main.cf"][0]

@@ -27,7 +27,15 @@ if ! install_cert; then
     -keyout "$TLS/privkey.pem" -out "$TLS/fullchain.pem" >/dev/null 2>&1
 fi
 cp /etc/runbook/main.cf /etc/postfix/main.cf
+# doveadm and doveconf without -c (a shell in the container, the next upgrade's steps) read the
+# configuration Dovecot runs with
+ln -sf /etc/runbook/dovecot.conf /etc/dovecot/dovecot.conf
 postconf -F '*/*/chroot = n'
+# The transport that relays the mail domain to the next host when this host is the source of an
+# upgrade (runbook/services/postfix.py RELAY_SERVICE: unused until main.cf routes the domain to it):
+# an smtp client with a name of its own, as the next Postfix may have the same myhostname
+postconf -M "runbook-relay/unix=runbook-relay unix - - n - - smtp"
+postconf -P runbook-relay/unix/myhostname=runbook-relay.invalid runbook-relay/unix/smtp_dns_support_level=disabled
 # Members' mail clients: submission (587, STARTTLS required) and submissions (465, implicit TLS),
 # both only for those who log in (SASL through Dovecot), as Debian's master.cf comments them.
 for service in submission submissions; do
