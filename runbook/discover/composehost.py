@@ -358,7 +358,7 @@ def _mail_lines(found: ComposeHost, raw: dict[str, Any], base: Any) -> list[str]
     vmail = next((src for src, dst in server.binds if dst == "/var/vmail"), None)
     if server.mail_host is None or vmail is None:
         return [f"# TODO: mail: {server.container} serves mail, but not as this engine's mail container; describe it"]
-    current = raw.get("mail") if isinstance(raw.get("mail"), dict) else {}
+    current: dict[str, Any] = raw["mail"] if isinstance(raw.get("mail"), dict) else {}
     domain = current.get("domain") or server.mail_host.partition(".")[2]
     lines = [
         "mail:",

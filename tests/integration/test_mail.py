@@ -263,11 +263,14 @@ def folder_ids(
         imap.logout()
 
 
-def wait_for_ids(lab: Any, context: ssl.SSLContext, expected: dict[str, set[str]], timeout: float = 120) -> dict:
-    """Poll the new host's mailboxes until every expected Message-ID is there (or time runs out)."""
+def wait_for_ids(
+    lab: Any, context: ssl.SSLContext, expected: dict[str, set[str]], timeout: float = 120, address: str = ""
+) -> dict:
+    """Poll the new host's mailboxes (or those at `address`) until every expected Message-ID is
+    there (or time runs out)."""
     deadline = time.monotonic() + timeout
     while True:
-        seen = {user: message_ids(lab, lab.new, user, context) for user in USERS}
+        seen = {user: message_ids(lab, address or lab.new, user, context) for user in USERS}
         if all(expected[u] <= set(seen[u]) for u in USERS) or time.monotonic() > deadline:
             return seen
         time.sleep(2)
@@ -374,11 +377,12 @@ def test_mail_moves_after_the_sites_and_every_message_sent_during_the_switch_arr
     assert vacation_reply_seen(stranger), "jugend's vacation rule did not answer on the new host"
 
 
-def new_queue_drained(timeout: float = 600) -> None:
+def new_queue_drained(timeout: float = 600, docker: tuple[str, ...] = ("docker",)) -> None:
     """Wait until the new mail server's Postfix has delivered everything it accepted (a backlog of
-    thousands of relayed messages takes a while; counting before that would find them 'lost')."""
+    thousands of relayed messages takes a while; counting before that would find them 'lost');
+    `docker`: the CLI of another engine (the next host's)."""
     deadline = time.monotonic() + timeout
-    argv = ["docker", "exec", "mail_server", "postqueue", "-j"]
+    argv = [*docker, "exec", "mail_server", "postqueue", "-j"]
     while (queued := subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.strip()) and (
         time.monotonic() < deadline
     ):

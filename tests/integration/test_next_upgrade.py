@@ -1,8 +1,8 @@
 """The next host upgrade (issue 19): the whole life of the club's server in the lab. The old Apache
 host moves to the new host (hosts/lab.yaml), its sites under live probes, and then, with a new
 inventory only (hosts/lab-next.yaml), what that built on the new host (compose projects behind
-Traefik) moves to the next host, under live probes on every site; each migration run a second time
-changes nothing.
+Traefik) moves to the next host, under live probes on every site, with mail delivered on 25 and
+submitted on 587 all along; each migration run a second time changes nothing.
 A second test kills (SIGKILL) the second migration at sampled points, resumes it to a complete
 end state, and then rolls it back late, with writes on the next host carried back.
 """
@@ -13,8 +13,10 @@ import json
 import os
 import random
 import subprocess
+import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,15 @@ from bench.probe import Probe
 from lab import docker_engine
 from runbook.remote.http import request
 from tests.integration.helpers import REPO, SETUP, a_record, must, run_inv
+from tests.integration.test_mail import (
+    USERS,
+    Sender,
+    Submitter,
+    journal_window,
+    message_ids,
+    new_queue_drained,
+    wait_for_ids,
+)
 from tests.integration.test_sites import ORDERS, SITES, acme_trust, new_sql
 
 pytestmark = pytest.mark.lab
@@ -88,6 +99,34 @@ def written_matches_lab_next(lab: Any) -> None:
 
     assert essentials(filled) == essentials(NEXT_INVENTORY)
     filled.unlink()
+
+
+def mail_moved_to_next(lab: Any, sender: Sender, submitter: Submitter) -> None:
+    """The mail moved out of the new host's mail container: its name points to the next host at
+    both servers; every message delivered on 25 and every one members submitted on 587 during the
+    move is in the next host's mailboxes exactly once (what reached the new host after the hold
+    was relayed), no submission failed; a login on the new host is proxied to the next host."""
+    for server in (lab.ns1, lab.ns2):
+        assert a_record("mail.club.test", server)[0] == [lab.next], server
+    to_next = sum(1 for _, _, server, _ in sender.sent if server == lab.next)
+    print(
+        f"mail during the second migration: {len(sender.sent)} on 25 ({to_next} to the next host), "
+        f"{len(submitter.sent)} on 587, send retries {dict(sender.failures)}"
+    )
+    assert 0 < to_next < len(sender.sent), "the mail switch did not happen while mail was sent"
+    assert not submitter.failures, submitter.failures[:5]
+    new_queue_drained(docker=("docker", "-H", f"unix://{docker_engine.NEXT_SOCKET}"))
+    new_queue_drained()  # the source's queue: what it took after the hold went on to the next host
+    context = acme_trust(lab)
+    expected = {u: {m for m, user, _, _ in sender.sent + submitter.sent if user == u} for u in USERS}
+    seen = wait_for_ids(lab, context, expected, address=lab.next)
+    for user in USERS:
+        counts = Counter(seen[user])
+        missing = expected[user] - set(counts)
+        assert not missing, f"{user}: {len(missing)} message(s) not on the next host, e.g. {sorted(missing)[:3]}"
+        assert not [m for m in expected[user] if counts[m] > 1], f"{user}: a message twice"
+    # a member whose client still reaches the new host reads the next host's store (Dovecot's proxy)
+    assert set(message_ids(lab, lab.new, "kasse", context)) == set(seen["kasse"])
 
 
 def backed_up_and_watched(lab: Any) -> None:
@@ -178,6 +217,7 @@ def first_migration_under_probes(lab: Any) -> None:
             assert a_record(domain, server) == ([lab.new], 10), (name, server)  # restored TTL, new address
 
 
+@pytest.mark.timeout(1500)  # two whole migrations under probes and mail (about 10 min), then the reset
 def test_the_whole_life_old_host_to_new_host_to_next_host_under_probes(clean_lab) -> None:  # type: ignore[no-untyped-def]
     lab = clean_lab
     first_migration_under_probes(lab)
@@ -187,18 +227,29 @@ def test_the_whole_life_old_host_to_new_host_to_next_host_under_probes(clean_lab
     written_matches_lab_next(lab)
     orders_on_new = new_sql(ORDERS)
 
+    # mail delivered on 25 and members submitting on 587 all through the second migration
+    sender, submitter = Sender(lab.resolver, rate=20), Submitter(lab, lab.resolver)
+    threads = [threading.Thread(target=sender.run, daemon=True), threading.Thread(target=submitter.run, daemon=True)]
+
     def second_migration() -> None:
+        for thread in threads:
+            thread.start()
         second = must(run_inv("migrate", "--yes", inventory=NEXT_INVENTORY, timeout=1200))
         assert "failed=0" in second.stdout
 
-    probes = moved_under_probes(lab, second_migration, lab.new, lab.next)
+    try:
+        probes = moved_under_probes(lab, second_migration, lab.new, lab.next)
+    finally:
+        sender.stop.set()
+        submitter.stop.set()
+        for thread in threads:
+            thread.join(30)
 
     for name, (domain, text) in NEXT_SITES.items():
         answers_from(lab.next, lab, domain, text)
         for server in (lab.ns1, lab.ns2):
             assert a_record(domain, server)[0] == [lab.next], (name, server)
-    # the mail stays where hosts/lab.yaml put it (moving it out of the mail container is not built)
-    assert a_record("mail.club.test", lab.ns1)[0] == [lab.new]
+    mail_moved_to_next(lab, sender, submitter)
     assert next_sql(ORDERS) == orders_on_new
     on_next = request(lab.next, "admin.club.test", "/cgi-bin/entries.cgi", tls=True, context=acme_trust(lab)).text()
     assert probes["admin"].acknowledged
@@ -213,6 +264,14 @@ def test_the_whole_life_old_host_to_new_host_to_next_host_under_probes(clean_lab
     print("freeze windows (s), old->new | new->next:")
     for name in NEXT_SITES:
         print(f"  {name:8} {first_windows.get(name, float('nan')):6.2f} | {second_windows[name]:6.2f}")
+    mail_windows = [
+        journal_window(json.loads(must(run_inv("status", "--json", inventory=inventory)).stdout)["steps"])
+        for inventory in (REPO / "hosts" / "lab.yaml", NEXT_INVENTORY)
+    ]
+    print("mail switch window (mail/hold to mail/verify; mail/switch-dns) (s), old->new | new->next:")
+    print(
+        f"  {mail_windows[0][0]:6.1f} ({mail_windows[0][1]:.1f}) | {mail_windows[1][0]:6.1f} ({mail_windows[1][1]:.1f})"
+    )
 
 
 ORDER = "INSERT INTO shop.orders (product_id, quantity) VALUES (2, 11)"

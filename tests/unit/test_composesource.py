@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook.errors import InventoryError, RunbookError
+from runbook.errors import RunbookError
 from runbook.inventory import load_inventory
 from runbook.services import compose
 from runbook.services.adapters import ComposeTraefikSource, source_for
